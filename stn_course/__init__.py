@@ -1,0 +1,8 @@
+"""stn-course: Spatial Transformer Networks, from a NumPy sampler to trained PyTorch models.
+
+Modules follow the course's ideas: ``utils`` (seeds, device, paths, run mode), ``data``
+(datasets as tensors), ``sampler`` (the NumPy reference grid generator and sampler),
+``models`` (spatial transformers and classifiers), ``train`` (one training loop),
+``plot`` and ``widgets`` (figures and the θ explorer).
+"""
+__version__ = "0.1.0"

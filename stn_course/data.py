@@ -1,0 +1,336 @@
+"""Datasets as uint8 tensors, and a batch loader that never decodes an image twice.
+
+Every dataset is decoded once into an :class:`ImageTensors` (``images`` uint8
+``(N, C, H, W)``, ``labels`` int64 ``(N,)``) and, where decoding costs anything, cached
+under :func:`stn_course.utils.cache_dir`. Training then draws batches straight from
+those tensors (on the GPU when one is used) with :class:`BatchLoader`; augmentations
+are batched tensor operations, not per-sample PIL transforms.
+
+Batches come out as floats in ``[0, 1]``, *not* normalised: the models normalise
+after their spatial transformer, so that zero padding while sampling means "black
+background", as it does in the raw image (see pytorch/tutorials#1117).
+
+Sources
+-------
+* MNIST: ``torchvision.datasets.MNIST(root, download=True)`` (reads ``<root>/MNIST/raw``).
+* CIFAR-10: ``<root>/CIFAR10/{train,test}/<class>/*`` (one folder per class) read with
+  ``torchvision.datasets.ImageFolder`` when present, else
+  ``torchvision.datasets.CIFAR10(root, download=True)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .utils import cache_dir, data_root, is_quick
+
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ImageTensors:
+    """A decoded image classification dataset.
+
+    Attributes:
+        images: uint8 ``(N, C, H, W)``.
+        labels: int64 ``(N,)``.
+        classes: class names, index = label.
+        mean, std: per-channel statistics of the dataset in ``[0, 1]`` units, used to
+            normalise inside the models and to un-normalise when plotting.
+        name: e.g. ``"mnist-train"``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must have shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, count: int | None) -> "ImageTensors":
+        """``count`` samples spread evenly over the dataset (all classes kept), or all if None."""
+        if count is None or count >= len(self):
+            return self
+        index = torch.from_numpy(_spread_indices(len(self), count))
+        return replace(self, images=self.images[index], labels=self.labels[index],
+                       name=f"{self.name}[:{count}]")
+
+    def to(self, device: torch.device | str) -> "ImageTensors":
+        """The same dataset with its tensors on ``device``."""
+        return replace(self, images=self.images.to(device), labels=self.labels.to(device))
+
+
+def _spread_indices(total: int, count: int) -> np.ndarray:
+    # Evenly spaced rather than the first `count`: class-sorted sources keep every class.
+    return np.linspace(0, total - 1, count).round().astype(np.int64)
+
+
+def _missing_data_error(dataset: str, root: Path, layouts: str) -> DatasetNotFoundError:
+    env = os.environ.get("STN_COURSE_DATA")
+    env_text = f"STN_COURSE_DATA={env}" if env else "STN_COURSE_DATA is not set, so the default <repository>/data is used"
+    return DatasetNotFoundError(
+        f"{dataset} was not found under the data root {root} and could not be downloaded "
+        f"(no network?).\n  Data root: {env_text}.\n  Looked for: {layouts}.\n"
+        f"  To fix: run once with internet access (torchvision downloads it into the data "
+        f"root), or point STN_COURSE_DATA at a folder that holds it, e.g. "
+        f"`export STN_COURSE_DATA=../shared/datasets`."
+    )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Swallow torchvision's download chatter; failures are reported by our own error."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def load_mnist(train: bool = True, root: str | Path | None = None, limit: int | None = None) -> ImageTensors:
+    """MNIST as uint8 ``(N, 1, 28, 28)`` tensors (60,000 train / 10,000 test).
+
+    The IDX files already hold raw uint8 pixels, so reading them *is* the decoding:
+    no separate cache is needed.
+
+    Args:
+        train: training split if True, else the test split.
+        root: data root; default :func:`stn_course.utils.data_root`.
+        limit: keep only this many samples, spread evenly (quick runs).
+    """
+    from torchvision.datasets import MNIST
+
+    root = Path(root) if root is not None else data_root()
+    try:
+        with _quiet():
+            source = MNIST(str(root), train=train, download=True)
+    except Exception:  # urllib, HTTP and checksum errors all mean: not available
+        raise _missing_data_error("MNIST", root, f"{root / 'MNIST' / 'raw'} (the four IDX files)") from None
+    data = ImageTensors(
+        images=source.data.unsqueeze(1).contiguous(),
+        labels=source.targets.to(torch.int64),
+        classes=MNIST_CLASSES,
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+        name="mnist-train" if train else "mnist-test",
+    )
+    return data.subset(limit)
+
+
+def load_cifar10(train: bool = True, root: str | Path | None = None, limit: int | None = None) -> ImageTensors:
+    """CIFAR-10 as uint8 ``(N, 3, 32, 32)`` tensors (50,000 train / 10,000 test).
+
+    Reads the ImageFolder layout ``<root>/CIFAR10/{train,test}/<class>/`` when present,
+    else torchvision's ``CIFAR10(root, download=True)``. Decoded tensors are cached in
+    :func:`stn_course.utils.cache_dir`, so images are decoded once, ever.
+
+    Args:
+        train: training split if True, else the test split.
+        root: data root; default :func:`stn_course.utils.data_root`.
+        limit: keep only this many samples, spread evenly over the classes; only those
+            are decoded (quick runs).
+    """
+    root = Path(root) if root is not None else data_root()
+    split = "train" if train else "test"
+    folder = root / "CIFAR10" / split
+    source = "imagefolder" if folder.is_dir() else "torchvision"
+    cache_file = cache_dir() / f"cifar10-{source}-{split}-{limit or 'all'}.pt"
+    if cache_file.exists():
+        cached = torch.load(cache_file, weights_only=True)
+        images, labels = cached["images"], cached["labels"]
+    elif source == "imagefolder":
+        images, labels = _decode_image_folder(folder, limit)
+        _save_atomically({"images": images, "labels": labels}, cache_file)
+    else:
+        images, labels = _download_cifar10(root, train, limit)
+        _save_atomically({"images": images, "labels": labels}, cache_file)
+    return ImageTensors(images=images, labels=labels, classes=CIFAR10_CLASSES,
+                        mean=CIFAR10_MEAN, std=CIFAR10_STD, name=f"cifar10-{split}")
+
+
+def _decode_image_folder(folder: Path, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    index = ImageFolder(str(folder))
+    if tuple(index.classes) != CIFAR10_CLASSES:
+        raise ValueError(f"{folder} must hold one folder per CIFAR-10 class {CIFAR10_CLASSES}, found {index.classes}")
+    samples = index.samples
+    if limit is not None and limit < len(samples):
+        samples = [samples[i] for i in _spread_indices(len(samples), limit)]
+
+    def decode(path: str) -> np.ndarray:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+
+    # PIL releases the GIL while decoding, so threads use every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        pixels = np.stack(list(pool.map(decode, [path for path, _ in samples], chunksize=256)))
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return images, labels
+
+
+def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        with _quiet():
+            source = CIFAR10(str(root), train=train, download=True)
+    except Exception:
+        raise _missing_data_error(
+            "CIFAR-10", root,
+            f"{root / 'CIFAR10' / ('train' if train else 'test')}/<class>/ (ImageFolder layout) "
+            f"or {root / 'cifar-10-batches-py'} (torchvision's download)",
+        ) from None
+    images = torch.from_numpy(source.data).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor(source.targets, dtype=torch.int64)
+    if limit is not None and limit < len(labels):
+        keep = torch.from_numpy(_spread_indices(len(labels), limit))
+        images, labels = images[keep], labels[keep]
+    return images, labels
+
+
+def _save_atomically(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def sample_photo(size: int | None = 256) -> np.ndarray:
+    """A photograph that ships with matplotlib (Grace Hopper), float32 ``(H, W, 3)`` in [0, 1].
+
+    Args:
+        size: side of the square centre crop, resized; None keeps the original image.
+    """
+    from matplotlib.cbook import get_sample_data
+    from PIL import Image
+
+    with get_sample_data("grace_hopper.jpg") as file, Image.open(file) as image:
+        image = image.convert("RGB")
+        if size is not None:
+            side = min(image.size)
+            left, top = (image.width - side) // 2, (image.height - side) // 2
+            image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+        return np.asarray(image, dtype=np.float32) / 255.0
+
+
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class BatchLoader:
+    """Mini-batches drawn from an :class:`ImageTensors` held on ``device``.
+
+    Yields ``(images, labels)``: float32 ``(B, C, H, W)`` in ``[0, 1]`` and int64 ``(B,)``.
+    Shuffling and augmentation draw from a generator seeded by ``(seed, epoch)``, so an
+    epoch is the same whether or not the run was interrupted before it (call
+    :meth:`set_epoch` at the start of each epoch, as the training loop does).
+
+    Args:
+        data: the dataset.
+        batch_size: samples per batch; the last batch may be smaller.
+        shuffle: draw a new permutation every epoch.
+        augment: ``augment(images, generator) -> images``, a batched tensor operation on
+            floats in ``[0, 1]`` (e.g. :func:`random_crop_flip` or a distortion).
+        device: where batches live; the whole dataset is moved there once.
+        seed: base seed for shuffling and augmentation.
+    """
+
+    def __init__(self, data: ImageTensors, batch_size: int, shuffle: bool = False,
+                 augment: Augmentation | None = None, device: torch.device | str = "cpu",
+                 seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.data = data.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.device = torch.device(device)
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        return generator
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = self._generator()
+        if self.shuffle:
+            order = torch.randperm(self.num_samples, generator=generator, device=self.device)
+        else:
+            order = torch.arange(self.num_samples, device=self.device)
+        for start in range(0, self.num_samples, self.batch_size):
+            index = order[start:start + self.batch_size]
+            images = self.data.images[index].float().div_(255.0)
+            if self.augment is not None:
+                images = self.augment(images, generator)
+            yield images, self.data.labels[index]
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop after zero padding, and random horizontal flip, for a whole batch.
+
+    Args:
+        images: float ``(B, C, H, W)``.
+        generator: source of randomness (same device as ``images``).
+        padding: pixels of zero padding on each side before cropping back to ``H x W``.
+    Returns:
+        float ``(B, C, H, W)``.
+    """
+    batch, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    offset_y = torch.randint(0, 2 * padding + 1, (batch, 1, 1), generator=generator, device=images.device)
+    offset_x = torch.randint(0, 2 * padding + 1, (batch, 1, 1), generator=generator, device=images.device)
+    rows = (torch.arange(height, device=images.device).view(1, height, 1) + offset_y).expand(batch, height, width)
+    cols = (torch.arange(width, device=images.device).view(1, 1, width) + offset_x).expand(batch, height, width)
+    flip = torch.rand(batch, 1, 1, generator=generator, device=images.device) < 0.5
+    cols = torch.where(flip, 2 * offset_x + (width - 1) - cols, cols)  # mirror inside the crop
+    batch_index = torch.arange(batch, device=images.device).view(batch, 1, 1)
+    return padded[batch_index, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def quick_limit(full: int | None = None, quick: int = 512) -> int | None:
+    """How many samples to load: ``quick`` in quick mode, ``full`` (None = all) otherwise."""
+    return quick if is_quick() else full

@@ -1,0 +1,309 @@
+"""Spatial transformers and the classifiers built around them (PyTorch).
+
+Conventions
+-----------
+* Inputs are float ``(N, C, H, W)`` in ``[0, 1]``, *not* normalised. A classifier
+  normalises as its first layer (:class:`Normalize`), i.e. *after* the spatial
+  transformer has sampled. Zero padding while sampling therefore means "black", the
+  true background of MNIST; sampling an already-normalised image would pad with
+  ``-mean/std`` instead of the background value and teach the STN to zoom out
+  (pytorch/tutorials#1117).
+* θ maps output (target) coordinates to input (source) coordinates, in the
+  normalised ``[-1, 1]`` system of ``affine_grid``/``grid_sample``; ``align_corners``
+  is always passed explicitly (default ``False``, PyTorch's default).
+* The last layer of every localisation network starts at the identity transform
+  (zero weights, identity bias): training starts from "do nothing" and converges.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TRANSFORMS = ("affine", "projective", "tps")
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, for ``(N, C, H, W)`` input."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def tps_control_points(grid_size: int = 4) -> torch.Tensor:
+    """``grid_size``² control points on a regular grid over [-1, 1]², shape ``(K, 2)`` as (x, y), float64."""
+    axis = torch.linspace(-1.0, 1.0, grid_size, dtype=torch.float64)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten()], dim=1)
+
+
+def _tps_kernel(squared_distance: torch.Tensor) -> torch.Tensor:
+    # U(r) = r² log r², with U(0) = 0.
+    return torch.xlogy(squared_distance, squared_distance)  # exactly 0 at r = 0
+
+
+def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(..., M, 2)`` and ``(K, 2)`` → ``(..., M, K)``; exact, unlike ``cdist``'s matmul trick."""
+    return (a.unsqueeze(-2) - b).pow(2).sum(-1)
+
+
+def _tps_system_inverse(control: torch.Tensor) -> torch.Tensor:
+    """Inverse of the TPS system ``[[K, P], [Pᵀ, 0]]`` for control points ``(K, 2)``."""
+    count = control.shape[0]
+    kernel = _tps_kernel(_squared_distances(control, control))
+    poly = torch.cat([torch.ones(count, 1, dtype=control.dtype), control], dim=1)
+    system = torch.zeros(count + 3, count + 3, dtype=control.dtype)
+    system[:count, :count] = kernel
+    system[:count, count:] = poly
+    system[count:, :count] = poly.T
+    return torch.linalg.inv(system)
+
+
+def base_grid(height: int, width: int, align_corners: bool, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalised output-pixel coordinates ``(H, W, 2)`` as (x, y), as ``affine_grid`` uses them."""
+    def axis(size: int) -> torch.Tensor:
+        coords = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
+        return coords if align_corners else coords * (size - 1) / size
+
+    ys, xs = torch.meshgrid(axis(height), axis(width), indexing="ij")
+    return torch.stack([xs, ys], dim=-1)
+
+
+class SpatialTransformer(nn.Module):
+    """Localisation network → grid generator → sampler (Jaderberg et al., 2015).
+
+    Args:
+        localisation: maps the input ``(N, C, H, W)`` to transform parameters
+            ``(N, P)``; its last ``nn.Linear`` is initialised to the identity transform.
+            ``P`` is 6 (affine θ, row-major 2x3), 8 (projective: the homography's first
+            8 entries, the last fixed to 1) or 2K (TPS: the K control points' source
+            positions, (x, y) each).
+        transform: ``"affine"``, ``"projective"`` or ``"tps"``.
+        out_size: ``(H_out, W_out)`` of the output; default: the input's size. Smaller
+            than the input downsamples (an attention window).
+        align_corners: passed to ``affine_grid``/``grid_sample``.
+        padding_mode: ``grid_sample`` padding for samples outside the input.
+        tps_grid_size: control points per side for TPS (4 gives the paper's 16).
+
+    After each forward, ``last_theta`` (parameters, detached) and ``last_grid``
+    (``(N, H_out, W_out, 2)``, detached) hold what was used, for plotting.
+    """
+
+    def __init__(self, localisation: nn.Module, transform: str = "affine",
+                 out_size: tuple[int, int] | None = None, align_corners: bool = False,
+                 padding_mode: str = "zeros", tps_grid_size: int = 4) -> None:
+        super().__init__()
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+        self.localisation = localisation
+        self.transform = transform
+        self.out_size = tuple(out_size) if out_size is not None else None
+        self.align_corners = align_corners
+        self.padding_mode = padding_mode
+        if transform == "tps":
+            control = tps_control_points(tps_grid_size)
+            self.register_buffer("tps_control", control)
+            # float64: the system is ill-conditioned enough that float32 costs ~1e-6 in the grid.
+            self.register_buffer("tps_inverse", _tps_system_inverse(control))
+        self.last_theta: torch.Tensor | None = None
+        self.last_grid: torch.Tensor | None = None
+        self._init_identity()
+
+    @property
+    def num_params(self) -> int:
+        if self.transform == "affine":
+            return 6
+        if self.transform == "projective":
+            return 8
+        return 2 * self.tps_control.shape[0]
+
+    def identity_params(self) -> torch.Tensor:
+        """The parameter vector ``(P,)`` of the identity transform."""
+        if self.transform == "affine":
+            return torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+        if self.transform == "projective":
+            return torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+        return self.tps_control.flatten().float()
+
+    def _init_identity(self) -> None:
+        last = [module for module in self.localisation.modules() if isinstance(module, nn.Linear)]
+        if not last:
+            raise ValueError("localisation must end with an nn.Linear producing the transform parameters")
+        head = last[-1]
+        if head.out_features != self.num_params:
+            raise ValueError(f"a {self.transform} transformer needs {self.num_params} parameters, "
+                             f"but the localisation's last Linear gives {head.out_features}")
+        nn.init.zeros_(head.weight)
+        with torch.no_grad():
+            head.bias.copy_(self.identity_params())
+
+    def grid(self, params: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """Sampling grid ``(N, H_out, W_out, 2)`` for parameters ``(N, P)`` and output ``size`` (N, C, H, W)."""
+        n, _, height, width = size
+        if self.transform == "affine":
+            return F.affine_grid(params.view(n, 2, 3), list(size), align_corners=self.align_corners)
+        points = base_grid(height, width, self.align_corners, params.device, params.dtype).view(1, -1, 2)
+        if self.transform == "projective":
+            matrix = torch.cat([params, params.new_ones(n, 1)], dim=1).view(n, 3, 3)
+            homogeneous = torch.cat([points, points.new_ones(1, points.shape[1], 1)], dim=2)
+            mapped = homogeneous @ matrix.transpose(1, 2)
+            # Keep the division finite where the plane maps to infinity (w near 0).
+            w = mapped[..., 2:]
+            w = torch.where(w.abs() < 1e-6, torch.full_like(w, 1e-6).copysign(w), w)
+            return (mapped[..., :2] / w).view(n, height, width, 2)
+        return self._tps_grid(params.view(n, -1, 2), points).view(n, height, width, 2)
+
+    def _tps_grid(self, targets: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        # Solve for the spline mapping control points to their predicted source positions,
+        # then evaluate it at every output pixel: [U(|p - c_k|), 1, x, y] @ coefficients.
+        n = targets.shape[0]
+        rhs = torch.cat([targets, targets.new_zeros(n, 3, 2)], dim=1)
+        coefficients = self.tps_inverse.to(targets.dtype) @ rhs
+        kernel = _tps_kernel(_squared_distances(points, self.tps_control.to(points.dtype)))
+        features = torch.cat([kernel, points.new_ones(1, points.shape[1], 1), points], dim=2)
+        return features.expand(n, -1, -1) @ coefficients
+
+    def transform_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns ``(output (N, C, H_out, W_out), params (N, P), grid (N, H_out, W_out, 2))``."""
+        if not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+        params = self.localisation(x)
+        height, width = self.out_size or x.shape[-2:]
+        grid = self.grid(params, torch.Size((x.shape[0], x.shape[1], height, width)))
+        output = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode,
+                               align_corners=self.align_corners)
+        return output, params, grid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, params, grid = self.transform_input(x)
+        self.last_theta, self.last_grid = params.detach(), grid.detach()
+        return output
+
+    def extra_repr(self) -> str:
+        return (f"transform={self.transform!r}, out_size={self.out_size}, "
+                f"align_corners={self.align_corners}, padding_mode={self.padding_mode!r}")
+
+
+def _flat_size(module: nn.Module, input_shape: Sequence[int]) -> int:
+    with torch.no_grad():
+        return module(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+
+
+def localisation_net(input_shape: Sequence[int], num_params: int, channels: int = 20,
+                     hidden: int = 20) -> nn.Sequential:
+    """The paper's localisation network: conv 20@5x5 → pool → conv 20@5x5 → FC 20 → parameters.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the transformer's input.
+        num_params: 6 (affine), 8 (projective) or 32 (TPS with 16 control points).
+    """
+    features = nn.Sequential(
+        nn.Conv2d(input_shape[0], channels, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+        nn.Conv2d(channels, channels, 5), nn.ReLU(inplace=True),
+        nn.Flatten(),
+    )
+    return nn.Sequential(
+        *features,
+        nn.Linear(_flat_size(features, input_shape), hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_params),
+    )
+
+
+class ConvClassifier(nn.Module):
+    """The baseline CNN: normalise → 2x (conv 5x5 → ReLU → max-pool 2) → FC → ReLU → FC.
+
+    Args:
+        input_shape: ``(C, H, W)``.
+        mean, std: the dataset's per-channel statistics (normalisation is the first layer).
+        channels: filters of the two convolutions.
+        hidden: units of the hidden fully connected layer.
+        num_classes: outputs (logits).
+    """
+
+    def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 channels: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        features = nn.Sequential(
+            nn.Conv2d(input_shape[0], channels[0], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(channels[0], channels[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.normalize = Normalize(mean, std)
+        self.features = features
+        self.head = nn.Sequential(
+            nn.Linear(_flat_size(features, input_shape), hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.normalize(x)))
+
+
+class STClassifier(nn.Module):
+    """A spatial transformer in front of a classifier: ``classifier(transformer(x))``."""
+
+    def __init__(self, transformer: SpatialTransformer, classifier: nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.transformer(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
+                     std: Sequence[float], num_classes: int = 10) -> nn.Module:
+    """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``.
+
+    The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
+    about the same number of parameters, as in the paper.
+    """
+    if name == "cnn":
+        return ConvClassifier(input_shape, mean, std, num_classes=num_classes)
+    transforms = {"st-cnn-aff": "affine", "st-cnn-proj": "projective", "st-cnn-tps": "tps"}
+    if name not in transforms:
+        raise ValueError(f"unknown model {name!r}; choose from {['cnn', *transforms]}")
+    transform = transforms[name]
+    params = {"affine": 6, "projective": 8, "tps": 32}[transform]
+    transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform)
+    baseline = ConvClassifier(input_shape, mean, std, num_classes=num_classes)
+    # Each hidden unit costs (inputs + bias + outputs) weights: give up as many units
+    # as the localisation network adds.
+    cost_per_hidden_unit = baseline.head[0].in_features + 1 + num_classes
+    hidden = max(16, round(baseline.head[0].out_features - count_parameters(transformer) / cost_per_hidden_unit))
+    classifier = ConvClassifier(input_shape, mean, std, hidden=hidden, num_classes=num_classes)
+    return STClassifier(transformer, classifier)
+
+
+def transformer_of(model: nn.Module) -> SpatialTransformer | None:
+    """The first :class:`SpatialTransformer` inside ``model``, or None."""
+    return next((m for m in model.modules() if isinstance(m, SpatialTransformer)), None)
+
+
+def parameter_groups(model: nn.Module, lr: float, localisation_lr_scale: float = 0.1) -> list[dict]:
+    """Optimizer parameter groups: localisation networks train ``localisation_lr_scale``
+    times slower than the rest, which keeps θ from blowing up early in training."""
+    loc_ids = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer)
+               for p in m.localisation.parameters()}
+    loc = [p for p in model.parameters() if id(p) in loc_ids]
+    rest = [p for p in model.parameters() if id(p) not in loc_ids]
+    groups = [{"params": rest, "lr": lr, "name": "classifier"}]
+    if loc:
+        groups.append({"params": loc, "lr": lr * localisation_lr_scale, "name": "localisation"})
+    return groups

@@ -1,0 +1,202 @@
+"""One training loop for every notebook and the command line.
+
+* Logs in the classic PyTorch-example format::
+
+      Train Epoch: 1 [0/60000 (0%)]	Loss: 2.306755
+      Test set: Average loss: 0.0412, Accuracy: 9871/10000 (99%)
+
+  plus seconds per epoch, and a tqdm progress bar (quiet in quick mode).
+* A checkpoint after every epoch (model, optimiser, scheduler, epoch, history), written
+  atomically and read with ``torch.load(weights_only=True)``. Calling :func:`fit` again
+  with the same checkpoint resumes where the run stopped (e.g. after a Colab
+  disconnect), or simply loads the finished model: "load if present, otherwise train".
+* Every epoch re-seeds PyTorch and the loader from ``(seed, epoch)``, so on the CPU an
+  interrupted and resumed run ends with exactly the weights of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import BatchLoader
+from .utils import is_quick
+
+StepCallback = Callable[[int, nn.Module], None]
+
+
+@dataclass
+class History:
+    """Per-epoch record of a run (lists indexed by epoch - 1)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    test_correct: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.test_accuracy)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ThetaDivergedError(RuntimeError):
+    """The loss or the transformer's parameters became non-finite during training."""
+
+
+def evaluate(model: nn.Module, loader: BatchLoader) -> tuple[float, int, int]:
+    """Average cross-entropy loss, number correct and number of samples over ``loader``."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with torch.no_grad():
+        for images, labels in loader:
+            logits = model(images)
+            total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == labels).sum().item()
+    return total_loss / loader.num_samples, correct, loader.num_samples
+
+
+def format_train_log(epoch: int, seen: int, total: int, batch_index: int, batches: int, loss: float) -> str:
+    """``Train Epoch: 1 [0/60000 (0%)]\\tLoss: 2.306755`` as in the PyTorch examples."""
+    return f"Train Epoch: {epoch} [{seen}/{total} ({100.0 * batch_index / batches:.0f}%)]\tLoss: {loss:.6f}"
+
+
+def format_test_log(loss: float, correct: int, total: int) -> str:
+    """``Test set: Average loss: 0.0412, Accuracy: 9871/10000 (99%)``."""
+    return f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100.0 * correct / total:.0f}%)"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchLoader,
+        test_loader: BatchLoader, epochs: int, *,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        step_scheduler_every_batch: bool = False,
+        checkpoint: str | Path | None = None, resume: bool = True,
+        log_interval: int = 500, max_grad_norm: float | None = None,
+        label_smoothing: float = 0.0, seed: int = 0,
+        on_step: StepCallback | None = None, progress: bool | None = None,
+        amp: bool | None = None, stop_after_epoch: int | None = None) -> History:
+    """Train ``model`` for ``epochs`` epochs, testing after each, checkpointing each.
+
+    Args:
+        model: takes float ``(N, C, H, W)`` batches, returns logits ``(N, classes)``.
+        optimizer, scheduler: the scheduler steps once per epoch, or once per batch if
+            ``step_scheduler_every_batch`` (e.g. ``OneCycleLR``).
+        train_loader, test_loader: :class:`~stn_course.data.BatchLoader` on the model's device.
+        checkpoint: file written after every epoch; if it exists and ``resume``, training
+            continues after its last epoch (a finished run is just loaded).
+        log_interval: print a ``Train Epoch`` line every this many batches.
+        max_grad_norm: clip the gradient norm (guards against θ blowing up).
+        seed: base seed; epoch ``e`` runs with ``torch.manual_seed(seed * 1000 + e)``.
+        on_step: ``on_step(global_step, model)`` after every optimiser step (and once
+            with step 0 before training), e.g. to record θ during training.
+        progress: show a tqdm bar; default: not in quick mode.
+        amp: mixed precision on CUDA; default: on when the model is on CUDA.
+        stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
+    Returns:
+        the :class:`History` of all epochs, resumed ones included.
+    Raises:
+        ThetaDivergedError: the loss became NaN or infinite.
+    """
+    device = next(model.parameters()).device
+    amp = device.type == "cuda" if amp is None else amp
+    progress = not is_quick() if progress is None else progress
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    history, start_epoch = History(), 1
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+
+    if checkpoint is not None and resume and checkpoint.exists():
+        state = load_checkpoint(checkpoint, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history = History(**state["history"])
+        start_epoch = state["epoch"] + 1
+        if start_epoch <= epochs:
+            print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
+
+    batches = len(train_loader)
+    global_step = (start_epoch - 1) * batches
+    if on_step is not None and global_step == 0:
+        on_step(0, model)
+
+    for epoch in range(start_epoch, epochs + 1):
+        torch.manual_seed(seed * 1000 + epoch)
+        train_loader.set_epoch(epoch)
+        model.train()
+        started = time.perf_counter()
+        running_loss = 0.0
+        bar = tqdm(train_loader, total=batches, desc=f"epoch {epoch}/{epochs}", leave=False,
+                   disable=not progress)
+        for batch_index, (images, labels) in enumerate(bar):
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=amp):
+                loss = F.cross_entropy(model(images), labels, label_smoothing=label_smoothing)
+            if not math.isfinite(loss.item()):
+                raise ThetaDivergedError(
+                    f"loss became {loss.item()} at epoch {epoch}, batch {batch_index}: lower the "
+                    f"learning rate (especially the localisation network's) or set max_grad_norm")
+            scaler.scale(loss).backward()
+            if max_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            if scheduler is not None and step_scheduler_every_batch:
+                scheduler.step()
+            global_step += 1
+            running_loss += loss.item() * labels.shape[0]
+            if batch_index % log_interval == 0:
+                bar.write(format_train_log(epoch, batch_index * train_loader.batch_size,
+                                           train_loader.num_samples, batch_index, batches, loss.item()))
+            if on_step is not None:
+                on_step(global_step, model)
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None and not step_scheduler_every_batch:
+            scheduler.step()
+        test_loss, correct, total = evaluate(model, test_loader)
+        seconds = time.perf_counter() - started
+        print(f"\n{format_test_log(test_loss, correct, total)}")
+        print(f"Epoch {epoch}: {seconds:.1f} s\n")
+        history.train_loss.append(running_loss / train_loader.num_samples)
+        history.test_loss.append(test_loss)
+        history.test_accuracy.append(correct / total)
+        history.test_correct.append(correct)
+        history.seconds.append(seconds)
+        history.lr.append(lr)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": epoch,
+                "history": history.as_dict(),
+            })
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    return history

@@ -1,0 +1,136 @@
+import socket
+
+import pytest
+import torch
+
+from stn_course import data
+from stn_course.data import BatchLoader, DatasetNotFoundError, load_cifar10, load_mnist
+
+from .markers import requires_cifar_folder, requires_mnist
+
+
+@requires_mnist
+def test_mnist_shapes_dtypes_and_order():
+    train = load_mnist(train=True)
+    test = load_mnist(train=False)
+    assert train.images.shape == (60000, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
+    assert train.images.dtype == torch.uint8 and train.labels.dtype == torch.int64
+    assert train.labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert train.labels.bincount().min() > 5000
+
+
+@requires_mnist
+def test_subset_keeps_every_class():
+    small = load_mnist(train=False, limit=100)
+    assert len(small) == 100 and set(small.labels.tolist()) == set(range(10))
+
+
+@requires_cifar_folder
+def test_cifar10_from_image_folder_shapes_and_label_order():
+    test = load_cifar10(train=False, limit=200)
+    assert test.images.shape == (200, 3, 32, 32) and test.images.dtype == torch.uint8
+    assert test.labels.dtype == torch.int64
+    assert test.classes[0] == "airplane" and test.classes[9] == "truck"
+    # Evenly spread over class-sorted folders: 20 of each class, in label order.
+    assert test.labels.bincount().tolist() == [20] * 10
+    assert test.labels.tolist() == sorted(test.labels.tolist())
+
+
+@requires_cifar_folder
+def test_cifar10_is_decoded_once_then_read_from_the_cache(monkeypatch):
+    first = load_cifar10(train=False, limit=50)
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("decoded again instead of reading the cache")
+
+    monkeypatch.setattr(data, "_decode_image_folder", must_not_decode)
+    second = load_cifar10(train=False, limit=50)
+    assert torch.equal(first.images, second.images)
+
+
+def test_cifar10_download_source(monkeypatch, tmp_path):
+    """Without the ImageFolder copy, torchvision's CIFAR10 class is the source."""
+    import numpy as np
+    import torchvision
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            assert download is True
+            self.data = np.full((7, 32, 32, 3), 9, dtype=np.uint8)
+            self.targets = list(range(7))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    loaded = load_cifar10(train=True, root=tmp_path)
+    assert loaded.images.shape == (7, 3, 32, 32) and loaded.images.dtype == torch.uint8
+    assert loaded.labels.tolist() == list(range(7))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.mark.parametrize("loader, name", [(load_mnist, "MNIST"), (load_cifar10, "CIFAR-10")])
+def test_missing_data_gives_one_clear_error(loader, name, tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path))
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DatasetNotFoundError) as caught:
+        loader(train=False)
+    message = str(caught.value)
+    assert name in message and str(tmp_path) in message and "STN_COURSE_DATA" in message
+    assert "To fix" in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def _tiny_dataset(count=10):
+    images = torch.arange(count, dtype=torch.uint8).view(count, 1, 1, 1).expand(count, 1, 4, 4).contiguous()
+    return data.ImageTensors(images=images, labels=torch.arange(count), classes=tuple("0123456789"),
+                             mean=(0.5,), std=(0.5,), name="tiny")
+
+
+def test_batch_loader_yields_floats_and_covers_every_sample_once():
+    loader = BatchLoader(_tiny_dataset(), batch_size=3, shuffle=True, seed=1)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 4
+    images, labels = batches[0]
+    assert images.dtype == torch.float32 and images.shape == (3, 1, 4, 4)
+    assert images.max() <= 1.0
+    seen = torch.cat([labels for _, labels in batches])
+    assert sorted(seen.tolist()) == list(range(10))
+    # The image really belongs to its label.
+    for images, labels in batches:
+        assert torch.allclose(images[:, 0, 0, 0] * 255, labels.float())
+
+
+def test_batch_loader_epochs_repeat_by_seed_and_differ_between_epochs():
+    loader = BatchLoader(_tiny_dataset(), batch_size=10, shuffle=True, seed=1)
+    loader.set_epoch(1)
+    first = next(iter(loader))[1]
+    loader.set_epoch(2)
+    second = next(iter(loader))[1]
+    loader.set_epoch(1)
+    again = next(iter(loader))[1]
+    assert torch.equal(first, again) and not torch.equal(first, second)
+
+
+def test_batch_loader_rejects_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):
+        BatchLoader(_tiny_dataset(), batch_size=0)
+
+
+def test_random_crop_flip_shifts_and_mirrors_whole_images():
+    generator = torch.Generator().manual_seed(0)
+    image = torch.arange(1.0, 17.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    out = data.random_crop_flip(image, generator, padding=1)
+    assert out.shape == image.shape
+    # Every output is the image shifted by at most one pixel, mirrored or not:
+    # its non-zero pixels keep rows of consecutive values.
+    flipped = sum(bool((row[row > 0].diff() < 0).any()) for row in out[:, 0, 1])
+    assert 10 < flipped < 54
+    centre = out[:, 0, 1:3, 1:3]
+    assert (centre > 0).all()

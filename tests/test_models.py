@@ -1,0 +1,166 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stn_course import models
+from stn_course.models import SpatialTransformer, build_classifier, count_parameters, localisation_net
+
+MEAN, STD = (0.1307,), (0.3081,)
+
+
+class FixedParams(nn.Module):
+    """A 'localisation network' that outputs given parameters, for checking the grids."""
+
+    def __init__(self, params: torch.Tensor) -> None:
+        super().__init__()
+        self.head = nn.Linear(1, params.shape[1])
+        self.params = params
+
+    def forward(self, x):
+        return self.params
+
+
+def _transformer(transform, params, **kwargs):
+    st = SpatialTransformer(FixedParams(params), transform=transform, **kwargs)
+    st.localisation.params = params  # identity initialisation only touched the unused head
+    return st
+
+
+def _reference_coordinates(height, width, align_corners):
+    def axis(size):
+        if align_corners:
+            return [-1 + 2 * i / (size - 1) for i in range(size)]
+        return [(2 * i + 1) / size - 1 for i in range(size)]
+    return axis(height), axis(width)
+
+
+def _reference_grid(point_map, height, width, align_corners):
+    ys, xs = _reference_coordinates(height, width, align_corners)
+    grid = np.zeros((height, width, 2))
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            grid[i, j] = point_map(x, y)
+    return grid
+
+
+def _reference_tps(control, targets):
+    """Slow TPS: solve the spline system with NumPy for one sample."""
+    k = len(control)
+
+    def u(a, b):
+        r2 = float(np.sum((np.asarray(a) - np.asarray(b)) ** 2))
+        return 0.0 if r2 == 0 else r2 * math.log(r2)
+
+    system = np.zeros((k + 3, k + 3))
+    for i in range(k):
+        for j in range(k):
+            system[i, j] = u(control[i], control[j])
+        system[i, k:] = [1, *control[i]]
+        system[k:, i] = [1, *control[i]]
+    rhs = np.vstack([targets, np.zeros((3, 2))])
+    coefficients = np.linalg.solve(system, rhs)
+
+    def point_map(x, y):
+        features = [u((x, y), c) for c in control] + [1, x, y]
+        return np.asarray(features) @ coefficients
+    return point_map
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("out_size", [None, (5, 7)])
+def test_affine_grid_matches_the_formula(align_corners, out_size):
+    theta = torch.tensor([[0.8, -0.3, 0.1, 0.2, 1.1, -0.25]], dtype=torch.float64)
+    st = _transformer("affine", theta, align_corners=align_corners, out_size=out_size).double()
+    x = torch.rand(1, 2, 6, 8, dtype=torch.float64)
+    _, _, grid = st.transform_input(x)
+    h, w = out_size or (6, 8)
+    a = theta.view(2, 3).numpy()
+    expected = _reference_grid(lambda px, py: a @ [px, py, 1], h, w, align_corners)
+    np.testing.assert_allclose(grid[0].numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_projective_grid_matches_the_formula(align_corners):
+    params = torch.tensor([[0.9, 0.1, 0.05, -0.1, 1.05, 0.0, 0.2, -0.15]], dtype=torch.float64)
+    st = _transformer("projective", params, align_corners=align_corners).double()
+    _, _, grid = st.transform_input(torch.rand(1, 1, 5, 6, dtype=torch.float64))
+    matrix = np.append(params.numpy()[0], 1.0).reshape(3, 3)
+
+    def project(px, py):
+        u, v, w = matrix @ [px, py, 1]
+        return [u / w, v / w]
+    np.testing.assert_allclose(grid[0].numpy(), _reference_grid(project, 5, 6, align_corners), atol=1e-12)
+
+
+def test_tps_grid_matches_a_slow_reference_and_interpolates_its_control_points():
+    torch.manual_seed(0)
+    control = models.tps_control_points(4).double()
+    targets = control + 0.1 * torch.randn_like(control)
+    st = _transformer("tps", targets.view(1, -1), align_corners=True).double()
+    _, _, grid = st.transform_input(torch.rand(1, 1, 7, 7, dtype=torch.float64))
+    expected = _reference_grid(_reference_tps(control.numpy(), targets.numpy()), 7, 7, True)
+    np.testing.assert_allclose(grid[0].numpy(), expected, atol=1e-8)
+    # With align_corners=True and a 7x7 output, pixels 0, 2, 4, 6 sit on the 4x4 control points.
+    on_control = grid[0, ::2, ::2].reshape(-1, 2)
+    torch.testing.assert_close(on_control, targets, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["st-cnn-aff", "st-cnn-proj", "st-cnn-tps"])
+def test_transformers_start_at_the_identity(name):
+    model = build_classifier(name, (1, 28, 28), MEAN, STD)
+    x = torch.rand(3, 1, 28, 28)
+    out = model.transformer(x)
+    torch.testing.assert_close(out, x, atol=1e-4, rtol=0)
+    head = [m for m in model.transformer.localisation.modules() if isinstance(m, nn.Linear)][-1]
+    assert torch.count_nonzero(head.weight) == 0
+    assert model.transformer.last_theta.shape == (3, model.transformer.num_params)
+    assert model.transformer.last_grid.shape == (3, 28, 28, 2)
+
+
+def test_parameter_counts_are_close_to_the_baseline():
+    baseline = count_parameters(build_classifier("cnn", (1, 28, 28), MEAN, STD))
+    for name in ("st-cnn-aff", "st-cnn-proj", "st-cnn-tps"):
+        assert abs(count_parameters(build_classifier(name, (1, 28, 28), MEAN, STD)) - baseline) < 0.01 * baseline
+
+
+def test_downsampling_output_size():
+    st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
+    assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
+
+
+def test_sampling_happens_before_normalisation():
+    """A zoom-out pads with 0 = black in [0, 1] input, i.e. with MNIST's own background."""
+    theta = torch.tensor([[2.0, 0.0, 0.0, 0.0, 2.0, 0.0]])
+    st = _transformer("affine", theta)
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 10:18, 10:18] = 1.0
+    out = st(x)
+    assert out[..., :5, :].abs().max() == 0  # the padded border equals the background
+    normalised_background = (0 - MEAN[0]) / STD[0]
+    assert models.Normalize(MEAN, STD)(out)[..., :5, :].allclose(torch.tensor(normalised_background))
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="transform must be one of"):
+        SpatialTransformer(localisation_net((1, 28, 28), 6), transform="similarity")
+    with pytest.raises(ValueError, match="needs 8 parameters"):
+        SpatialTransformer(localisation_net((1, 28, 28), 6), transform="projective")
+    with pytest.raises(ValueError, match="must end with an nn.Linear"):
+        SpatialTransformer(nn.Conv2d(1, 6, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        SpatialTransformer(localisation_net((1, 28, 28), 6))(torch.zeros(1, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="unknown model"):
+        build_classifier("resnet", (1, 28, 28), MEAN, STD)
+
+
+def test_localisation_trains_slower():
+    model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
+    groups = models.parameter_groups(model, lr=1e-3, localisation_lr_scale=0.1)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["localisation"]["lr"] == pytest.approx(1e-4)
+    n_loc = sum(p.numel() for p in by_name["localisation"]["params"])
+    assert n_loc == count_parameters(model.transformer.localisation)
+    assert n_loc + sum(p.numel() for p in by_name["classifier"]["params"]) == count_parameters(model)

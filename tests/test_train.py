@@ -1,0 +1,115 @@
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from stn_course import train
+from stn_course.data import BatchLoader, ImageTensors
+from stn_course.models import build_classifier, parameter_groups
+
+
+def _toy_data(count, seed):
+    """Bright square top-left for class 0, bottom-right for class 1: learnable in an epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (count,), generator=generator)
+    images = torch.randint(0, 40, (count, 1, 16, 16), generator=generator, dtype=torch.uint8)
+    for i, label in enumerate(labels.tolist()):
+        offset = 2 if label == 0 else 9
+        images[i, 0, offset:offset + 5, offset:offset + 5] = 255
+    return ImageTensors(images=images, labels=labels, classes=("0", "1"), mean=(0.3,), std=(0.3,), name="toy")
+
+
+def _setup(seed=0):
+    torch.manual_seed(seed)
+    model = build_classifier("st-cnn-aff", (1, 16, 16), (0.3,), (0.3,), num_classes=2)
+    optimizer = torch.optim.AdamW(parameter_groups(model, 1e-3), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[1e-3, 1e-4], epochs=3, steps_per_epoch=4)
+    loaders = (BatchLoader(_toy_data(128, 1), 32, shuffle=True, seed=3), BatchLoader(_toy_data(64, 2), 64))
+    return model, optimizer, scheduler, loaders
+
+
+def _fit(model, optimizer, scheduler, loaders, checkpoint, **options):
+    return train.fit(model, optimizer, *loaders, epochs=3, scheduler=scheduler, step_scheduler_every_batch=True,
+                     checkpoint=checkpoint, log_interval=2, max_grad_norm=5.0, **options)
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    model, optimizer, scheduler, loaders = _setup()
+    straight = _fit(model, optimizer, scheduler, loaders, tmp_path / "straight.pt")
+
+    first = _setup()
+    partial = _fit(*first, tmp_path / "resumed.pt", stop_after_epoch=1)
+    assert partial.epochs == 1
+    # A fresh process would rebuild everything from scratch, then resume from the file.
+    resumed_model, *rest = _setup(seed=99)
+    resumed = _fit(resumed_model, *rest, tmp_path / "resumed.pt")
+
+    assert resumed.epochs == 3
+    assert resumed.test_correct == straight.test_correct
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, resumed_model.state_dict()[name]), name
+    assert straight.test_accuracy[-1] > 0.9
+
+
+def test_finished_checkpoint_is_loaded_not_retrained(tmp_path, capsys):
+    trained = _setup()
+    _fit(*trained, tmp_path / "run.pt")
+    capsys.readouterr()
+    again = _setup(seed=5)
+    history = _fit(*again, tmp_path / "run.pt")
+    assert "Train Epoch" not in capsys.readouterr().out
+    assert history.epochs == 3
+    for name, tensor in trained[0].state_dict().items():
+        assert torch.equal(tensor, again[0].state_dict()[name])
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    setup = _setup()
+    _fit(*setup, tmp_path / "run.pt", stop_after_epoch=1)
+    state = torch.load(tmp_path / "run.pt", weights_only=True)
+    assert state["epoch"] == 1 and set(state) >= {"model", "optimizer", "scheduler", "history"}
+    assert not (tmp_path / "run.pt.tmp").exists()
+
+
+def test_logs_use_the_classic_format(tmp_path, capsys):
+    _fit(*_setup(), None)
+    out = capsys.readouterr().out
+    assert re.search(r"^Train Epoch: 1 \[0/128 \(0%\)\]\tLoss: \d+\.\d{6}$", out, re.M)
+    assert re.search(r"^Train Epoch: 1 \[64/128 \(50%\)\]\tLoss: \d+\.\d{6}$", out, re.M)
+    assert re.search(r"^Test set: Average loss: \d+\.\d{4}, Accuracy: \d+/64 \(\d+%\)$", out, re.M)
+    assert re.search(r"^Epoch 3: \d+\.\d s$", out, re.M)
+
+
+def test_format_matches_the_pytorch_examples():
+    assert train.format_train_log(1, 0, 60000, 0, 938, 2.306755) == "Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.306755"
+    assert train.format_test_log(0.04123, 9871, 10000) == "Test set: Average loss: 0.0412, Accuracy: 9871/10000 (99%)"
+
+
+def test_gradient_clipping_bounds_every_step():
+    """With clipping, one SGD step moves the parameters by at most lr * max_grad_norm."""
+    model, _, _, loaders = _setup()
+    with torch.no_grad():
+        model.classifier.head[-1].weight.mul_(1e4)  # huge logits: huge gradients
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    train.fit(model, optimizer, loaders[0], loaders[1], epochs=1, max_grad_norm=0.5, stop_after_epoch=1,
+              log_interval=100)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm() <= 0.5 * len(loaders[0]) + 1e-4
+    assert torch.isfinite(model.transformer.last_theta).all()
+
+
+def test_diverging_training_stops_with_a_clear_error():
+    model, _, _, loaders = _setup()
+    with torch.no_grad():
+        model.classifier.head[-1].bias.fill_(float("nan"))
+    with pytest.raises(train.ThetaDivergedError, match="lower the learning rate"):
+        train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), *loaders, epochs=1)
+
+
+def test_on_step_sees_step_zero_and_every_step():
+    model, optimizer, _, loaders = _setup()
+    steps = []
+    train.fit(model, optimizer, *loaders, epochs=1, on_step=lambda step, m: steps.append(step))
+    assert steps == list(range(len(loaders[0]) + 1))

@@ -1,0 +1,65 @@
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from stn_course import utils
+
+
+def test_set_seed_makes_every_generator_repeat():
+    utils.set_seed(123)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    utils.set_seed(123)
+    second = (random.random(), np.random.rand(), torch.rand(1).item())
+    utils.set_seed(124)
+    third = (random.random(), np.random.rand(), torch.rand(1).item())
+    assert first == second
+    assert all(a != b for a, b in zip(first, third))
+
+
+def test_get_device_prefers_cuda_only_when_available(monkeypatch):
+    monkeypatch.delenv("STN_COURSE_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert utils.get_device().type == expected
+    assert utils.get_device("cpu").type == "cpu"
+    monkeypatch.setenv("STN_COURSE_DEVICE", "cpu")
+    assert utils.get_device().type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_get_device_refuses_missing_cuda():
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        utils.get_device("cuda")
+
+
+def test_data_root_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path))
+    assert utils.data_root() == tmp_path.resolve()
+    monkeypatch.delenv("STN_COURSE_DATA")
+    assert utils.data_root() == utils.repo_root() / "data"
+
+
+def test_quick_mode_writes_outside_the_repository(monkeypatch, tmp_path):
+    monkeypatch.setenv("STN_COURSE_QUICK", "1")
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))
+    for folder in (utils.plots_dir(), utils.results_dir(), utils.checkpoint_dir()):
+        assert tmp_path.resolve() in folder.parents
+    path = utils.save_result("demo", {"accuracy": 0.5}, command="python demo.py")
+    record = json.loads(path.read_text())
+    assert record["accuracy"] == 0.5 and record["command"] == "python demo.py"
+    assert record["quick_mode"] is True and "cpu_count" in record["machine"]
+
+
+def test_full_mode_writes_into_the_repository(monkeypatch):
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    assert utils.plots_dir() == utils.repo_root() / "plots"
+    assert utils.results_dir() == utils.repo_root() / "results"
+
+
+def test_quick_or_full(monkeypatch):
+    monkeypatch.setenv("STN_COURSE_QUICK", "1")
+    assert utils.quick_or_full("q", "f") == "q"
+    monkeypatch.setenv("STN_COURSE_QUICK", "")
+    assert utils.quick_or_full("q", "f") == "f"
