@@ -13,12 +13,45 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import BatchLoader, ImageTensors, load_mnist
+from .data import Augmentation, BatchLoader, ImageTensors, load_mnist
 from .models import build_classifier, count_parameters, parameter_groups
 from .train import History, fit
 from .utils import checkpoint_dir, get_device, is_quick, save_result, set_seed
 
-DATASETS: dict[str, Callable[..., ImageTensors]] = {"mnist": load_mnist}
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """Training images (distorted on the fly by ``train_augment``) and the fixed test set."""
+
+    train: ImageTensors
+    test: ImageTensors
+    train_augment: Augmentation | None = None
+
+
+def _mnist(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+    return DatasetSplits(load_mnist(train=True, limit=train_limit), load_mnist(train=False, limit=test_limit))
+
+
+def _distorted_mnist(kind: str) -> Callable[[int | None, int | None, int], DatasetSplits]:
+    def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+        from .distortions import distorted_mnist_test, distortion
+
+        return DatasetSplits(load_mnist(train=True, limit=train_limit),
+                             distorted_mnist_test(kind, seed=seed, limit=test_limit),
+                             train_augment=distortion(kind))
+    return load
+
+
+#: dataset name → loader(train_limit, test_limit, seed)
+DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
+    "mnist": _mnist,
+    "rot-mnist": _distorted_mnist("rot"),
+    "rts-mnist": _distorted_mnist("rts"),
+    "proj-mnist": _distorted_mnist("proj"),
+    "elastic-mnist": _distorted_mnist("elastic"),
+    "clutter-mnist": _distorted_mnist("clutter"),
+}
 MODELS = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps")
 
 
@@ -73,16 +106,16 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
         raise ValueError(f"unknown dataset {config.dataset!r}; choose from {sorted(DATASETS)}")
     device = device or get_device()
     set_seed(config.seed)
-    load = DATASETS[config.dataset]
-    train_data = load(train=True, limit=config.train_limit)
-    test_data = load(train=False, limit=config.test_limit)
-    model = build_classifier(config.model, train_data.image_shape, train_data.mean, train_data.std,
-                             num_classes=len(train_data.classes)).to(device)
+    splits = DATASETS[config.dataset](config.train_limit, config.test_limit, config.seed)
+    # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
+    model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
+                             num_classes=len(splits.train.classes)).to(device)
     return Experiment(
         config=config,
         model=model,
-        train_loader=BatchLoader(train_data, config.batch_size, shuffle=True, device=device, seed=config.seed),
-        test_loader=BatchLoader(test_data, 1000, device=device),
+        train_loader=BatchLoader(splits.train, config.batch_size, shuffle=True, augment=splits.train_augment,
+                                 device=device, seed=config.seed),
+        test_loader=BatchLoader(splits.test, 1000, device=device),
     )
 
 

@@ -79,6 +79,45 @@ def base_grid(height: int, width: int, align_corners: bool, device=None, dtype=t
     return torch.stack([xs, ys], dim=-1)
 
 
+def projective_grid(matrix: torch.Tensor, size: Sequence[int], align_corners: bool) -> torch.Tensor:
+    """Sampling grid ``(N, H, W, 2)`` of homographies ``matrix`` ``(N, 3, 3)`` (output → input).
+
+    ``(x', y', w')ᵀ = H (x, y, 1)ᵀ`` and the grid holds ``(x'/w', y'/w')``.
+    """
+    n, _, height, width = size
+    points = base_grid(height, width, align_corners, matrix.device, matrix.dtype).view(1, -1, 2)
+    homogeneous = torch.cat([points, points.new_ones(1, points.shape[1], 1)], dim=2)
+    mapped = homogeneous @ matrix.transpose(1, 2)
+    # Keep the division finite where the plane maps to infinity (w near 0).
+    w = mapped[..., 2:]
+    w = torch.where(w.abs() < 1e-6, torch.full_like(w, 1e-6).copysign(w), w)
+    return (mapped[..., :2] / w).view(n, height, width, 2)
+
+
+def tps_grid(source_points: torch.Tensor, size: Sequence[int], align_corners: bool,
+             control: torch.Tensor | None = None, system_inverse: torch.Tensor | None = None) -> torch.Tensor:
+    """Thin-plate-spline sampling grid ``(N, H, W, 2)``.
+
+    The spline maps each control point ``control[k]`` (output coordinates, default the
+    4x4 grid of :func:`tps_control_points`) to ``source_points[:, k]`` ``(N, K, 2)`` in the
+    input, and bends as little as possible in between. ``system_inverse`` may be given
+    precomputed (:func:`_tps_system_inverse` of ``control``).
+    """
+    n, _, height, width = size
+    if control is None:
+        control = tps_control_points(round(source_points.shape[1] ** 0.5))
+    if system_inverse is None:
+        system_inverse = _tps_system_inverse(control.double())
+    dtype = source_points.dtype
+    points = base_grid(height, width, align_corners, source_points.device, dtype).view(1, -1, 2)
+    rhs = torch.cat([source_points, source_points.new_zeros(n, 3, 2)], dim=1)
+    coefficients = system_inverse.to(dtype) @ rhs
+    # Evaluate the spline at every output pixel: [U(|p - c_k|), 1, x, y] @ coefficients.
+    kernel = _tps_kernel(_squared_distances(points, control.to(dtype)))
+    features = torch.cat([kernel, points.new_ones(1, points.shape[1], 1), points], dim=2)
+    return (features.expand(n, -1, -1) @ coefficients).view(n, height, width, 2)
+
+
 class SpatialTransformer(nn.Module):
     """Localisation network → grid generator → sampler (Jaderberg et al., 2015).
 
@@ -149,29 +188,14 @@ class SpatialTransformer(nn.Module):
 
     def grid(self, params: torch.Tensor, size: torch.Size) -> torch.Tensor:
         """Sampling grid ``(N, H_out, W_out, 2)`` for parameters ``(N, P)`` and output ``size`` (N, C, H, W)."""
-        n, _, height, width = size
+        n = size[0]
         if self.transform == "affine":
             return F.affine_grid(params.view(n, 2, 3), list(size), align_corners=self.align_corners)
-        points = base_grid(height, width, self.align_corners, params.device, params.dtype).view(1, -1, 2)
         if self.transform == "projective":
             matrix = torch.cat([params, params.new_ones(n, 1)], dim=1).view(n, 3, 3)
-            homogeneous = torch.cat([points, points.new_ones(1, points.shape[1], 1)], dim=2)
-            mapped = homogeneous @ matrix.transpose(1, 2)
-            # Keep the division finite where the plane maps to infinity (w near 0).
-            w = mapped[..., 2:]
-            w = torch.where(w.abs() < 1e-6, torch.full_like(w, 1e-6).copysign(w), w)
-            return (mapped[..., :2] / w).view(n, height, width, 2)
-        return self._tps_grid(params.view(n, -1, 2), points).view(n, height, width, 2)
-
-    def _tps_grid(self, targets: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        # Solve for the spline mapping control points to their predicted source positions,
-        # then evaluate it at every output pixel: [U(|p - c_k|), 1, x, y] @ coefficients.
-        n = targets.shape[0]
-        rhs = torch.cat([targets, targets.new_zeros(n, 3, 2)], dim=1)
-        coefficients = self.tps_inverse.to(targets.dtype) @ rhs
-        kernel = _tps_kernel(_squared_distances(points, self.tps_control.to(points.dtype)))
-        features = torch.cat([kernel, points.new_ones(1, points.shape[1], 1), points], dim=2)
-        return features.expand(n, -1, -1) @ coefficients
+            return projective_grid(matrix, size, self.align_corners)
+        return tps_grid(params.view(n, -1, 2), size, self.align_corners,
+                        control=self.tps_control, system_inverse=self.tps_inverse)
 
     def transform_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(output (N, C, H_out, W_out), params (N, P), grid (N, H_out, W_out, 2))``."""

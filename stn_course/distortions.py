@@ -1,0 +1,206 @@
+"""Distorted MNIST, as in the paper's Table 1: R, RTS, P, E and translated-cluttered (TC).
+
+Every generator takes a batch of float digits ``(B, 1, 28, 28)`` in ``[0, 1]`` and a
+``torch.Generator`` and returns the distorted batch (same device), so training draws
+fresh distortions every batch on the GPU or CPU, and the test set is fixed by its seed:
+
+* ``rot``: rotation uniform in [-90°, 90°], 28x28;
+* ``rts``: rotation in [-45°, 45°], scale in [0.7, 1.2], placed at random in a 42x42 canvas;
+* ``proj``: scale in [0.75, 1.0], then each corner moved by N(0, 5 px) (a homography), 28x28;
+* ``elastic``: the 16 control points of a 4x4 thin-plate spline moved by N(0, 1.5 px), 28x28;
+* ``clutter``: digit placed at random in a 60x60 canvas with 6 pieces of 6x6 clutter cut
+  from other digits.
+
+Geometry is expressed like a spatial transformer's: a grid maps each output pixel to
+the input location it reads (``align_corners=False``, zero padding = black background).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import lru_cache
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .data import ImageTensors, load_mnist
+from .models import _tps_system_inverse, projective_grid, tps_control_points, tps_grid
+from .utils import cache_dir
+
+DIGIT = 28  # MNIST side, pixels
+ALIGN_CORNERS = False
+
+
+def _uniform(count: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
+    return low + (high - low) * torch.rand(count, generator=generator, device=device)
+
+
+def _rotation(angle_degrees: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` angles → rotation matrices ``(B, 2, 2)``."""
+    radians = angle_degrees * (math.pi / 180)
+    cos, sin = radians.cos(), radians.sin()
+    return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+
+
+def _sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
+
+
+def place_affine(images: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor,
+                 shift_px: torch.Tensor, canvas: int) -> torch.Tensor:
+    """Rotate by ``angle`` (degrees), scale by ``scale`` and shift the centre by ``shift_px``
+    ``(B, 2)`` pixels, on a ``canvas x canvas`` output. All ``(B,)`` except ``shift_px``.
+
+    The content moves by (R, s, t); θ is its inverse, mapped from canvas to digit units:
+    ``v = (C/D)/s · R(-a) u - 2/(D s) · R(-a) t``.
+    """
+    batch, channels, size, _ = images.shape
+    inverse_rotation = _rotation(-angle)
+    linear = inverse_rotation * ((canvas / size) / scale).view(-1, 1, 1)
+    offset = -(2.0 / (size * scale)).view(-1, 1) * (inverse_rotation @ shift_px.unsqueeze(-1)).squeeze(-1)
+    theta = torch.cat([linear, offset.unsqueeze(-1)], dim=2)
+    grid = F.affine_grid(theta, [batch, channels, canvas, canvas], align_corners=ALIGN_CORNERS)
+    return _sample(images, grid)
+
+
+def random_rotation(images: torch.Tensor, generator: torch.Generator, max_angle: float = 90.0) -> torch.Tensor:
+    """R: rotation uniform in ``[-max_angle, max_angle]`` degrees, same size."""
+    batch, device = images.shape[0], images.device
+    angle = _uniform(batch, -max_angle, max_angle, generator, device)
+    ones = torch.ones(batch, device=device)
+    return place_affine(images, angle, ones, torch.zeros(batch, 2, device=device), images.shape[-1])
+
+
+def random_rts(images: torch.Tensor, generator: torch.Generator, canvas: int = 42,
+               max_angle: float = 45.0, scale_range: tuple[float, float] = (0.7, 1.2)) -> torch.Tensor:
+    """RTS: rotation, scale, and a random position in a ``canvas x canvas`` image."""
+    batch, device, size = images.shape[0], images.device, images.shape[-1]
+    angle = _uniform(batch, -max_angle, max_angle, generator, device)
+    scale = _uniform(batch, *scale_range, generator, device)
+    # The scaled digit's box stays inside the canvas.
+    room = ((canvas - size * scale) / 2).clamp_min(0).unsqueeze(1)
+    shift = (2 * torch.rand(batch, 2, generator=generator, device=device) - 1) * room
+    return place_affine(images, angle, scale, shift, canvas)
+
+
+def homography_from_points(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Homographies ``(B, 3, 3)`` mapping 4 points ``source`` ``(B, 4, 2)`` onto ``target``.
+
+    Direct linear transform with ``H[2, 2] = 1``: two equations per correspondence.
+    """
+    x, y = source[..., 0], source[..., 1]
+    u, v = target[..., 0], target[..., 1]
+    zeros, ones = torch.zeros_like(x), torch.ones_like(x)
+    rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], -1)
+    rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], -1)
+    system = torch.cat([rows_u, rows_v], dim=1)
+    rhs = torch.cat([u, v], dim=1)
+    solution = torch.linalg.solve(system, rhs)
+    return torch.cat([solution, torch.ones_like(solution[:, :1])], dim=1).view(-1, 3, 3)
+
+
+def random_projective(images: torch.Tensor, generator: torch.Generator,
+                      scale_range: tuple[float, float] = (0.75, 1.0), corner_std_px: float = 5.0) -> torch.Tensor:
+    """P: shrink by a random scale, then move each corner by N(0, ``corner_std_px``)."""
+    batch, device, size = images.shape[0], images.device, images.shape[-1]
+    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
+    scale = _uniform(batch, *scale_range, generator, device).view(-1, 1, 1)
+    noise = torch.randn(batch, 4, 2, generator=generator, device=device) * (corner_std_px * 2 / size)
+    # Output corner k reads the input at corner_k / scale + noise: the digit shrinks, then warps.
+    matrix = homography_from_points(corners.expand(batch, 4, 2), corners / scale + noise)
+    return _sample(images, projective_grid(matrix, images.shape, ALIGN_CORNERS))
+
+
+@lru_cache(maxsize=4)
+def _tps_system(points_per_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    control = tps_control_points(points_per_side)
+    return control, _tps_system_inverse(control)
+
+
+def random_elastic(images: torch.Tensor, generator: torch.Generator, std_px: float = 1.5,
+                   points_per_side: int = 4) -> torch.Tensor:
+    """E: a thin-plate spline whose 4x4 control points move by N(0, ``std_px``) pixels."""
+    batch, device, size = images.shape[0], images.device, images.shape[-1]
+    control, inverse = _tps_system(points_per_side)
+    control, inverse = control.to(device), inverse.to(device)
+    noise = torch.randn(batch, *control.shape, generator=generator, device=device, dtype=control.dtype)
+    source = control + noise * (std_px * 2 / size)
+    grid = tps_grid(source, images.shape, ALIGN_CORNERS, control=control, system_inverse=inverse)
+    return _sample(images, grid.to(images.dtype))
+
+
+def _paste(canvas: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
+    """Max-composite ``patches`` ``(B, h, w)`` into ``canvas`` ``(B, H, W)`` at per-sample offsets."""
+    batch, height, width = patches.shape
+    rows = top.view(-1, 1, 1) + torch.arange(height, device=canvas.device).view(1, -1, 1)
+    cols = left.view(-1, 1, 1) + torch.arange(width, device=canvas.device).view(1, 1, -1)
+    index = torch.arange(batch, device=canvas.device).view(-1, 1, 1)
+    canvas[index, rows, cols] = torch.maximum(canvas[index, rows, cols], patches)
+
+
+def _crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, side: int) -> torch.Tensor:
+    rows = top.view(-1, 1, 1) + torch.arange(side, device=images.device).view(1, -1, 1)
+    cols = left.view(-1, 1, 1) + torch.arange(side, device=images.device).view(1, 1, -1)
+    return images[torch.arange(images.shape[0], device=images.device).view(-1, 1, 1), rows, cols]
+
+
+def translated_clutter(images: torch.Tensor, generator: torch.Generator, canvas: int = 60,
+                       pieces: int = 6, piece_size: int = 6) -> torch.Tensor:
+    """TC: the digit at a random place in a ``canvas`` square, plus ``pieces`` patches of
+    ``piece_size`` squared pixels cut from other digits of the batch at random places."""
+    batch, device, size = images.shape[0], images.device, images.shape[-1]
+    digits = images[:, 0]
+    out = torch.zeros(batch, canvas, canvas, device=device, dtype=images.dtype)
+
+    def offsets(high: int) -> torch.Tensor:
+        return torch.randint(0, high + 1, (batch,), generator=generator, device=device)
+
+    for _ in range(pieces):
+        # Another digit of the batch for each sample (itself only if the batch has one).
+        donors = (torch.arange(batch, device=device) + offsets(max(batch - 2, 0)) + 1) % batch
+        patch = _crop(digits[donors], offsets(size - piece_size), offsets(size - piece_size), piece_size)
+        _paste(out, patch, offsets(canvas - piece_size), offsets(canvas - piece_size))
+    _paste(out, digits, offsets(canvas - size), offsets(canvas - size))
+    return out.unsqueeze(1)
+
+
+Distortion = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+#: name → (generator, output side, the paper's column name)
+DISTORTIONS: dict[str, tuple[Distortion, int, str]] = {
+    "rot": (random_rotation, 28, "R"),
+    "rts": (random_rts, 42, "RTS"),
+    "proj": (random_projective, 28, "P"),
+    "elastic": (random_elastic, 28, "E"),
+    "clutter": (translated_clutter, 60, "TC"),
+}
+
+
+def distortion(kind: str) -> Distortion:
+    """The generator for ``kind`` (one of :data:`DISTORTIONS`)."""
+    if kind not in DISTORTIONS:
+        raise ValueError(f"unknown distortion {kind!r}; choose from {sorted(DISTORTIONS)}")
+    return DISTORTIONS[kind][0]
+
+
+def distorted_mnist_test(kind: str, seed: int = 0, limit: int | None = None,
+                         batch_size: int = 1000) -> ImageTensors:
+    """The fixed distorted MNIST test set for ``kind``: uint8 ``(N, 1, S, S)``, cached.
+
+    The same ``seed`` always gives the same images (distorted on the CPU).
+    """
+    generate = distortion(kind)
+    base = load_mnist(train=False, limit=limit)
+    path = cache_dir() / f"mnist-{kind}-test-s{seed}-{limit or 'all'}.pt"
+    if path.exists():
+        images = torch.load(path, weights_only=True)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        chunks = [generate(base.images[i:i + batch_size].float() / 255, generator)
+                  for i in range(0, len(base), batch_size)]
+        images = torch.cat(chunks).mul(255).round().clamp(0, 255).to(torch.uint8)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(images, tmp)
+        tmp.replace(path)
+    return replace(base, images=images, name=f"mnist-{kind}-test")

@@ -1,0 +1,82 @@
+import math
+
+import pytest
+import torch
+
+from stn_course import distortions
+from stn_course.distortions import DISTORTIONS, distorted_mnist_test, distortion, homography_from_points
+
+from .markers import requires_mnist
+
+
+def _digits(count=8):
+    """Bright off-centre blobs: their moments show where and how big they end up."""
+    images = torch.zeros(count, 1, 28, 28)
+    images[:, :, 8:20, 10:16] = 1.0
+    return images
+
+
+@pytest.mark.parametrize("kind", sorted(DISTORTIONS))
+def test_shape_range_and_determinism(kind):
+    generate, side, _ = DISTORTIONS[kind]
+    images = _digits()
+    first = generate(images, torch.Generator().manual_seed(3))
+    again = generate(images, torch.Generator().manual_seed(3))
+    other = generate(images, torch.Generator().manual_seed(4))
+    assert first.shape == (8, 1, side, side)
+    assert first.min() >= 0 and first.max() <= 1
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert (first.flatten(1).sum(1) > 0).all(), "the digit never disappears"
+
+
+def test_rotation_by_90_degrees_turns_the_image():
+    images = _digits(1)
+    rotated = distortions.place_affine(images, torch.tensor([90.0]), torch.ones(1), torch.zeros(1, 2), 28)
+    assert torch.allclose(rotated, torch.rot90(images, k=1, dims=(2, 3)), atol=1e-5) or \
+        torch.allclose(rotated, torch.rot90(images, k=-1, dims=(2, 3)), atol=1e-5)
+
+
+def test_rts_scale_and_shift_move_the_mass_as_asked():
+    images = torch.zeros(1, 1, 28, 28)
+    images[:, :, 12:16, 12:16] = 1.0  # centred square, 16 pixels of mass
+    out = distortions.place_affine(images, torch.zeros(1), torch.tensor([0.5]), torch.tensor([[6.0, -4.0]]), 42)
+    mass = out[0, 0]
+    assert mass.sum().item() == pytest.approx(16 * 0.25, rel=0.02)
+    ys, xs = torch.meshgrid(torch.arange(42.0), torch.arange(42.0), indexing="ij")
+    centre = ((xs * mass).sum() / mass.sum(), (ys * mass).sum() / mass.sum())
+    assert centre[0].item() == pytest.approx(20.5 + 6, abs=0.05)
+    assert centre[1].item() == pytest.approx(20.5 - 4, abs=0.05)
+
+
+def test_homography_maps_the_four_points():
+    torch.manual_seed(0)
+    source = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]).expand(5, 4, 2).double()
+    target = source + 0.2 * torch.randn(5, 4, 2, dtype=torch.float64)
+    matrix = homography_from_points(source, target)
+    homogeneous = torch.cat([source, torch.ones(5, 4, 1, dtype=torch.float64)], -1) @ matrix.transpose(1, 2)
+    torch.testing.assert_close(homogeneous[..., :2] / homogeneous[..., 2:], target)
+
+
+def test_clutter_keeps_the_whole_digit():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(16, 1, 28, 28)
+    out = distortions.translated_clutter(images, generator)
+    # Somewhere in each canvas the full digit appears (clutter only adds, by maximum).
+    windows = out.unfold(2, 28, 1).unfold(3, 28, 1)  # (B, 1, 33, 33, 28, 28)
+    found = (windows >= images.view(16, 1, 1, 1, 28, 28) - 1e-6).flatten(4).all(-1).flatten(1).any(1)
+    assert found.all()
+    assert (out.flatten(1).gt(0).sum(1) > images.flatten(1).gt(0).sum(1)).all(), "clutter was added"
+
+
+def test_unknown_distortion():
+    with pytest.raises(ValueError, match="unknown distortion"):
+        distortion("swirl")
+
+
+@requires_mnist
+def test_test_set_is_fixed_by_its_seed():
+    first = distorted_mnist_test("rts", seed=0, limit=64)
+    again = distorted_mnist_test("rts", seed=0, limit=64)
+    assert first.images.shape == (64, 1, 42, 42) and first.images.dtype == torch.uint8
+    assert torch.equal(first.images, again.images)
+    assert torch.equal(first.labels, again.labels)

@@ -1,0 +1,61 @@
+"""The course's conventions, checked on every notebook (nbval checks that they run)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from stn_course.utils import COLAB_SETUP_CELL, REPO_URL, repo_root
+
+NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_name_is_numbered_slug(path):
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_is_the_guarded_colab_setup(path):
+    first_code = next(cell for cell in _cells(path) if cell["cell_type"] == "code")
+    assert _source(first_code) == COLAB_SETUP_CELL
+    assert not first_code.get("outputs"), "the Colab cell prints nothing outside Colab"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opens_with_what_you_will_learn_and_ends_with_summary_and_exercises(path):
+    markdown = [_source(c) for c in _cells(path) if c["cell_type"] == "markdown"]
+    assert markdown[0].startswith("# ") and "learn" in markdown[0].lower()
+    headings = [line for text in markdown for line in text.splitlines() if line.startswith("## ")]
+    assert headings[-2:] == ["## Summary", "## Exercises"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_come_from_a_full_run_without_errors(path):
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code[1:]), "every cell (but Colab's) was run"
+    for cell in code:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", _source(cell)[:80]
+            text = "".join(output.get("text", ""))
+            assert "STN_COURSE_QUICK" not in text and "stn_course_test_" not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_readme_lists_the_notebook_with_a_colab_badge(path):
+    readme = (repo_root() / "README.md").read_text()
+    assert f"notebooks/{path.name}" in readme
+    badge = f"https://colab.research.google.com/github/{REPO_URL.removeprefix('https://github.com/')}/blob/main/notebooks/{path.name}"
+    assert badge in readme
