@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .experiments import DATASETS, MODELS, RunConfig, run_experiment
+from .experiments import DATASETS, default_config, run_experiment
+from .models import MODEL_NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one model and record its result")
     train.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
-    train.add_argument("--model", choices=MODELS, default="st-cnn-aff")
+    train.add_argument("--model", choices=MODEL_NAMES, default="st-cnn-aff")
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be at least 1")
     from .utils import get_device
 
-    config = RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, seed=args.seed)
+    config = default_config(args.dataset, args.model, args.epochs, args.seed)
     experiment = run_experiment(config, device=get_device(args.device))
     accuracy = experiment.history.test_accuracy[-1]
     print(f"{config.name}: test accuracy {100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%) "

@@ -7,14 +7,14 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .data import Augmentation, BatchLoader, ImageTensors, load_mnist
-from .models import build_classifier, count_parameters, parameter_groups
+from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
+from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
 from .train import History, fit
 from .utils import checkpoint_dir, get_device, is_quick, save_result, set_seed
 
@@ -43,6 +43,11 @@ def _distorted_mnist(kind: str) -> Callable[[int | None, int | None, int], Datas
     return load
 
 
+def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+    return DatasetSplits(load_cifar10(train=True, limit=train_limit), load_cifar10(train=False, limit=test_limit),
+                         train_augment=random_crop_flip)
+
+
 #: dataset name → loader(train_limit, test_limit, seed)
 DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "mnist": _mnist,
@@ -51,8 +56,8 @@ DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "proj-mnist": _distorted_mnist("proj"),
     "elastic-mnist": _distorted_mnist("elastic"),
     "clutter-mnist": _distorted_mnist("clutter"),
+    "cifar10": _cifar10,
 }
-MODELS = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps")
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,13 @@ class RunConfig:
     model: str = "st-cnn-aff"
     epochs: int = 5
     batch_size: int = 128
+    optimizer: str = "adamw"  # or "sgd" (plain, as in the PyTorch STN tutorial)
     lr: float = 2e-3
+    schedule: str = "onecycle"  # or "constant"
     localisation_lr_scale: float = 0.1
     weight_decay: float = 1e-4
     max_grad_norm: float | None = 5.0
+    log_interval: int = 500
     seed: int = 0
     train_limit: int | None = None
     test_limit: int | None = None
@@ -82,10 +90,30 @@ class RunConfig:
         return shlex.join(parts)
 
 
+def default_config(dataset: str, model: str, epochs: int, seed: int = 0) -> RunConfig:
+    """The course's recipe for a dataset and model.
+
+    The CIFAR-10 networks of the course material train exactly like the PyTorch STN
+    tutorial (plain SGD, lr 0.01, batch 64, no schedule); everything else uses AdamW
+    with a one-cycle schedule, the localisation network at a tenth of the learning
+    rate, and gradient clipping. In quick (test) mode the run is shrunk by
+    :func:`quick_config`.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
+    if model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model!r}; choose from {MODEL_NAMES}")
+    if model.startswith("cifar-net"):
+        config = RunConfig(dataset=dataset, model=model, epochs=epochs, seed=seed, batch_size=64,
+                           optimizer="sgd", lr=0.01, schedule="constant", localisation_lr_scale=1.0,
+                           weight_decay=0.0, max_grad_norm=None)
+    else:
+        config = RunConfig(dataset=dataset, model=model, epochs=epochs, seed=seed)
+    return quick_config(config) if is_quick() else config
+
+
 def quick_config(config: RunConfig) -> RunConfig:
     """The same run, shrunk for quick (test) mode: a few hundred images, one epoch."""
-    from dataclasses import replace
-
     return replace(config, epochs=1, train_limit=512, test_limit=256)
 
 
@@ -127,16 +155,25 @@ def run_experiment(config: RunConfig, device: torch.device | None = None,
     the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
     """
     experiment = build_experiment(config, device)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(experiment.model, config.lr, config.localisation_lr_scale),
-        lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
-        epochs=config.epochs, steps_per_epoch=len(experiment.train_loader))
+    groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=config.lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'sgd' or 'adamw'")
+    scheduler = None
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
+            epochs=config.epochs, steps_per_epoch=len(experiment.train_loader))
+    elif config.schedule != "constant":
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose 'onecycle' or 'constant'")
     experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
-        checkpoint=checkpoint_dir() / f"{config.name}.pt", seed=config.seed, **fit_options)
+        log_interval=config.log_interval, checkpoint=checkpoint_dir() / f"{config.name}.pt",
+        seed=config.seed, **fit_options)
     if save and experiment.history.epochs == config.epochs:
         record_result(experiment)
     return experiment

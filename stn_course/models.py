@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 TRANSFORMS = ("affine", "projective", "tps")
+MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "cifar-net-a", "cifar-net-b")
 
 
 class Normalize(nn.Module):
@@ -293,16 +294,22 @@ def count_parameters(model: nn.Module) -> int:
 
 def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
                      std: Sequence[float], num_classes: int = 10) -> nn.Module:
-    """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``.
+    """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``,
+    and the CIFAR-10 networks of the course material, ``"cifar-net-a"``, ``"cifar-net-b"``.
 
     The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
     about the same number of parameters, as in the paper.
     """
     if name == "cnn":
         return ConvClassifier(input_shape, mean, std, num_classes=num_classes)
+    cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB}
+    if name in cifar_nets:
+        if tuple(input_shape) != (3, 32, 32):
+            raise ValueError(f"{name} takes (3, 32, 32) CIFAR-10 images, got {tuple(input_shape)}")
+        return cifar_nets[name](mean, std, num_classes=num_classes)
     transforms = {"st-cnn-aff": "affine", "st-cnn-proj": "projective", "st-cnn-tps": "tps"}
     if name not in transforms:
-        raise ValueError(f"unknown model {name!r}; choose from {['cnn', *transforms]}")
+        raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
     transform = transforms[name]
     params = {"affine": 6, "projective": 8, "tps": 32}[transform]
     transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform)
@@ -331,3 +338,62 @@ def parameter_groups(model: nn.Module, lr: float, localisation_lr_scale: float =
     if loc:
         groups.append({"params": loc, "lr": lr * localisation_lr_scale, "name": "localisation"})
     return groups
+
+
+class CifarNetA(nn.Module):
+    """Net A of the course material (reached 60% on CIFAR-10 after 50 epochs).
+
+    STN on the input (localisation: conv 16@7 → pool → ReLU → conv 32@5 → pool → ReLU →
+    FC 64 → FC 6), then conv 8@5 → pool → ReLU → conv 16@5 → Dropout2d → pool → ReLU →
+    FC 1024 → ReLU → dropout → FC 10. Input ``(N, 3, 32, 32)`` in [0, 1].
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10) -> None:
+        super().__init__()
+        localisation = nn.Sequential(
+            nn.Conv2d(3, 16, 7), nn.MaxPool2d(2, 2), nn.ReLU(True),
+            nn.Conv2d(16, 32, 5), nn.MaxPool2d(2, 2), nn.ReLU(True),
+            nn.Flatten(), nn.Linear(512, 64), nn.ReLU(True), nn.Linear(64, 6),
+        )
+        self.transformer = SpatialTransformer(localisation, "affine", align_corners=False)
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(3, 8, 5)
+        self.conv2 = nn.Conv2d(8, 16, 5)
+        self.conv2_drop = nn.Dropout2d(0.5)
+        self.fc1 = nn.Linear(400, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(self.transformer(x))
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = F.dropout(F.relu(self.fc1(x.flatten(1))), training=self.training)
+        return self.fc2(x)
+
+
+class CifarNetB(nn.Module):
+    """Net B of the course material (reached 65% on CIFAR-10 after 50 epochs; 802,492 parameters).
+
+    STN on the input (localisation: conv 64@7 → pool → ReLU → conv 128@5 → pool → ReLU →
+    FC 256 → ReLU → FC 6), then a LeNet: conv 6@5 → pool → conv 16@5 → pool → FC 120 →
+    FC 84 → FC 10, with ReLUs. Input ``(N, 3, 32, 32)`` in [0, 1].
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10) -> None:
+        super().__init__()
+        localisation = nn.Sequential(
+            nn.Conv2d(3, 64, 7), nn.MaxPool2d(2), nn.ReLU(True),
+            nn.Conv2d(64, 128, 5), nn.MaxPool2d(2), nn.ReLU(True),
+            nn.Flatten(), nn.Linear(2048, 256), nn.ReLU(True), nn.Linear(256, 6),
+        )
+        self.transformer = SpatialTransformer(localisation, "affine", align_corners=False)
+        self.classifier = nn.Sequential(
+            Normalize(mean, std),
+            nn.Conv2d(3, 6, 5), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(400, 120), nn.ReLU(True),
+            nn.Linear(120, 84), nn.ReLU(True), nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.transformer(x))

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from stn_course import experiments
+from stn_course.__main__ import main
+from stn_course.utils import results_dir
+
+from .markers import requires_cifar_folder, requires_mnist
+
+
+def test_quick_mode_shrinks_every_run():
+    config = experiments.default_config("rts-mnist", "st-cnn-aff", epochs=30)
+    assert (config.epochs, config.train_limit, config.test_limit) == (1, 512, 256)
+
+
+def test_cifar_networks_train_like_the_pytorch_tutorial():
+    config = experiments.default_config("cifar10", "cifar-net-b", epochs=50)
+    assert (config.optimizer, config.lr, config.batch_size, config.schedule) == ("sgd", 0.01, 64, "constant")
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        experiments.default_config("svhn", "cnn", 1)
+    with pytest.raises(ValueError, match="unknown model"):
+        experiments.default_config("mnist", "vgg", 1)
+
+
+@requires_mnist
+def test_command_line_trains_and_records_a_result(capsys):
+    assert main(["train", "--dataset", "rts-mnist", "--model", "st-cnn-aff", "--epochs", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Test set: Average loss:" in out
+    record = json.loads((results_dir() / "rts-mnist_st-cnn-aff_e1_s0.json").read_text())
+    assert record["command"].startswith("python -m stn_course train --dataset rts-mnist --model st-cnn-aff")
+    assert record["test_samples"] == 256 and 0 <= record["test_accuracy"] <= 1
+    assert record["machine"]["cpu_count"] >= 1 and record["quick_mode"] is True
+
+
+@requires_cifar_folder
+def test_cifar_net_b_runs_on_cifar10():
+    experiment = experiments.run_experiment(experiments.default_config("cifar10", "cifar-net-b", 50), save=False)
+    assert experiment.model.transformer.last_theta.shape[1] == 6
+    assert experiment.history.epochs == 1
+
+
+def test_command_line_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "imagenet"])
+    assert "invalid choice" in capsys.readouterr().err
