@@ -38,7 +38,7 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
     def extra_repr(self) -> str:
-        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+        return f"mean={[round(v, 4) for v in self.mean.flatten().tolist()]}, std={[round(v, 4) for v in self.std.flatten().tolist()]}"
 
 
 def tps_control_points(grid_size: int = 4) -> torch.Tensor:
@@ -397,3 +397,21 @@ class CifarNetB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.transformer(x))
+
+
+@torch.no_grad()
+def apply_transformer(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run only the (first) spatial transformer of ``model`` on ``images`` ``(N, C, H, W)``.
+
+    Returns ``(outputs (N, C, Ho, Wo), params (N, P), grids (N, Ho, Wo, 2))`` on the CPU,
+    in eval mode, e.g. for plotting what a trained transformer does.
+    """
+    transformer = transformer_of(model)
+    if transformer is None:
+        raise ValueError("model has no SpatialTransformer")
+    was_training = transformer.training
+    transformer.eval()
+    device = next(transformer.parameters()).device
+    outputs, params, grids = transformer.transform_input(images.to(device))
+    transformer.train(was_training)
+    return outputs.cpu(), params.cpu(), grids.cpu()

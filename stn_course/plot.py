@@ -1,0 +1,696 @@
+"""Pictures of spatial transformers, drawn with matplotlib.
+
+Every function here is a plain function of its arguments: it either draws on an
+``Axes`` it is given or returns a new figure (a :class:`CourseFigure`, created without
+``pyplot``, so nothing is left open behind the caller's back). In a notebook, end a
+cell with the figure (``fig``) or call ``display(fig)`` to show it; it shows itself as
+a PNG even without ``%matplotlib inline``. New plotting functions should create their
+figures with :func:`new_figure`.
+
+Conventions (the same as :mod:`stn_course.sampler` and PyTorch):
+
+* normalised coordinates run from -1 (left / top) to +1 (right / bottom);
+* θ (2x3) maps an OUTPUT location to the INPUT location it samples from;
+* pixel coordinates put the centre of pixel ``(row i, column j)`` at ``(x=j, y=i)``,
+  which is also where ``imshow`` draws it, so outlines sit on the pixels they mean.
+
+Colours are the same in every figure: the sampled region is orange, the sampling
+grid is blue, the image border is grey.
+
+Sections: coordinates and the sampled region; the θ view (used by the θ explorer
+widget); pictures for notebook 01 (align_corners, bilinear weights, pitfalls,
+aliasing, homographies).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon, Rectangle
+
+from stn_course import sampler
+
+#: Colour of the sampled-region outline.
+REGION_COLOR = "#ff7f0e"
+#: Colour of the sampling grid.
+GRID_COLOR = "#1f77b4"
+#: Colour of the image border drawn under outlines.
+BORDER_COLOR = "#7f7f7f"
+#: Face colour of axes areas outside the image.
+OUTSIDE_COLOR = "#eeeeee"
+
+HW = Tuple[int, int]
+
+
+class CourseFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that shows itself in Jupyter as a PNG.
+
+    Created without ``pyplot``, so it needs no backend and leaves no global state;
+    ``_repr_png_`` makes ``display(fig)`` (or a cell ending in ``fig``) draw it even where
+    matplotlib's inline backend is not active.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+def new_figure(figsize: Tuple[float, float], **kwargs) -> Figure:
+    """A new :class:`CourseFigure` (no pyplot), e.g. ``new_figure((8, 3), layout="constrained")``."""
+    return CourseFigure(figsize=figsize, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Images and small array helpers
+# ---------------------------------------------------------------------------
+
+def as_hwc(image) -> np.ndarray:
+    """Return ``image`` as a float64 array of shape (H, W, C) with C = 1 or 3.
+
+    Accepts (H, W), (H, W, C), (C, H, W) and (1, C, H, W), with C = 1 or 3, as a
+    NumPy array or a torch tensor. uint8 images are scaled to [0, 1]. An array whose
+    first and last axes could both be channels (e.g. (3, 5, 3)) is read as (H, W, C).
+    Anything else raises ``ValueError``.
+    """
+    if hasattr(image, "detach"):  # torch tensor
+        image = image.detach().cpu().numpy()
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float64) / 255.0
+    elif arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"image must hold numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 4:
+        if arr.shape[0] != 1:
+            raise ValueError(f"a 4-D image must be a batch of one (1, C, H, W), got shape {arr.shape}")
+        arr = arr[0]
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    elif arr.ndim == 3:
+        if arr.shape[-1] in (1, 3):
+            pass
+        elif arr.shape[0] in (1, 3):
+            arr = np.moveaxis(arr, 0, -1)
+        else:
+            raise ValueError(
+                f"a 3-D image must be (H, W, C) or (C, H, W) with C = 1 or 3, got shape {arr.shape}")
+    else:
+        raise ValueError(f"image must be (H, W), (H, W, C) or (C, H, W), got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"image must not be empty, got shape {arr.shape}")
+    return arr
+
+
+def _as_theta(theta) -> np.ndarray:
+    """θ as a float64 (2, 3) array (accepts (2, 3), (1, 2, 3) and torch tensors)."""
+    if hasattr(theta, "detach"):
+        theta = theta.detach().cpu().numpy()
+    arr = np.asarray(theta, dtype=np.float64)
+    if arr.shape == (1, 2, 3):
+        arr = arr[0]
+    if arr.shape != (2, 3):
+        raise ValueError(f"theta must have shape (2, 3), got {arr.shape}")
+    return arr
+
+
+def _hw(hw) -> HW:
+    h, w = (int(v) for v in hw)
+    if h < 1 or w < 1:
+        raise ValueError(f"sizes must be positive, got {hw}")
+    return h, w
+
+
+def transform_image(image, theta, out_hw: Optional[Sequence[int]] = None, align_corners: bool = False,
+                    padding_mode: str = "zeros", mode: str = "bilinear") -> np.ndarray:
+    """Warp ``image`` with θ using :mod:`stn_course.sampler`; returns (Ho, Wo, C) float64.
+
+    ``out_hw`` defaults to the input's size.
+    """
+    img = as_hwc(image)
+    th = _as_theta(theta)
+    ho, wo = _hw(out_hw) if out_hw is not None else img.shape[:2]
+    c = img.shape[2]
+    grid = sampler.affine_grid(th[None], (1, c, ho, wo), align_corners=align_corners)
+    out = sampler.grid_sample(np.moveaxis(img, -1, 0)[None], grid, mode=mode,
+                              padding_mode=padding_mode, align_corners=align_corners)
+    return np.moveaxis(np.asarray(out)[0], 0, -1)
+
+
+def gaussian_blur(image, sigma: float) -> np.ndarray:
+    """Blur an image (any layout :func:`as_hwc` accepts) with a Gaussian of std ``sigma`` pixels.
+
+    Separable convolution with edge replication; returns (H, W, C) float64.
+    """
+    img = as_hwc(image)
+    if sigma <= 0:
+        return img.copy()
+    radius = max(1, int(np.ceil(3 * sigma)))
+    x = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    # rows, then columns
+    tmp = sum(k * padded[i:i + img.shape[0], :, :] for i, k in enumerate(kernel))
+    return sum(k * tmp[:, i:i + img.shape[1], :] for i, k in enumerate(kernel))
+
+
+def zone_plate(size: int = 256, k: float = 0.5) -> np.ndarray:
+    """A zone plate: ``0.5 + 0.5 cos(k π r² / size)``, a ring pattern whose frequency
+    grows towards the edges (a classic aliasing test); (size, size) float64 in [0, 1]."""
+    y, x = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    return 0.5 + 0.5 * np.cos(k * np.pi * (x ** 2 + y ** 2) / size)
+
+
+def _show(ax: Axes, img_hwc: np.ndarray, vmin=None, vmax=None, cmap: str = "gray", **kw):
+    """imshow a (H, W, C) image: gray with a colour map, RGB clipped to [0, 1]."""
+    if img_hwc.shape[2] == 1:
+        data = img_hwc[:, :, 0]
+        if vmin is None and vmax is None:
+            lo, hi = float(np.nanmin(data)), float(np.nanmax(data))
+            vmin, vmax = (0.0, 1.0) if (lo >= 0.0 and hi <= 1.0) else (lo, hi)
+        return ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", **kw)
+    return ax.imshow(np.clip(img_hwc, 0.0, 1.0), interpolation="nearest", **kw)
+
+
+def _clean(ax: Axes, title: Optional[str] = None) -> None:
+    """No ticks, equal aspect, optional title."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal")
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+
+
+# ---------------------------------------------------------------------------
+# Coordinates and the sampled region
+# ---------------------------------------------------------------------------
+
+def base_grid_extent(size: int, align_corners: bool) -> float:
+    """Largest normalised coordinate of a base grid with ``size`` points.
+
+    ``align_corners=True``: the points run from -1 to 1 (1 for any size > 1);
+    ``align_corners=False``: they are pixel centres, ±(size - 1) / size.
+    A single point sits at 0 in both conventions (as in PyTorch).
+    """
+    size = int(size)
+    if size <= 1:
+        return 0.0
+    return 1.0 if align_corners else (size - 1) / size
+
+
+def unnormalize(coord, size: int, align_corners: bool):
+    """Normalised coordinate(s) in [-1, 1] to pixel coordinate(s), exactly as grid_sample does.
+
+    ``align_corners=True``: -1 and 1 are the centres of the first and last pixels,
+    ``x_pix = (x + 1) / 2 · (size - 1)``; ``align_corners=False``: -1 and 1 are the
+    outer edges of those pixels, ``x_pix = ((x + 1) · size - 1) / 2``.
+    """
+    coord = np.asarray(coord, dtype=np.float64)
+    if align_corners:
+        return (coord + 1.0) / 2.0 * (size - 1)
+    return ((coord + 1.0) * size - 1.0) / 2.0
+
+
+def grid_to_pixels(grid, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
+    """A sampling grid (..., 2) of normalised (x, y) to input pixel coordinates (..., 2)."""
+    h, w = _hw(in_hw)
+    grid = np.asarray(grid, dtype=np.float64)
+    return np.stack([unnormalize(grid[..., 0], w, align_corners),
+                     unnormalize(grid[..., 1], h, align_corners)], axis=-1)
+
+
+def sampled_region_corners(theta, in_hw: Sequence[int], align_corners: bool,
+                           out_hw: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Corners of the region of the input that the output grid samples, in input pixels.
+
+    The output grid's extreme points (see :func:`base_grid_extent`; ``out_hw`` defaults
+    to ``in_hw``) are mapped through θ and unnormalised as grid_sample does. Returns a
+    (4, 2) array of (x, y) in the order: output top-left, top-right, bottom-right,
+    bottom-left. For the identity θ with ``out_hw == in_hw`` these are the centres of
+    the image's corner pixels, ``(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)``, for both
+    values of ``align_corners``.
+    """
+    th = _as_theta(theta)
+    h, w = _hw(in_hw)
+    ho, wo = _hw(out_hw) if out_hw is not None else (h, w)
+    ex, ey = base_grid_extent(wo, align_corners), base_grid_extent(ho, align_corners)
+    base = np.array([[-ex, -ey, 1.0], [ex, -ey, 1.0], [ex, ey, 1.0], [-ex, ey, 1.0]])
+    normalised = base @ th.T  # (4, 2) input (x, y) in [-1, 1] units
+    return grid_to_pixels(normalised, (h, w), align_corners)
+
+
+def _set_view_limits(ax: Axes, in_hw: HW, points: np.ndarray, margin: float = 0.06) -> None:
+    """Show the whole image and all ``points`` (N, 2), with a margin; y axis downwards."""
+    h, w = in_hw
+    xs = np.concatenate([[-0.5, w - 0.5], points[:, 0]])
+    ys = np.concatenate([[-0.5, h - 0.5], points[:, 1]])
+    xs, ys = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
+    span = max(xs.max() - xs.min(), ys.max() - ys.min(), 1.0)
+    pad = margin * span
+    ax.set_xlim(xs.min() - pad, xs.max() + pad)
+    ax.set_ylim(ys.max() + pad, ys.min() - pad)
+
+
+def draw_image_border(ax: Axes, in_hw: Sequence[int], color: str = BORDER_COLOR) -> None:
+    """Dashed outline of the image's extent (pixel edges, -0.5 to W-0.5)."""
+    h, w = _hw(in_hw)
+    ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, ec=color, lw=1.0, ls="--", zorder=2))
+
+
+def draw_sampled_region(ax: Axes, theta, in_hw: Sequence[int], align_corners: bool,
+                        color: str = REGION_COLOR, out_hw: Optional[Sequence[int]] = None,
+                        label: Optional[str] = None, lw: float = 2.0) -> np.ndarray:
+    """Draw the sampled region as a quadrilateral with four corner dots.
+
+    The output's top-left corner gets a bigger dot and the top-right a medium one, so
+    rotations and flips can be read off. Returns the corners (see
+    :func:`sampled_region_corners`).
+    """
+    corners = sampled_region_corners(theta, in_hw, align_corners, out_hw)
+    ax.add_patch(Polygon(corners, closed=True, fill=False, ec=color, lw=lw, zorder=4, label=label))
+    ax.scatter(corners[:, 0], corners[:, 1], s=[90, 40, 18, 18], c=color, edgecolors="white",
+               linewidths=0.8, zorder=5)
+    return corners
+
+
+def draw_sampling_grid(ax: Axes, theta, in_hw: Sequence[int], out_hw: Sequence[int],
+                       align_corners: bool, step: Optional[int] = None, color: str = GRID_COLOR,
+                       max_points: int = 1600) -> np.ndarray:
+    """Draw the points where the output samples the input, and every ``step``-th grid line.
+
+    The grid comes from :func:`stn_course.sampler.affine_grid`. ``step`` defaults to
+    about 12 lines per side. All points are drawn when there are at most ``max_points``,
+    otherwise only those on the drawn lines. Returns the grid in pixel coordinates
+    (Ho, Wo, 2).
+    """
+    th = _as_theta(theta)
+    h, w = _hw(in_hw)
+    ho, wo = _hw(out_hw)
+    grid = sampler.affine_grid(th[None], (1, 1, ho, wo), align_corners=align_corners)[0]
+    pix = grid_to_pixels(grid, (h, w), align_corners)
+    if step is None:
+        step = max(1, int(np.ceil(max(ho, wo) / 12)))
+    rows = sorted(set(range(0, ho, step)) | {ho - 1})
+    cols = sorted(set(range(0, wo, step)) | {wo - 1})
+    for i in rows:
+        ax.plot(pix[i, :, 0], pix[i, :, 1], color=color, lw=0.8, alpha=0.8, zorder=3)
+    for j in cols:
+        ax.plot(pix[:, j, 0], pix[:, j, 1], color=color, lw=0.8, alpha=0.8, zorder=3)
+    if ho * wo <= max_points:
+        pts = pix.reshape(-1, 2)
+    else:
+        pts = pix[np.ix_(rows, cols)].reshape(-1, 2)
+    ax.scatter(pts[:, 0], pts[:, 1], s=4, c=color, zorder=4, linewidths=0)
+    return pix
+
+
+def format_theta(theta, decimals: int = 2) -> str:
+    """θ on one line, e.g. ``[[1.00, 0.00, 0.00], [0.00, 1.00, 0.00]]``."""
+    th = _as_theta(theta) + 0.0  # turns -0.0 into 0.0
+    th = np.round(th, decimals) + 0.0
+    rows = [", ".join(f"{v:.{decimals}f}" for v in row) for row in th]
+    return "[[" + "], [".join(rows) + "]]"
+
+
+# ---------------------------------------------------------------------------
+# The θ view (used by the θ explorer and notebooks 00 and 01)
+# ---------------------------------------------------------------------------
+
+def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str = "zeros",
+                    out_hw: Optional[Sequence[int]] = None, fig: Optional[Figure] = None,
+                    mode: str = "bilinear", vmin=None, vmax=None, dpi: int = 80) -> Figure:
+    """Three panels: the input with the sampled region, the sampling grid, the output.
+
+    ``image``: (H, W), (H, W, 3) or (C, H, W) float in [0, 1] (uint8 and torch tensors
+    work too); ``theta`` (2, 3) maps output to input coordinates; ``out_hw`` defaults to
+    the input size. Pass ``fig`` to redraw into an existing figure (it is cleared).
+    The output array is kept as ``fig.stn_output`` (Ho, Wo, C) and the region's corners
+    as ``fig.stn_corners``.
+    """
+    img = as_hwc(image)
+    th = _as_theta(theta)
+    h, w = img.shape[:2]
+    ho, wo = _hw(out_hw) if out_hw is not None else (h, w)
+    out = transform_image(img, th, (ho, wo), align_corners, padding_mode, mode)
+    if img.shape[2] == 1 and vmin is None and vmax is None:
+        lo, hi = float(img.min()), float(img.max())
+        vmin, vmax = (0.0, 1.0) if (lo >= 0.0 and hi <= 1.0) else (lo, hi)
+
+    if fig is None:
+        fig = new_figure((11.0, 4.0), dpi=dpi)
+    if len(fig.axes) == 3 and getattr(fig, "stn_theta_view", False):
+        ax_in, ax_grid, ax_out = fig.axes  # redraw in place: faster than new axes
+        for ax in fig.axes:
+            ax.clear()
+    else:
+        fig.clear()
+        fig.set_layout_engine(None)
+        # fixed positions (no layout engine): every redraw has the same geometry, and is fast
+        ax_in, ax_grid, ax_out = fig.subplots(1, 3, gridspec_kw=dict(
+            left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.06))
+        fig.stn_theta_view = True
+
+    _show(ax_in, img, vmin, vmax)
+    draw_image_border(ax_in, (h, w))
+    corners = draw_sampled_region(ax_in, th, (h, w), align_corners, out_hw=(ho, wo))
+    ax_in.set_facecolor(OUTSIDE_COLOR)
+
+    _show(ax_grid, img, vmin, vmax, alpha=0.45)
+    draw_image_border(ax_grid, (h, w))
+    pix = draw_sampling_grid(ax_grid, th, (h, w), (ho, wo), align_corners)
+    ax_grid.set_facecolor(OUTSIDE_COLOR)
+
+    everything = np.concatenate([corners, pix[[0, 0, -1, -1], [0, -1, 0, -1]]])
+    for ax in (ax_in, ax_grid):
+        _set_view_limits(ax, (h, w), everything)
+
+    _show(ax_out, out, vmin, vmax)
+    for spine in ax_out.spines.values():
+        spine.set_edgecolor(REGION_COLOR)
+        spine.set_linewidth(2.0)
+    ax_out.scatter([0], [0], s=90, c=REGION_COLOR, edgecolors="white", linewidths=0.8, zorder=5,
+                   clip_on=False)
+
+    _clean(ax_in, "input + sampled region")
+    _clean(ax_grid, f"sampling grid ({ho}×{wo} points)")
+    _clean(ax_out, f"output ({ho}×{wo})")
+    fig.suptitle(f"θ = {format_theta(th)}    align_corners={align_corners}, padding={padding_mode}",
+                 fontsize=10)
+    fig.stn_output = out
+    fig.stn_corners = corners
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Pictures for notebook 01
+# ---------------------------------------------------------------------------
+
+def plot_align_corners_conventions(width: int = 4) -> Figure:
+    """A row of ``width`` pixels, twice: where -1, 0 and +1 fall for each align_corners.
+
+    Pixel centres (dots) are labelled with their normalised coordinate.
+    """
+    fig = new_figure((7.0, 3.4), layout="constrained")
+    axes = fig.subplots(2, 1)
+    for ax, ac in zip(axes, (True, False)):
+        for j in range(width):
+            ax.add_patch(Rectangle((j - 0.5, -0.5), 1, 1, fc="#dddddd" if j % 2 else "#cccccc",
+                                   ec="black", lw=1))
+            xn = -1 + 2 * j / (width - 1) if ac else (2 * j + 1) / width - 1
+            ax.plot([j], [0], "o", color=GRID_COLOR, ms=6)
+            ax.text(j, 0.22, f"{xn:+.2f}", ha="center", va="bottom", fontsize=9, color=GRID_COLOR)
+            ax.text(j, -0.3, f"pixel {j}", ha="center", va="center", fontsize=8, color="#444444")
+        left, right = (0.0, width - 1.0) if ac else (-0.5, width - 0.5)
+        for x, name in ((left, "-1"), ((left + right) / 2, "0"), (right, "+1")):
+            ax.annotate(name, xy=(x, -0.5), xytext=(x, -0.95), ha="center", fontsize=11,
+                        color=REGION_COLOR, fontweight="bold",
+                        arrowprops=dict(arrowstyle="->", color=REGION_COLOR, lw=1.5))
+        ax.set_xlim(-1.0, width)
+        ax.set_ylim(-1.15, 0.6)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_aspect("equal")
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        what = ("-1 and +1 are the CENTRES of the corner pixels" if ac
+                else "-1 and +1 are the outer EDGES of the corner pixels")
+        ax.set_title(f"align_corners={ac}: {what}", fontsize=10)
+    return fig
+
+
+def bilinear_weights(x: float, y: float) -> dict:
+    """The four neighbours of pixel location (x, y) and their bilinear weights.
+
+    Returns ``{(x0, y0): w, (x1, y0): w, (x0, y1): w, (x1, y1): w}`` with
+    ``x0 = floor(x)``, ``x1 = x0 + 1`` (same for y); the weights sum to 1.
+    """
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    fx, fy = x - x0, y - y0
+    return {(x0, y0): (1 - fx) * (1 - fy), (x0 + 1, y0): fx * (1 - fy),
+            (x0, y0 + 1): (1 - fx) * fy, (x0 + 1, y0 + 1): fx * fy}
+
+
+def plot_bilinear_example(image, x: float, y: float) -> Figure:
+    """A small gray image with values written in, the point (x, y) in pixel coordinates
+    and its four neighbours, each labelled with its bilinear weight; the title gives the
+    interpolated value (zero padding outside the image)."""
+    img = as_hwc(image)[:, :, 0]
+    h, w = img.shape
+    weights = bilinear_weights(x, y)
+    value = sum(wt * (img[yy, xx] if (0 <= xx < w and 0 <= yy < h) else 0.0)
+                for (xx, yy), wt in weights.items())
+    fig = new_figure((4.6, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(img, cmap="gray", vmin=0, vmax=max(1.0, float(img.max())), interpolation="nearest")
+    for i in range(h):
+        for j in range(w):
+            ax.text(j, i + 0.32, f"{img[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if img[i, j] < 0.5 else "black")
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    ax.add_patch(Rectangle((x0, y0), 1, 1, fill=False, ec=GRID_COLOR, lw=1.5, ls="--"))
+    for (xx, yy), wt in weights.items():
+        ax.plot([x, xx], [y, yy], color=GRID_COLOR, lw=0.8 + 3 * wt, alpha=0.8)
+        ax.scatter([xx], [yy], s=30 + 300 * wt, c=GRID_COLOR, edgecolors="white", zorder=4)
+        ax.text(xx + (0.12 if xx > x else -0.12), yy + (-0.12 if yy < y else 0.12), f"w={wt:.2f}",
+                ha="left" if xx > x else "right", va="bottom" if yy < y else "top", fontsize=9,
+                color=GRID_COLOR, fontweight="bold",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+    ax.scatter([x], [y], marker="*", s=260, c=REGION_COLOR, edgecolors="black", zorder=5)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks(range(w))
+    ax.set_yticks(range(h))
+    ax.set_xlabel("x (column)")
+    ax.set_ylabel("y (row)")
+    ax.set_title(f"sample at (x={x:.2f}, y={y:.2f}): value {value:.4f}", fontsize=10)
+    return fig
+
+
+def plot_padding_pitfall(digit, theta, mean: float = 0.1307, std: float = 0.3081,
+                         align_corners: bool = False) -> Figure:
+    """Zero padding after input normalisation (pytorch/tutorials#1117), and two fixes.
+
+    ``digit``: a gray image in [0, 1]. Panels, all with the same colour scale:
+    the normalised digit; normalise, then transform with zero padding (the padded area
+    is 0, brighter than the normalised background -mean/std); transform, then
+    normalise (fix 1); normalise, then pad with the background value (fix 2).
+    """
+    img = as_hwc(digit)
+    norm = (img - mean) / std
+    bg = -mean / std
+    wrong = transform_image(norm, theta, None, align_corners, "zeros")
+    fix1 = (transform_image(img, theta, None, align_corners, "zeros") - mean) / std
+    fix2 = transform_image(norm - bg, theta, None, align_corners, "zeros") + bg
+    panels = [(norm, "normalised input\n(background = -mean/std = %.2f)" % bg),
+              (wrong, "normalise, then warp\nzero padding ≠ background"),
+              (fix1, "fix 1: warp, then normalise"),
+              (fix2, "fix 2: pad with the\nbackground value")]
+    lo = min(float(p.min()) for p, _ in panels)
+    hi = max(float(p.max()) for p, _ in panels)
+    fig = new_figure((11.0, 3.4), layout="constrained")
+    axes = fig.subplots(1, 4)
+    for ax, (p, title) in zip(axes, panels):
+        im = _show(ax, p, vmin=lo, vmax=hi)
+        _clean(ax, title)
+    axes[1].spines[:].set_edgecolor("red")
+    axes[1].spines[:].set_linewidth(2)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="value fed to the network")
+    return fig
+
+
+def plot_align_corners_difference(image, theta, padding_mode: str = "zeros",
+                                  out_hw: Optional[Sequence[int]] = None) -> Figure:
+    """The same θ sampled with align_corners=True and False, and their difference."""
+    img = as_hwc(image)
+    a = transform_image(img, theta, out_hw, True, padding_mode)
+    b = transform_image(img, theta, out_hw, False, padding_mode)
+    diff = (a - b).mean(axis=2)
+    lim = max(float(np.abs(diff).max()), 1e-12)
+    fig = new_figure((10.0, 3.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    _show(axes[0], a)
+    _clean(axes[0], "align_corners=True")
+    _show(axes[1], b)
+    _clean(axes[1], "align_corners=False")
+    im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    _clean(axes[2], f"difference (max |Δ| = {lim:.2f})")
+    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    return fig
+
+
+def plot_aliasing(image, theta, out_hw: Sequence[int], align_corners: bool = False,
+                  blur_sigma: Optional[float] = None) -> Figure:
+    """Sampling a big region into a small output: aliasing, and blurring first as the fix.
+
+    Panels: the input with the sampled region; bilinear sampling straight away;
+    Gaussian blur (std ``blur_sigma`` input pixels; by default half the sampling step)
+    then sampling.
+    """
+    img = as_hwc(image)
+    th = _as_theta(theta)
+    h, w = img.shape[:2]
+    ho, wo = _hw(out_hw)
+    corners = sampled_region_corners(th, (h, w), align_corners, (ho, wo))
+    if blur_sigma is None:
+        # distance between neighbouring samples, in input pixels
+        span_x = np.linalg.norm(corners[1] - corners[0]) / max(wo - 1, 1)
+        span_y = np.linalg.norm(corners[3] - corners[0]) / max(ho - 1, 1)
+        blur_sigma = 0.5 * max(span_x, span_y)
+    naive = transform_image(img, th, (ho, wo), align_corners)
+    smooth = transform_image(gaussian_blur(img, blur_sigma), th, (ho, wo), align_corners)
+    fig = new_figure((10.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    _show(axes[0], img)
+    draw_image_border(axes[0], (h, w))
+    draw_sampled_region(axes[0], th, (h, w), align_corners, out_hw=(ho, wo))
+    axes[0].set_facecolor(OUTSIDE_COLOR)
+    _set_view_limits(axes[0], (h, w), corners, margin=0.03)
+    _clean(axes[0], f"input {h}×{w} + sampled region")
+    _show(axes[1], naive)
+    _clean(axes[1], f"sampled to {ho}×{wo}: aliasing")
+    _show(axes[2], smooth)
+    _clean(axes[2], f"blur (σ={blur_sigma:.1f} px), then sample")
+    return fig
+
+
+def homography_corners(matrix, in_hw: Sequence[int], align_corners: bool,
+                       out_hw: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Like :func:`sampled_region_corners` for a 3x3 homography (with the projective divide)."""
+    m = np.asarray(matrix, dtype=np.float64).reshape(3, 3)
+    h, w = _hw(in_hw)
+    ho, wo = _hw(out_hw) if out_hw is not None else (h, w)
+    ex, ey = base_grid_extent(wo, align_corners), base_grid_extent(ho, align_corners)
+    base = np.array([[-ex, -ey, 1.0], [ex, -ey, 1.0], [ex, ey, 1.0], [-ex, ey, 1.0]])
+    p = base @ m.T
+    return grid_to_pixels(p[:, :2] / p[:, 2:3], (h, w), align_corners)
+
+
+def plot_homography(image, matrix, align_corners: bool = False, padding_mode: str = "zeros",
+                    out_hw: Optional[Sequence[int]] = None) -> Figure:
+    """A projective warp: the input with the sampled quadrilateral, and the output.
+
+    ``matrix`` (3, 3) maps output (x, y, 1) to homogeneous input coordinates; the grid
+    comes from :func:`stn_course.sampler.homography_grid`.
+    """
+    img = as_hwc(image)
+    m = np.asarray(matrix, dtype=np.float64).reshape(3, 3)
+    h, w = img.shape[:2]
+    ho, wo = _hw(out_hw) if out_hw is not None else (h, w)
+    c = img.shape[2]
+    grid = sampler.homography_grid(m[None], (1, c, ho, wo), align_corners=align_corners)
+    out = sampler.grid_sample(np.moveaxis(img, -1, 0)[None], grid, mode="bilinear",
+                              padding_mode=padding_mode, align_corners=align_corners)
+    out = np.moveaxis(np.asarray(out)[0], 0, -1)
+    corners = homography_corners(m, (h, w), align_corners, (ho, wo))
+    pix = grid_to_pixels(np.asarray(grid)[0], (h, w), align_corners)
+    fig = new_figure((9.0, 4.0), layout="constrained")
+    ax_in, ax_out = fig.subplots(1, 2)
+    _show(ax_in, img)
+    draw_image_border(ax_in, (h, w))
+    ax_in.add_patch(Polygon(corners, closed=True, fill=False, ec=REGION_COLOR, lw=2, zorder=4))
+    ax_in.scatter(corners[:, 0], corners[:, 1], s=[90, 40, 18, 18], c=REGION_COLOR,
+                  edgecolors="white", zorder=5)
+    step = max(1, int(np.ceil(max(ho, wo) / 12)))
+    for i in range(0, ho, step):
+        ax_in.plot(pix[i, :, 0], pix[i, :, 1], color=GRID_COLOR, lw=0.6, alpha=0.7)
+    for j in range(0, wo, step):
+        ax_in.plot(pix[:, j, 0], pix[:, j, 1], color=GRID_COLOR, lw=0.6, alpha=0.7)
+    ax_in.set_facecolor(OUTSIDE_COLOR)
+    _set_view_limits(ax_in, (h, w), corners)
+    _clean(ax_in, "input + sampled quadrilateral")
+    _show(ax_out, out)
+    _clean(ax_out, "output of the homography")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Trained models: learning curves, inputs beside what the transformer made of them
+# ---------------------------------------------------------------------------
+
+def plot_history(history, title: Optional[str] = None) -> Figure:
+    """Train and test loss, and test accuracy, per epoch (a :class:`~stn_course.train.History`)."""
+    epochs = np.arange(1, len(history.test_accuracy) + 1)
+    fig = new_figure((9.0, 3.2), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, history.train_loss, "o-", label="train")
+    ax_loss.plot(epochs, history.test_loss, "s-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, 100 * np.asarray(history.test_accuracy), "s-", color="C1")
+    ax_acc.set(xlabel="epoch", ylabel="%", title="test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def grid_outline_pixels(grid, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
+    """The border of a sampling grid ``(Ho, Wo, 2)`` (normalised) as a closed path of input
+    pixel coordinates ``(P, 2)``: top row, right column, bottom row, left column.
+
+    Works for any transform (affine, projective, thin-plate spline): it follows the grid.
+    """
+    if hasattr(grid, "detach"):
+        grid = grid.detach().cpu().numpy()
+    pix = grid_to_pixels(np.asarray(grid, dtype=np.float64), in_hw, align_corners)
+    return np.concatenate([pix[0, :], pix[1:, -1], pix[-1, -2::-1], pix[-2:0:-1, 0], pix[:1, 0]])
+
+
+def draw_grid_outline(ax: Axes, grid, in_hw: Sequence[int], align_corners: bool,
+                      color: str = REGION_COLOR, lw: float = 1.5) -> np.ndarray:
+    """Draw the region a sampling grid reads from, with dots at its four corners (the
+    output's top-left one bigger, as in :func:`draw_sampled_region`)."""
+    path = grid_outline_pixels(grid, in_hw, align_corners)
+    ax.plot(path[:, 0], path[:, 1], color=color, lw=lw, zorder=4)
+    if hasattr(grid, "detach"):
+        grid = grid.detach().cpu().numpy()
+    corners = grid_to_pixels(np.asarray(grid, dtype=np.float64)[[0, 0, -1, -1], [0, -1, -1, 0]], in_hw, align_corners)
+    ax.scatter(corners[:, 0], corners[:, 1], s=[40, 18, 8, 8], c=color, edgecolors="white",
+               linewidths=0.5, zorder=5)
+    return path
+
+
+def plot_transformed_batch(images, transformed, grids=None, align_corners: bool = False,
+                           columns: int = 4, titles: Sequence[str] = ("input", "transformed"),
+                           labels: Optional[Sequence[str]] = None) -> Figure:
+    """Inputs (with the sampled region outlined) beside the spatial transformer's outputs.
+
+    Args:
+        images: ``(N, C, H, W)`` in [0, 1] (tensor or array) — the course's models take
+            un-normalised input, so nothing needs un-normalising here.
+        transformed: ``(N, C, Ho, Wo)`` in [0, 1].
+        grids: the sampling grids ``(N, Ho, Wo, 2)`` (``SpatialTransformer.last_grid``);
+            when given, each input shows the region its output was sampled from.
+        columns: images per row in each block.
+        labels: optional text under each input (e.g. the predicted class).
+    """
+    inputs = [as_hwc(image) for image in images]
+    outputs = [as_hwc(image) for image in transformed]
+    rows = -(-len(inputs) // columns)
+    fig = new_figure((2 * 1.6 * columns + 0.4, 1.7 * rows + 0.5), layout="constrained")
+    blocks = fig.subfigures(1, 2, wspace=0.04)
+    for block, pictures, title in zip(blocks, (inputs, outputs), titles):
+        axes = np.atleast_1d(block.subplots(rows, columns)).reshape(rows, columns)
+        block.suptitle(title)
+        for index, ax in enumerate(axes.flat):
+            _clean(ax)
+            ax.axis("off")
+            if index >= len(pictures):
+                continue
+            _show(ax, pictures[index], 0.0, 1.0)
+            if pictures is inputs and grids is not None:
+                draw_grid_outline(ax, grids[index], pictures[index].shape[:2], align_corners)
+                h, w = pictures[index].shape[:2]
+                pad = 0.25 * max(h, w)
+                ax.set_xlim(-0.5 - pad, w - 0.5 + pad)
+                ax.set_ylim(h - 0.5 + pad, -0.5 - pad)
+            if pictures is inputs and labels is not None:
+                ax.set_title(labels[index], fontsize=8)
+    return fig
