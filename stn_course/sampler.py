@@ -1,0 +1,775 @@
+"""The spatial transformer's grid generator and sampler, written in NumPy.
+
+This module is the course's reference implementation of the two differentiable pieces
+of a Spatial Transformer Network (Jaderberg et al., 2015): the **grid generator**
+(:func:`affine_grid`, :func:`homography_grid`) and the **sampler** (:func:`grid_sample`),
+together with their backward passes written out by hand (:func:`grid_sample_backward`,
+:func:`affine_grid_backward`). Everything follows PyTorch's
+``torch.nn.functional.affine_grid`` / ``grid_sample`` exactly (same argument order, same
+shapes, same numbers), so the two can be compared line by line; only NumPy is used.
+
+Shapes
+------
+* images: ``(N, C, H, W)`` (batch, channels, rows, columns), as in PyTorch;
+* θ: ``(N, 2, 3)``; a homography: ``(N, 3, 3)``;
+* sampling grid: ``(N, H_out, W_out, 2)``; the last axis is ``(x, y)``, i.e. (column, row).
+
+Coordinates
+-----------
+The grid holds *normalised* coordinates: ``x = -1`` is the left of the input image and
+``x = +1`` its right, ``y = -1`` the top and ``y = +1`` the bottom, whatever the image
+size. ``align_corners`` says which points exactly -1 and +1 are:
+
+* ``align_corners=True``: the **centres** of the corner pixels. Pixel column ``j`` of a
+  ``W``-wide image sits at ``x = -1 + 2 j / (W - 1)``, so ``x_pixel = (x + 1) / 2 * (W - 1)``.
+* ``align_corners=False`` (the default, and PyTorch's): the **outer edges** of the corner
+  pixels. Pixel column ``j`` sits at ``x = -1 + (2 j + 1) / W``, so
+  ``x_pixel = ((x + 1) * W - 1) / 2``. This makes the result independent of the
+  resolution: the same θ shows the same region of a 28x28 and of a 56x56 image.
+
+In pixel coordinates the centre of pixel ``(row i, column j)`` is at ``(x=j, y=i)``.
+
+θ maps OUTPUT coordinates to INPUT coordinates (an "inverse warp"): for each output pixel
+it says where in the input to read from. That is why every output pixel gets a value
+(no holes) and why the sampler is differentiable with respect to θ.
+
+Padding (where the grid points outside the input): ``"zeros"`` reads zeros, ``"border"``
+repeats the edge pixels, ``"reflection"`` mirrors the image at its border (about the
+corner pixel centres for ``align_corners=True``, about the outer edges for ``False``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, NamedTuple, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = [
+    "MODES",
+    "PADDING_MODES",
+    "affine_grid",
+    "affine_grid_backward",
+    "homography_grid",
+    "grid_sample",
+    "grid_sample_backward",
+    "theta_from_params",
+    "params_from_theta",
+]
+
+#: Interpolation modes understood by :func:`grid_sample`.
+MODES: Tuple[str, ...] = ("bilinear", "nearest")
+#: Padding modes understood by :func:`grid_sample`.
+PADDING_MODES: Tuple[str, ...] = ("zeros", "border", "reflection")
+
+ArrayLike = Any  # anything np.asarray accepts: arrays, nested lists, CPU tensors
+Size = Sequence[int]
+
+
+# ---------------------------------------------------------------------------------------
+# Validation: small helpers so that every public function fails the same clear way.
+# ---------------------------------------------------------------------------------------
+
+def _as_float_array(value: ArrayLike, name: str) -> np.ndarray:
+    """``value`` as an array of a floating-point dtype, or a TypeError naming ``name``."""
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.floating):
+        # An integer θ would make every coordinate an integer (or be rejected by PyTorch):
+        # better to say so than to guess a dtype for the caller.
+        raise TypeError(
+            f"{name} must be a floating-point array (float32 or float64), got {array.dtype}; "
+            f"convert it first, e.g. {name}.astype(np.float32)"
+        )
+    return array
+
+
+def _check_finite(array: np.ndarray, name: str) -> None:
+    """A NaN or inf coordinate has no pixel to read from: refuse it rather than guess."""
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _check_shape(array: np.ndarray, name: str, trailing: Tuple[int, ...], described: str) -> None:
+    """``array`` must be ``ndim == len(trailing) + 1`` with the given trailing dimensions."""
+    if array.ndim != len(trailing) + 1 or array.shape[1:] != trailing:
+        raise ValueError(f"{name} must have shape {described}, got {array.shape}")
+
+
+def _check_choice(value: str, name: str, allowed: Tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def _check_size(size: Size) -> Tuple[int, int, int, int]:
+    """The ``(N, C, H, W)`` output size, as four positive Python ints."""
+    try:
+        values = tuple(size)
+    except TypeError:
+        raise TypeError(f"size must be a sequence (N, C, H, W), got {type(size).__name__}") from None
+    if len(values) != 4:
+        raise ValueError(f"size must have length 4 (N, C, H, W), got length {len(values)}: {values}")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"size must contain integers, got {values}")
+    if min(values) <= 0:
+        raise ValueError(f"size must contain positive integers (N, C, H, W), got {values}")
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def _check_matrices(matrices: ArrayLike, name: str, rows: int) -> np.ndarray:
+    """A batch of finite float ``(N, rows, 3)`` matrices (θ or a homography)."""
+    array = _as_float_array(matrices, name)
+    _check_shape(array, name, (rows, 3), f"(N, {rows}, 3)")
+    _check_finite(array, name)
+    return array
+
+
+def _check_batch(size_batch: int, batch: int, name: str) -> None:
+    if size_batch != batch:
+        raise ValueError(f"size[0] (batch) is {size_batch} but {name} has batch size {batch}")
+
+
+def _check_input_and_grid(input: ArrayLike, grid: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+    """The image batch ``(N, C, H_in, W_in)`` and a finite grid ``(N, H, W, 2)`` that agree on N."""
+    input = _as_float_array(input, "input")
+    grid = _as_float_array(grid, "grid")
+    if input.ndim != 4:
+        raise ValueError(f"input must be 4-D (N, C, H_in, W_in), got shape {input.shape}")
+    if input.shape[2] <= 0 or input.shape[3] <= 0:
+        raise ValueError(f"input must have non-empty spatial dimensions, got shape {input.shape}")
+    if grid.ndim != 4 or grid.shape[3] != 2:
+        raise ValueError(f"grid must have shape (N, H_out, W_out, 2), got {grid.shape}")
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"input and grid must have the same batch size, got input {input.shape[0]} "
+            f"and grid {grid.shape[0]}"
+        )
+    _check_finite(grid, "grid")
+    return input, grid
+
+
+def _check_sampling_options(mode: str, padding_mode: str) -> None:
+    _check_choice(mode, "mode", MODES)
+    _check_choice(padding_mode, "padding_mode", PADDING_MODES)
+
+
+# ---------------------------------------------------------------------------------------
+# Grid generators
+# ---------------------------------------------------------------------------------------
+
+def _base_coordinates(steps: int, align_corners: bool) -> np.ndarray:
+    """Normalised coordinates of the ``steps`` pixel centres along one axis (float64).
+
+    ``align_corners=True`` puts the first and last centres on -1 and +1; ``False`` puts the
+    outer *edges* there, which pulls the centres in by half a pixel: ``* (steps-1)/steps``.
+    """
+    if steps == 1:
+        return np.zeros(1)  # a single pixel sits in the middle, in both conventions
+    coords = np.linspace(-1.0, 1.0, steps)
+    if not align_corners:
+        coords = coords * (steps - 1) / steps
+    return coords
+
+
+def _base_grid(height: int, width: int, align_corners: bool, dtype: np.dtype) -> np.ndarray:
+    """Homogeneous output coordinates ``(H, W, 3)``: ``[x, y, 1]`` at every output pixel."""
+    base = np.empty((height, width, 3), dtype=dtype)
+    base[..., 0] = _base_coordinates(width, align_corners)[None, :]
+    base[..., 1] = _base_coordinates(height, align_corners)[:, None]
+    base[..., 2] = 1
+    return base
+
+
+def affine_grid(theta: ArrayLike, size: Size, align_corners: bool = False) -> np.ndarray:
+    """The sampling grid of an affine transform, like ``torch.nn.functional.affine_grid``.
+
+    Each output pixel's normalised coordinates ``(x, y)`` are mapped through θ:
+    ``(x_in, y_in) = θ @ (x, y, 1)``, the point of the input that output pixel shows.
+
+    Args:
+        theta: ``(N, 2, 3)`` float array, OUTPUT -> INPUT, in normalised coordinates.
+        size: the output size ``(N, C, H, W)``; C is ignored (as in PyTorch).
+        align_corners: whether -1 and +1 are the centres (True) or the outer edges (False)
+            of the corner pixels.
+
+    Returns:
+        grid ``(N, H, W, 2)`` of the same dtype as ``theta``; ``grid[n, i, j] = (x, y)``.
+    """
+    theta = _check_matrices(theta, "theta", rows=2)
+    n, _, height, width = _check_size(size)
+    _check_batch(n, theta.shape[0], "theta")
+    base = _base_grid(height, width, align_corners, theta.dtype).reshape(1, height * width, 3)
+    # (1, HW, 3) @ (N, 3, 2): every output pixel's [x, y, 1] times θᵀ, for all N at once.
+    grid = np.matmul(base, theta.transpose(0, 2, 1))
+    return grid.reshape(n, height, width, 2)
+
+
+def affine_grid_backward(grad_grid: ArrayLike, size: Size, align_corners: bool = False) -> np.ndarray:
+    """Gradient of a loss with respect to θ, given its gradient with respect to the grid.
+
+    ``grid[n, p] = θ[n] @ base[p]`` is linear in θ, so
+    ``dL/dθ[n] = Σ_p dL/dgrid[n, p] ⊗ base[p]`` (an outer product summed over pixels).
+
+    Args:
+        grad_grid: ``(N, H, W, 2)`` float array, dL/dgrid.
+        size: the output size ``(N, C, H, W)`` that was passed to :func:`affine_grid`.
+        align_corners: as passed to :func:`affine_grid`.
+
+    Returns:
+        grad_theta ``(N, 2, 3)``, of the dtype of ``grad_grid``.
+    """
+    grad_grid = _as_float_array(grad_grid, "grad_grid")
+    n, _, height, width = _check_size(size)
+    _check_shape(grad_grid, "grad_grid", (height, width, 2), f"(N, {height}, {width}, 2) to match size")
+    _check_batch(n, grad_grid.shape[0], "grad_grid")
+    base = _base_grid(height, width, align_corners, grad_grid.dtype).reshape(height * width, 3)
+    # (N, 2, HW) @ (HW, 3) -> (N, 2, 3)
+    return np.matmul(grad_grid.reshape(n, height * width, 2).transpose(0, 2, 1), base)
+
+
+def homography_grid(matrix: ArrayLike, size: Size, align_corners: bool = False) -> np.ndarray:
+    """The sampling grid of a projective transform (a homography).
+
+    Each output pixel's normalised ``(x, y)`` is mapped through the 3x3 matrix in
+    homogeneous coordinates and then divided by the third coordinate::
+
+        (x', y', w') = matrix @ (x, y, 1)        grid = (x' / w', y' / w')
+
+    The matrix maps OUTPUT coordinates to INPUT coordinates, like θ, and works in the same
+    normalised coordinates (see the module docstring for ``align_corners``). A matrix with
+    last row ``[0, 0, 1]`` is an affine transform: ``w' = 1`` and the grid is that of
+    :func:`affine_grid` with ``θ = matrix[:, :2]``. The matrix is defined up to scale.
+
+    Args:
+        matrix: ``(N, 3, 3)`` float array, OUTPUT -> INPUT.
+        size: the output size ``(N, C, H, W)``.
+        align_corners: as for :func:`affine_grid`.
+
+    Returns:
+        grid ``(N, H, W, 2)`` of the dtype of ``matrix``.
+
+    Raises:
+        ValueError: if ``w' = 0`` at some output pixel (that pixel would sample a point at
+            infinity: the horizon of the projective transform passes through the output).
+    """
+    matrix = _check_matrices(matrix, "matrix", rows=3)
+    n, _, height, width = _check_size(size)
+    _check_batch(n, matrix.shape[0], "matrix")
+    base = _base_grid(height, width, align_corners, matrix.dtype).reshape(1, height * width, 3)
+    projected = np.matmul(base, matrix.transpose(0, 2, 1))  # (N, HW, 3): x', y', w'
+    w = projected[..., 2:]
+    if np.any(w == 0):
+        raise ValueError("matrix maps some output pixels to infinity (w' = 0); no grid exists there")
+    return (projected[..., :2] / w).reshape(n, height, width, 2)
+
+
+# ---------------------------------------------------------------------------------------
+# From grid coordinates to pixel coordinates, with the padding modes
+# ---------------------------------------------------------------------------------------
+# Each helper returns the new coordinate and, for the backward pass, the derivative of the
+# new coordinate with respect to the old one. The formulas and their order of operations
+# follow PyTorch's CPU kernel, so that even float32 results agree to the last few bits.
+
+def _unnormalise(coord: np.ndarray, size: int, align_corners: bool) -> Tuple[np.ndarray, Any]:
+    """Normalised [-1, 1] -> pixel coordinates along an axis of ``size`` pixels.
+
+    ``align_corners=True``:  ``((x + 1) / 2) * (size - 1)``: -1 and +1 are pixel centres 0
+    and size - 1. ``False``: ``((x + 1) * size - 1) / 2``: -1 and +1 are the outer edges,
+    pixel coordinates -0.5 and size - 0.5. Returns (pixel coordinate, d pixel / d x).
+    """
+    dtype = coord.dtype.type
+    scale = dtype((size - 1) / 2) if align_corners else dtype(size / 2)
+    pixel = coord + dtype(1)  # a new array, so the next steps may work in place
+    with np.errstate(over="ignore"):  # |x| near the float maximum: inf is still "outside"
+        pixel *= scale
+    if not align_corners:
+        pixel -= dtype(0.5)
+    return pixel, scale
+
+
+def _clip_coordinates(coord: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Border padding: clamp to the pixel centres ``[0, size - 1]``.
+
+    The derivative is 1 strictly inside and 0 where the point was clamped; PyTorch also
+    counts a point lying exactly on 0 or size - 1 as clamped (derivative 0).
+    """
+    clipped = np.clip(coord, 0, size - 1)
+    inside = (coord > 0) & (coord < size - 1)
+    return clipped, inside.astype(coord.dtype)
+
+
+def _reflect_coordinates(
+    coord: np.ndarray, size: int, align_corners: bool
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Reflection padding: mirror the coordinate back into the image.
+
+    The image is mirrored about ``low`` and ``high``: the corner pixel centres ``0`` and
+    ``size - 1`` for ``align_corners=True``, the outer edges ``-0.5`` and ``size - 0.5`` for
+    False. Mirroring twice is a shift by ``2 (high - low)``, so the mirrored image repeats
+    with that period: keep the remainder ``extra`` of ``|coord - low|``, and if it lies in
+    the mirrored half of the period, fold it back. Far-away points work the same way.
+
+    The derivative is +1 or -1: -1 when the point ended up mirrored an odd number of times.
+    """
+    dtype = coord.dtype.type
+    low = dtype(0.0) if align_corners else dtype(-0.5)
+    period = dtype(2 * (size - 1)) if align_corners else dtype(2 * size)
+    if period == 0:  # a single pixel with align_corners=True: everything maps onto it
+        return np.zeros_like(coord), np.zeros_like(coord)
+    shifted = coord - low
+    distance = np.abs(shifted)
+    extra = distance - np.trunc(distance / period) * period
+    folded = period - extra
+    flip = extra > folded
+    reflected = np.where(flip, folded, extra) + low
+    # d|c|/dc = sign(c), and folding flips the sign once more.
+    sign = np.where(flip ^ (shifted < 0), dtype(-1), dtype(1))
+    return reflected, sign
+
+
+def _source_coordinates(
+    coord: np.ndarray, size: int, padding_mode: str, align_corners: bool
+) -> Tuple[np.ndarray, Union[np.ndarray, float]]:
+    """Grid coordinate -> pixel coordinate to read from, and d(pixel coordinate)/d(grid).
+
+    For ``"zeros"`` the coordinate may lie anywhere (the sampler reads zeros outside);
+    for ``"border"`` and ``"reflection"`` it ends up within ``[0, size - 1]``.
+    """
+    pixel, derivative = _unnormalise(coord, size, align_corners)
+    if padding_mode == "border":
+        pixel, inside = _clip_coordinates(pixel, size)
+        return pixel, inside * derivative
+    if padding_mode == "reflection":
+        pixel, sign = _reflect_coordinates(pixel, size, align_corners)
+        # With align_corners=False the mirror lines are the outer edges, half a pixel
+        # beyond the last centre, so a final clamp to the centres is still needed.
+        pixel, inside = _clip_coordinates(pixel, size)
+        return pixel, sign * inside * derivative
+    return pixel, derivative
+
+
+# ---------------------------------------------------------------------------------------
+# Reading pixels: a frame of zeros around each image, and flat indices into it
+# ---------------------------------------------------------------------------------------
+
+#: Rows/columns of zeros around every image. Two, so that a point moved onto the frame
+#: (see _keep_in_frame) has all four neighbours in the frame: it then reads zeros and
+#: gets a zero gradient, exactly as a point anywhere outside the image must.
+_FRAME = 2
+
+
+class _FramedImages(NamedTuple):
+    """A batch ``(N, C, H, W)`` with a zero frame around every image, flattened.
+
+    Image plane ``(n, c)`` is the block ``flat[(n * C + c) * plane:][:plane]``, rows of
+    ``width`` values. So moving one pixel right is ``+1`` in ``flat``, one pixel down is
+    ``+width`` and the same pixel one channel further is ``+plane``.
+    """
+
+    flat: np.ndarray
+    channels: int
+    height: int  # with the frame: H + 2 * _FRAME
+    width: int  # with the frame: W + 2 * _FRAME
+
+    @property
+    def plane(self) -> int:
+        return self.height * self.width
+
+
+def _add_frame(input: np.ndarray) -> _FramedImages:
+    """Surround every image with zeros: "zeros" padding becomes reading, with no masks."""
+    n, c, height, width = input.shape
+    framed = np.zeros((n, c, height + 2 * _FRAME, width + 2 * _FRAME), dtype=input.dtype)
+    framed[:, :, _FRAME:-_FRAME, _FRAME:-_FRAME] = input
+    return _FramedImages(framed.reshape(-1), c, framed.shape[2], framed.shape[3])
+
+
+def _remove_frame(flat: np.ndarray, images: _FramedImages) -> np.ndarray:
+    """The inverse of _add_frame for an array laid out like ``images.flat``."""
+    framed = flat.reshape(-1, images.channels, images.height, images.width)
+    return framed[:, :, _FRAME:-_FRAME, _FRAME:-_FRAME].copy()
+
+
+def _keep_in_frame(pixel: np.ndarray, size: int) -> np.ndarray:
+    """Move points that are far outside onto the zero frame (in place; for "zeros" padding).
+
+    A point further than one pixel outside reads only zeros, and so does the same point
+    moved to -2 or ``size``, where both its neighbours (-2, -1 or size, size + 1) are in
+    the frame; this keeps every index in bounds (and avoids integer overflow for
+    coordinates like 1e30). Points that read any real pixel are not moved.
+    """
+    return np.clip(pixel, -2, size, out=pixel)
+
+
+def _pixel_index(row: np.ndarray, col: np.ndarray, images: _FramedImages) -> np.ndarray:
+    """Index in ``images.flat`` of pixel ``(row, col)`` of channel 0; all arrays ``(N, P)``.
+
+    ``row`` and ``col`` hold whole numbers (as floats) from -_FRAME to size + 1.
+    """
+    index = row.astype(np.intp)
+    index += _FRAME  # the frame's rows above the image
+    index *= images.width
+    index += col.astype(np.intp)
+    # Image n starts at n * C * plane; the frame's columns left of the image.
+    index += (np.arange(row.shape[0], dtype=np.intp) * (images.channels * images.plane) + _FRAME)[:, None]
+    return index
+
+
+def _neighbour_offsets(images: _FramedImages) -> Tuple[int, int, int, int]:
+    """Flat-index offsets of the nw, ne, sw, se neighbours from the nw one."""
+    return 0, 1, images.width, images.width + 1
+
+
+def _read(flat: np.ndarray, index: np.ndarray, offset: int = 0, out: Any = None) -> np.ndarray:
+    """``flat[index + offset]``, without building the array ``index + offset``.
+
+    ``flat[offset:]`` is the same buffer seen from ``offset`` elements later. The frame
+    keeps every index in bounds, so the mode never changes an index; "wrap" is simply
+    NumPy's fastest one, and unlike the default "raise" it writes ``out`` directly.
+    """
+    return np.take(flat[offset:], index, out=out, mode="wrap")
+
+
+def _scatter_add(flat: np.ndarray, index: np.ndarray, values: np.ndarray, offset: int = 0) -> None:
+    """``flat[index + offset] += values``, adding up values that land on the same pixel.
+
+    A plain ``flat[index] += values`` would keep only one of them. np.add.at on 1-D arrays
+    of one dtype is NumPy's fast path (NumPy >= 1.25): here about twice as fast as the
+    np.bincount alternative, and it adds in the input's dtype, as PyTorch does.
+    """
+    np.add.at(flat[offset:], index.ravel(), values.ravel())
+
+
+def _split_cell(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pixel cell around each point: its top-left pixel ``(x0, y0)`` and the point's
+    fractional position ``(fx, fy)`` in [0, 1) inside the cell.
+
+    ``fx`` and ``fy`` are computed in place, in the memory of ``x`` and ``y``: these arrays
+    are as big as the output, and allocating fewer of them is most of the speed here.
+    """
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    return x0, y0, np.subtract(x, x0, out=x), np.subtract(y, y0, out=y)
+
+
+def _bilinear_weights(fx: np.ndarray, fy: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weights of the nw, ne, sw, se neighbours of a point at ``(x0 + fx, y0 + fy)``.
+
+    The point is ``fx`` of the way from column x0 (west) to x0 + 1 (east), so the east
+    column gets weight ``fx`` and the west one ``1 - fx``: the nearer, the heavier. Same
+    for rows (north = y0). These are the paper's kernel
+    ``max(0, 1 - |x - m|) * max(0, 1 - |y - n|)`` at the four pixels where it is not zero,
+    and they sum to 1.
+    """
+    west, north = 1 - fx, 1 - fy
+    return north * west, north * fx, fy * west, fy * fx
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``a + t * (b - a)``, in place: the result is written to ``a``, and ``b`` is used up."""
+    b -= a
+    b *= t
+    a += b
+    return a
+
+
+def _source_pixels(
+    input: np.ndarray, grid: np.ndarray, padding_mode: str, align_corners: bool
+) -> Tuple[np.ndarray, np.ndarray, Any, Any]:
+    """Pixel coordinates ``x, y`` ``(N, P)`` to read, and their derivatives w.r.t. the grid."""
+    n, _, height, width = input.shape
+    # The grid follows the input's dtype, so that float32 images are sampled in float32.
+    grid = grid.astype(input.dtype, copy=False).reshape(n, -1, 2)
+    x, dx = _source_coordinates(grid[..., 0], width, padding_mode, align_corners)
+    y, dy = _source_coordinates(grid[..., 1], height, padding_mode, align_corners)
+    if padding_mode == "zeros":  # the other modes already stay within the image
+        _keep_in_frame(x, width)
+        _keep_in_frame(y, height)
+    return x, y, dx, dy
+
+
+def _channels_second(by_channel: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(C, N, P)`` -> ``(N, C, H, W)``, contiguous."""
+    c, n, _ = by_channel.shape
+    return np.ascontiguousarray(by_channel.transpose(1, 0, 2)).reshape(n, c, height, width)
+
+
+def grid_sample(
+    input: ArrayLike,
+    grid: ArrayLike,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+) -> np.ndarray:
+    """Read ``input`` at the grid's points, like ``torch.nn.functional.grid_sample`` (4-D).
+
+    ``output[n, c, i, j]`` is the value of image ``input[n, c]`` at the normalised point
+    ``grid[n, i, j] = (x, y)``, interpolated from its neighbouring pixels.
+
+    Args:
+        input: ``(N, C, H_in, W_in)`` float array.
+        grid: ``(N, H_out, W_out, 2)`` float array of normalised ``(x, y)``; -1 and +1 are
+            the corner pixel centres (``align_corners=True``) or the outer edges of the
+            corner pixels (``False``). It is cast to the dtype of ``input``.
+        mode: ``"bilinear"`` (weighted mean of the 4 neighbours) or ``"nearest"`` (the
+            nearest pixel; exact halves round to even, like PyTorch and ``np.rint``).
+        padding_mode: what is read outside the image: ``"zeros"``, ``"border"`` (the
+            nearest edge pixel) or ``"reflection"`` (the image mirrored at its border).
+        align_corners: see above and the module docstring.
+
+    Returns:
+        ``(N, C, H_out, W_out)`` array of the dtype of ``input``.
+    """
+    input, grid = _check_input_and_grid(input, grid)
+    _check_sampling_options(mode, padding_mode)
+    n, c, _, _ = input.shape
+    out_h, out_w = grid.shape[1:3]
+    x, y, _, _ = _source_pixels(input, grid, padding_mode, align_corners)
+    images = _add_frame(input)
+    # Channel-major output: every channel's result is one contiguous block.
+    output = np.empty((c, n, x.shape[1]), dtype=input.dtype)
+
+    if mode == "nearest":
+        index = _pixel_index(np.rint(y), np.rint(x), images)
+        for channel in range(c):
+            _read(images.flat, index, channel * images.plane, out=output[channel])
+        return _channels_second(output, out_h, out_w)
+
+    x0, y0, fx, fy = _split_cell(x, y)
+    index = _pixel_index(y0, x0, images)
+    nw, ne, sw, se = _neighbour_offsets(images)
+    south, scratch = np.empty_like(fx), np.empty_like(fx)  # reused for every channel
+    for channel in range(c):
+        start = channel * images.plane
+        # Bilinear interpolation in two steps, the same as the sum of the four neighbours
+        # times _bilinear_weights (expand it to check): along x in the north and in the
+        # south row, then along y between the two results.
+        north = _lerp(_read(images.flat, index, start + nw, out=output[channel]),
+                      _read(images.flat, index, start + ne, out=scratch), fx)
+        _lerp(_read(images.flat, index, start + sw, out=south),
+              _read(images.flat, index, start + se, out=scratch), fx)
+        _lerp(north, south, fy)
+    return _channels_second(output, out_h, out_w)
+
+
+def grid_sample_backward(
+    input: ArrayLike,
+    grid: ArrayLike,
+    grad_output: ArrayLike,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Gradients of a loss with respect to ``input`` and ``grid``, given dL/d output.
+
+    Written out by hand; the numbers match PyTorch's autograd of ``grid_sample``:
+
+    * **input**: each output value is ``Σ_neighbours weight * pixel``, so each of the four
+      pixels it read receives ``weight * dL/doutput`` (a scatter-add: many outputs can read
+      the same pixel).
+    * **grid**: along x, the bilinear value is a straight line between the west and east
+      neighbours, so its slope is ``east - west`` (the two rows mixed by their y weights);
+      likewise along y. The chain rule then multiplies by d(pixel coordinate)/d(grid): the
+      unnormalisation scale, times 0 where border/reflection clamped the point, times -1
+      where reflection mirrored it. ``"nearest"`` is piecewise constant: its grid
+      gradient is zero (as in PyTorch).
+
+    Points exactly on a pixel position or on a clamp/mirror line sit on a kink; like PyTorch
+    this picks one side (see the helpers above).
+
+    Args:
+        input, grid, mode, padding_mode, align_corners: as passed to :func:`grid_sample`.
+        grad_output: ``(N, C, H_out, W_out)``, dL/d output.
+
+    Returns:
+        ``(grad_input, grad_grid)`` with the shapes and dtypes of ``input`` and ``grid``.
+    """
+    input, grid = _check_input_and_grid(input, grid)
+    _check_sampling_options(mode, padding_mode)
+    grad_output = _as_float_array(grad_output, "grad_output")
+    n, c, _, _ = input.shape
+    expected = (n, c) + grid.shape[1:3]
+    if grad_output.shape != expected:
+        raise ValueError(f"grad_output must have shape {expected} (N, C, H_out, W_out), got {grad_output.shape}")
+    grad_out = grad_output.astype(input.dtype, copy=False).reshape(n, c, -1)
+    x, y, dx, dy = _source_pixels(input, grid, padding_mode, align_corners)
+    images = _add_frame(input)
+    grad_flat = np.zeros_like(images.flat)  # dL/d(framed input); the frame is cut off at the end
+
+    if mode == "nearest":
+        index = _pixel_index(np.rint(y), np.rint(x), images)
+        for channel in range(c):
+            _scatter_add(grad_flat, index, grad_out[:, channel], channel * images.plane)
+        return _remove_frame(grad_flat, images), np.zeros_like(grid)
+
+    x0, y0, fx, fy = _split_cell(x, y)
+    weights = _bilinear_weights(fx, fy)
+    index = _pixel_index(y0, x0, images)
+    offsets = _neighbour_offsets(images)
+    slope_x = np.zeros_like(x)  # dL/dx, summed over channels
+    slope_y = np.zeros_like(y)
+    for channel in range(c):
+        upstream = grad_out[:, channel]
+        start = channel * images.plane
+        for offset, weight in zip(offsets, weights):
+            _scatter_add(grad_flat, index, upstream * weight, start + offset)
+        nw, ne, sw, se = (_read(images.flat, index, start + offset) for offset in offsets)
+        # Slopes of the bilinear surface: east minus west, mixed by the row weights; and
+        # south minus north, mixed by the column weights.
+        slope_x += upstream * ((ne - nw) * (1 - fy) + (se - sw) * fy)
+        slope_y += upstream * ((sw - nw) * (1 - fx) + (se - ne) * fx)
+
+    grad_grid = np.empty(grid.shape, dtype=grid.dtype)
+    grad_grid[..., 0] = (slope_x * dx).reshape(grid.shape[:3])
+    grad_grid[..., 1] = (slope_y * dy).reshape(grid.shape[:3])
+    return _remove_frame(grad_flat, images), grad_grid
+
+
+# ---------------------------------------------------------------------------------------
+# θ from readable parameters and back
+# ---------------------------------------------------------------------------------------
+
+def _cos_sin_degrees(angle: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """cos and sin of an angle in degrees, exact at multiples of 90° (cos 90° is 0, not 6e-17)."""
+    radians = np.deg2rad(angle)
+    cos, sin = np.cos(radians), np.sin(radians)
+    quarter = np.remainder(angle, 90) == 0
+    turns = np.remainder(np.round(angle / 90), 4)  # 0, 1, 2, 3 quarter turns
+    exact_cos = np.choose(turns.astype(int), [1.0, 0.0, -1.0, 0.0])
+    exact_sin = np.choose(turns.astype(int), [0.0, 1.0, 0.0, -1.0])
+    return np.where(quarter, exact_cos, cos), np.where(quarter, exact_sin, sin)
+
+
+def _pair(value: Any, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` from a pair, or ``(v, v)`` from a single value (e.g. an isotropic scale).
+
+    The two elements may be numbers or ``(N,)`` arrays, e.g. ``(np.array([1, 2]), 1.0)``.
+    """
+    if not isinstance(value, (tuple, list)):
+        value = np.asarray(value, dtype=np.float64)
+        if value.ndim == 0:
+            return value, value
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a number or a pair (x, y), got {value!r}")
+    return np.asarray(value[0], dtype=np.float64), np.asarray(value[1], dtype=np.float64)
+
+
+def theta_from_params(
+    angle: Union[float, ArrayLike] = 0.0,
+    scale: Union[float, Tuple[Any, Any]] = (1.0, 1.0),
+    shear: Union[float, ArrayLike] = 0.0,
+    translation: Tuple[Any, Any] = (0.0, 0.0),
+) -> np.ndarray:
+    """θ from an angle, scales, a shear and a translation.
+
+    The decomposition (with ``c = cos(angle)``, ``s = sin(angle)``, angle in degrees)::
+
+        A = R(angle) @ Shear(shear) @ diag(scale_x, scale_y)
+        R = [[c, -s],      Shear = [[1, shear],
+             [s,  c]]               [0, 1    ]]
+
+        θ = [A | t] = [[c*sx, (c*shear - s)*sy, tx],
+                       [s*sx, (s*shear + c)*sy, ty]]
+
+    so an output point ``p`` (normalised coordinates) reads the input at
+    ``A @ p + t``: it is scaled, then sheared, then rotated, then translated.
+
+    Because θ maps OUTPUT coordinates to INPUT coordinates, the image seen in the output
+    moves the *opposite* way to these parameters:
+
+    * ``scale < 1`` zooms in: the output shows a smaller region of the input, magnified
+      (``scale = 0.5`` shows the central half, twice as large); ``scale > 1`` zooms out.
+    * ``tx > 0`` moves the sampled window to the right, so the content appears to move
+      LEFT (by ``tx / 2`` of the image width per unit); ``ty > 0`` makes it move UP.
+    * ``angle > 0``: with x to the right and y DOWN (image coordinates, ``imshow`` with the
+      origin upper-left), ``R`` turns the sampling grid CLOCKWISE on screen, so the image
+      content appears rotated COUNTER-CLOCKWISE by ``angle`` (like ``PIL.Image.rotate``):
+      ``angle = 90`` gives ``[[0, -1, 0], [1, 0, 0]]``, which turns a square image exactly
+      as ``np.rot90`` does.
+    * ``shear > 0``: output row ``y`` reads input columns shifted by ``shear * y``, so
+      lower rows read further right and the content leans to the left going down.
+
+    Args:
+        angle: degrees.
+        scale: ``(scale_x, scale_y)``, or one number for both.
+        shear: horizontal shear factor (``Shear[0, 1]``).
+        translation: ``(tx, ty)`` in normalised coordinates (2 = the whole image).
+
+    Each argument (and each element of ``scale`` and ``translation``) may also be an array
+    of shape ``(N,)``; they broadcast, and the result is then ``(N, 2, 3)``.
+
+    Returns:
+        θ ``(2, 3)`` float64, or ``(N, 2, 3)`` for batched arguments.
+    """
+    sx, sy = _pair(scale, "scale")
+    tx, ty = _pair(translation, "translation")
+    try:
+        values = np.broadcast_arrays(np.asarray(angle, dtype=np.float64), sx, sy,
+                                     np.asarray(shear, dtype=np.float64), tx, ty)
+    except ValueError:
+        raise ValueError("angle, scale, shear and translation must broadcast to one batch shape (N,)") from None
+    angle, sx, sy, shear, tx, ty = values
+    if angle.ndim > 1:
+        raise ValueError(f"parameters must be numbers or 1-D arrays (N,), got shape {angle.shape}")
+    for name, v in zip(("angle", "scale", "scale", "shear", "translation", "translation"), values):
+        _check_finite(v, name)
+    cos, sin = _cos_sin_degrees(angle)
+    theta = np.empty(angle.shape + (2, 3), dtype=np.float64)
+    theta[..., 0, 0] = cos * sx
+    theta[..., 0, 1] = (cos * shear - sin) * sy
+    theta[..., 0, 2] = tx
+    theta[..., 1, 0] = sin * sx
+    theta[..., 1, 1] = (sin * shear + cos) * sy
+    theta[..., 1, 2] = ty
+    return theta
+
+
+def params_from_theta(theta: ArrayLike) -> Dict[str, Any]:
+    """The parameters of :func:`theta_from_params` that give ``theta``: its exact inverse.
+
+    ``A = R @ Shear @ diag(sx, sy)`` is a QR decomposition of θ's 2x2 part (rotation times
+    upper-triangular), made unique by taking ``scale_x > 0`` and ``angle`` in (-180, 180]:
+
+    * the first column of A is ``sx * (c, s)``: ``sx = |A[:, 0]|``, ``angle = atan2(A10, A00)``;
+    * ``R(-angle) @ A = [[sx, shear * sy], [0, sy]]`` gives ``sy`` (negative for a
+      reflection) and ``shear``.
+
+    So ``theta_from_params(**params_from_theta(θ))`` returns θ (up to rounding) for every
+    θ, and ``params_from_theta(theta_from_params(...))`` returns the same parameters when
+    ``scale_x > 0`` and the angle lies in (-180, 180]. (A negative ``scale_x`` is the same
+    θ as ``angle + 180`` with both scales negated.) For a singular θ a parameter that has
+    no effect is set to 0: the angle when the first column is zero (``scale_x = 0``), the
+    shear when ``scale_y = 0``.
+
+    Args:
+        theta: ``(2, 3)`` or ``(N, 2, 3)`` float array.
+
+    Returns:
+        dict with ``angle`` (degrees), ``scale`` (tuple ``(sx, sy)``), ``shear`` and
+        ``translation`` (tuple ``(tx, ty)``); floats for a (2, 3) θ, ``(N,)`` arrays for a batch.
+    """
+    theta = _as_float_array(theta, "theta")
+    if theta.shape[-2:] != (2, 3) or theta.ndim not in (2, 3):
+        raise ValueError(f"theta must have shape (2, 3) or (N, 2, 3), got {theta.shape}")
+    _check_finite(theta, "theta")
+    a = theta.astype(np.float64)
+    a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
+    sx = np.hypot(a00, a10)
+    has_angle = sx > 0
+    safe_sx = np.where(has_angle, sx, 1.0)  # avoids 0/0; those entries are replaced below
+    cos = np.where(has_angle, a00 / safe_sx, 1.0)
+    sin = np.where(has_angle, a10 / safe_sx, 0.0)
+    angle = np.where(has_angle, np.rad2deg(np.arctan2(a10, a00)), 0.0)
+    # Undo the rotation: R(-angle) @ A = [[sx, shear * sy], [0, sy]].
+    shear_times_sy = cos * a01 + sin * a11
+    sy = cos * a11 - sin * a01
+    has_shear = sy != 0
+    shear = np.where(has_shear, shear_times_sy / np.where(has_shear, sy, 1.0), 0.0)
+
+    def out(v: np.ndarray) -> Any:
+        return float(v) if theta.ndim == 2 else v
+
+    return {
+        "angle": out(angle),
+        "scale": (out(sx), out(sy)),
+        "shear": out(shear),
+        "translation": (out(a[..., 0, 2]), out(a[..., 1, 2])),
+    }

@@ -1,0 +1,278 @@
+"""The θ explorer: sliders for an affine θ, and the picture it makes, redrawn live.
+
+>>> explorer = theta_explorer(image)   # last expression of a cell: shows the widget
+>>> explorer.theta                      # the current θ, a (2, 3) NumPy array
+
+The drawing is :func:`stn_course.plot.plot_theta_view`, a plain function of the
+parameters; the widget only wires controls to it. Controls (each with a CSS class, so
+a browser test can find it):
+
+* sliders ``stn-angle`` (degrees), ``stn-scale-x``, ``stn-scale-y``, ``stn-shear``,
+  ``stn-tx``, ``stn-ty``: the parameters of :func:`stn_course.sampler.theta_from_params`;
+* ``stn-mode`` toggles between those sliders and six number fields ``stn-theta-00`` ...
+  ``stn-theta-12`` for the raw entries of θ; both stay in sync (through
+  ``theta_from_params`` / ``params_from_theta``);
+* ``stn-align-corners`` (checkbox), ``stn-padding`` (dropdown), ``stn-reset`` (button);
+* ``stn-theta-label``: a text line with θ and the sampled region's corners;
+* ``stn-view``: the Output holding the three-panel figure.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import sys
+import time
+from typing import Dict, Optional, Sequence
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+
+from stn_course import sampler
+from stn_course.plot import as_hwc, format_theta, plot_theta_view
+
+#: Slider settings: name -> (description, min, max, step, default, CSS class).
+SLIDERS = {
+    "angle": ("angle (°)", -180.0, 180.0, 1.0, 0.0, "stn-angle"),
+    "scale_x": ("scale x", -2.0, 2.0, 0.01, 1.0, "stn-scale-x"),
+    "scale_y": ("scale y", -2.0, 2.0, 0.01, 1.0, "stn-scale-y"),
+    "shear": ("shear", -1.0, 1.0, 0.01, 0.0, "stn-shear"),
+    "tx": ("translate x", -1.5, 1.5, 0.01, 0.0, "stn-tx"),
+    "ty": ("translate y", -1.5, 1.5, 0.01, 0.0, "stn-ty"),
+}
+PARAMETERS_MODE = "parameters"
+RAW_MODE = "raw θ"
+
+
+def downsample(image, max_side: Optional[int]) -> np.ndarray:
+    """Shrink an image by block averaging (an integer factor) until both sides are at
+    most ``max_side``; returns (H, W, C) float64. ``None`` keeps the size."""
+    img = as_hwc(image)
+    if not max_side or max(img.shape[:2]) <= max_side:
+        return img
+    f = int(np.ceil(max(img.shape[:2]) / max_side))
+    h, w = img.shape[0] // f, img.shape[1] // f
+    return img[:h * f, :w * f].reshape(h, f, w, f, img.shape[2]).mean(axis=(1, 3))
+
+
+def _enable_colab_widgets() -> None:
+    """Inside Colab, third-party widgets need Colab's custom widget manager."""
+    if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+
+
+class ThetaExplorer(widgets.VBox):
+    """An ipywidgets container: θ controls on the left, the θ view below.
+
+    Attributes worth reading from a later cell or a test: :attr:`theta` (2, 3),
+    :attr:`params` (dict), :attr:`output_image` (the current output, (Ho, Wo, C)),
+    :attr:`corners` (sampled region, input pixels), :attr:`render_count`,
+    :attr:`last_render_ms`, and the controls :attr:`sliders`, :attr:`raw_fields`,
+    :attr:`mode`, :attr:`align_corners_box`, :attr:`padding`, :attr:`view`.
+    """
+
+    def __init__(self, image, align_corners: bool = False, padding_mode: str = "zeros",
+                 out_hw: Optional[Sequence[int]] = None, max_side: Optional[int] = 160):
+        self.image = downsample(image, max_side)
+        self.out_hw = tuple(out_hw) if out_hw is not None else None
+        self._theta = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        self._syncing = False
+        self._fig = Figure(figsize=(11.0, 4.0), dpi=72, layout="constrained")
+        self.render_count = 0
+        self.last_render_ms = float("nan")
+        self.output_image: Optional[np.ndarray] = None
+        self.corners: Optional[np.ndarray] = None
+
+        style = {"description_width": "90px"}
+        wide = widgets.Layout(width="360px")
+        self.sliders: Dict[str, widgets.FloatSlider] = {}
+        for name, (desc, lo, hi, step, default, css) in SLIDERS.items():
+            s = widgets.FloatSlider(value=default, min=lo, max=hi, step=step, description=desc,
+                                    continuous_update=True, readout_format=".2f", style=style,
+                                    layout=wide)
+            s.add_class(css)
+            s.observe(self._on_param_change, names="value")
+            self.sliders[name] = s
+
+        self.raw_fields: Dict[str, widgets.FloatText] = {}
+        for i in range(2):
+            for j in range(3):
+                key = f"{i}{j}"
+                f = widgets.FloatText(value=float(self._theta[i, j]), step=0.05,
+                                      description=f"θ[{i},{j}]", style={"description_width": "45px"},
+                                      layout=widgets.Layout(width="150px"))
+                f.add_class(f"stn-theta-{key}")
+                f.observe(self._on_raw_change, names="value")
+                self.raw_fields[key] = f
+
+        self.mode = widgets.ToggleButtons(options=[PARAMETERS_MODE, RAW_MODE], value=PARAMETERS_MODE,
+                                          tooltips=["angle, scales, shear, translation", "the six entries of θ"],
+                                          style={"button_width": "100px"})
+        self.mode.add_class("stn-mode")
+        self.mode.observe(self._on_mode_change, names="value")
+
+        self.align_corners_box = widgets.Checkbox(value=bool(align_corners), description="align_corners",
+                                                  indent=False)
+        self.align_corners_box.add_class("stn-align-corners")
+        self.align_corners_box.observe(self._on_setting_change, names="value")
+
+        self.padding = widgets.Dropdown(options=["zeros", "border", "reflection"], value=padding_mode,
+                                        description="padding", layout=widgets.Layout(width="200px"))
+        self.padding.add_class("stn-padding")
+        self.padding.observe(self._on_setting_change, names="value")
+
+        self.reset_button = widgets.Button(description="reset", icon="undo",
+                                           layout=widgets.Layout(width="90px"))
+        self.reset_button.add_class("stn-reset")
+        self.reset_button.on_click(lambda _: self.reset())
+
+        self.label = widgets.HTML()
+        self.label.add_class("stn-theta-label")
+        self.view = widgets.Output(layout=widgets.Layout(min_height="300px"))
+        self.view.add_class("stn-view")
+
+        s = self.sliders
+        self.param_box = widgets.HBox([
+            widgets.VBox([s["angle"], s["scale_x"], s["scale_y"]]),
+            widgets.VBox([s["shear"], s["tx"], s["ty"]]),
+        ])
+        self.raw_box = widgets.VBox([
+            widgets.HBox([self.raw_fields[f"0{j}"] for j in range(3)]),
+            widgets.HBox([self.raw_fields[f"1{j}"] for j in range(3)]),
+        ], layout=widgets.Layout(display="none"))
+        settings = widgets.HBox([self.mode, self.align_corners_box, self.padding, self.reset_button],
+                                layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        super().__init__([settings, self.param_box, self.raw_box, self.label, self.view])
+        self.add_class("stn-theta-explorer")
+        self._render()
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """The current θ (a copy), shape (2, 3)."""
+        return self._theta.copy()
+
+    @property
+    def params(self) -> dict:
+        """The slider values: angle, scale_x, scale_y, shear, tx, ty."""
+        return {name: float(s.value) for name, s in self.sliders.items()}
+
+    @property
+    def align_corners(self) -> bool:
+        return bool(self.align_corners_box.value)
+
+    @property
+    def padding_mode(self) -> str:
+        return str(self.padding.value)
+
+    def set_theta(self, theta) -> None:
+        """Set θ directly (as if typed in raw mode); the sliders follow."""
+        theta = np.asarray(theta, dtype=np.float64).reshape(2, 3)
+        self._syncing = True
+        try:
+            for key, f in self.raw_fields.items():
+                f.value = float(theta[int(key[0]), int(key[1])])
+        finally:
+            self._syncing = False
+        self._theta = theta.copy()
+        self._sync_sliders_from_theta()
+        self._render()
+
+    def reset(self) -> None:
+        """Back to the identity θ."""
+        self._syncing = True
+        try:
+            for name, s in self.sliders.items():
+                s.value = SLIDERS[name][4]
+        finally:
+            self._syncing = False
+        self._on_param_change()
+
+    # -- syncing ---------------------------------------------------------------
+    def _theta_from_sliders(self) -> np.ndarray:
+        p = self.params
+        return np.asarray(sampler.theta_from_params(angle=p["angle"], scale=(p["scale_x"], p["scale_y"]),
+                                                    shear=p["shear"], translation=(p["tx"], p["ty"])),
+                          dtype=np.float64).reshape(2, 3)
+
+    def _sync_sliders_from_theta(self) -> None:
+        q = sampler.params_from_theta(self._theta)
+        values = {"angle": q["angle"], "scale_x": q["scale"][0], "scale_y": q["scale"][1],
+                  "shear": q["shear"], "tx": q["translation"][0], "ty": q["translation"][1]}
+        self._syncing = True
+        try:
+            for name, v in values.items():
+                if np.isfinite(v):
+                    self.sliders[name].value = float(v)  # clipped to the slider's range
+        finally:
+            self._syncing = False
+
+    def _on_param_change(self, change=None) -> None:
+        if self._syncing:
+            return
+        self._theta = self._theta_from_sliders()
+        self._syncing = True
+        try:
+            for key, f in self.raw_fields.items():
+                f.value = round(float(self._theta[int(key[0]), int(key[1])]), 6)
+        finally:
+            self._syncing = False
+        self._render()
+
+    def _on_raw_change(self, change=None) -> None:
+        if self._syncing:
+            return
+        self._theta = np.array([[self.raw_fields[f"{i}{j}"].value for j in range(3)] for i in range(2)],
+                               dtype=np.float64)
+        self._sync_sliders_from_theta()
+        self._render()
+
+    def _on_mode_change(self, change=None) -> None:
+        raw = self.mode.value == RAW_MODE
+        self.raw_box.layout.display = "flex" if raw else "none"
+        self.param_box.layout.display = "none" if raw else "flex"
+
+    def _on_setting_change(self, change=None) -> None:
+        self._render()
+
+    # -- drawing ---------------------------------------------------------------
+    def render_png(self) -> bytes:
+        """Draw the current state with plot_theta_view and return the PNG bytes."""
+        fig = plot_theta_view(self.image, self._theta, align_corners=self.align_corners,
+                              padding_mode=self.padding_mode, out_hw=self.out_hw, fig=self._fig)
+        self.output_image = fig.stn_output
+        self.corners = fig.stn_corners
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72)
+        return buf.getvalue()
+
+    def _render(self) -> None:
+        start = time.perf_counter()
+        png = self.render_png()
+        corners = " ".join(f"({round(x, 2) + 0.0:.2f}, {round(y, 2) + 0.0:.2f})" for x, y in self.corners)
+        self.label.value = (f"<code>θ = {format_theta(self._theta, 3)}</code><br>"
+                            f"<span>sampled region corners (input pixels; output's TL, TR, BR, BL): "
+                            f"{corners}</span>")
+        self.view.outputs = ({
+            "output_type": "display_data",
+            "data": {"image/png": base64.b64encode(png).decode("ascii"),
+                     "text/plain": f"<θ view {self.render_count + 1}>"},
+            "metadata": {},
+        },)
+        self.render_count += 1
+        self.last_render_ms = 1000 * (time.perf_counter() - start)
+
+
+def theta_explorer(image, align_corners: bool = False, padding_mode: str = "zeros",
+                   out_hw: Optional[Sequence[int]] = None, max_side: Optional[int] = 160) -> ThetaExplorer:
+    """An interactive θ explorer for ``image`` ((H, W), (H, W, 3) or (C, H, W)).
+
+    Images larger than ``max_side`` are shrunk by block averaging, so each redraw
+    stays fast. Read the current θ from ``.theta``. On Colab the custom widget
+    manager is enabled first.
+    """
+    _enable_colab_widgets()
+    return ThetaExplorer(image, align_corners=align_corners, padding_mode=padding_mode,
+                         out_hw=out_hw, max_side=max_side)

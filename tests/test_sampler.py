@@ -1,0 +1,452 @@
+"""The NumPy sampler (stn_course.sampler) against PyTorch, finite differences and geometry.
+
+Every forward and backward function is compared with ``torch.nn.functional`` and its
+autograd on random θ that zoom in and out and sample far outside the input, for every
+mode, padding mode and ``align_corners``, in float64 (max error 1e-10) and float32 (1e-5).
+Random continuous coordinates never land exactly on a pixel position or on a clamp or
+mirror line (the kinks where the derivative jumps and each implementation picks a side),
+so the gradients are comparable everywhere.
+"""
+from __future__ import annotations
+
+import ast
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stn_course import sampler
+from stn_course.sampler import (
+    affine_grid,
+    affine_grid_backward,
+    grid_sample,
+    grid_sample_backward,
+    homography_grid,
+    params_from_theta,
+    theta_from_params,
+)
+
+TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
+DTYPES = [np.float64, np.float32]
+MODES = ["bilinear", "nearest"]
+PADDING_MODES = ["zeros", "border", "reflection"]
+
+# (N, C, H_in, W_in, H_out, W_out): odd and even sizes, down- and up-sampling, 1 and 3
+# channels, non-square images, and a 1-pixel-high input (the degenerate axis).
+SHAPES = [
+    (2, 3, 5, 6, 7, 4),
+    (3, 1, 8, 8, 5, 5),
+    (2, 2, 4, 7, 9, 10),
+    (1, 2, 1, 5, 3, 4),
+]
+
+
+def random_theta(rng: np.random.Generator, n: int, dtype=np.float64) -> np.ndarray:
+    """θ with rotations, shears, scales from 0.3 to ~4 and translations up to ±4.
+
+    Scales above 1 and large translations send many grid points far outside the input
+    (several image widths: reflection then mirrors more than once).
+    """
+    angle = rng.uniform(-180, 180, n)
+    scale = rng.uniform(0.3, 4.0, (2, n)) * rng.choice([-1, 1], (2, n))
+    shear = rng.uniform(-0.8, 0.8, n)
+    translation = rng.uniform(-4, 4, (2, n))
+    theta = theta_from_params(angle, tuple(scale), shear, tuple(translation))
+    return theta.astype(dtype)
+
+
+def max_error(ours: np.ndarray, reference: torch.Tensor) -> float:
+    return float(np.max(np.abs(ours - reference.detach().numpy()), initial=0.0))
+
+
+def torch_sample(x, grid, grad_output, mode, padding_mode, align_corners):
+    """PyTorch's output and autograd gradients (input, grid) for the same arguments."""
+    x_t = torch.from_numpy(x).requires_grad_()
+    grid_t = torch.from_numpy(grid).requires_grad_()
+    out = F.grid_sample(x_t, grid_t, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    out.backward(torch.from_numpy(grad_output))
+    return out, x_t.grad, grid_t.grad
+
+
+# ---------------------------------------------------------------------------------------
+# Against PyTorch
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_affine_grid_matches_torch(dtype, align_corners):
+    rng = np.random.default_rng(1)
+    for n, c, _, _, h, w in SHAPES + [(2, 1, 1, 1, 1, 1), (1, 1, 1, 1, 3, 1)]:
+        theta = random_theta(rng, n, dtype)
+        ours = affine_grid(theta, (n, c, h, w), align_corners=align_corners)
+        with warnings.catch_warnings():  # PyTorch warns about 1-pixel grids; they agree all the same
+            warnings.simplefilter("ignore", UserWarning)
+            ref = F.affine_grid(torch.from_numpy(theta), [n, c, h, w], align_corners=align_corners)
+        assert ours.shape == (n, h, w, 2) and ours.dtype == dtype
+        assert max_error(ours, ref) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("mode", MODES)
+def test_grid_sample_and_backward_match_torch(mode, padding_mode, align_corners, dtype):
+    rng = np.random.default_rng(2)
+    tol = TOLERANCE[dtype]
+    for n, c, h_in, w_in, h_out, w_out in SHAPES:
+        x = rng.standard_normal((n, c, h_in, w_in)).astype(dtype)
+        # One grid for both: the comparison is of the samplers, not of the grids.
+        grid = affine_grid(random_theta(rng, n, dtype), (n, c, h_out, w_out), align_corners)
+        grad_output = rng.standard_normal((n, c, h_out, w_out)).astype(dtype)
+
+        ref_out, ref_grad_input, ref_grad_grid = torch_sample(x, grid, grad_output, mode, padding_mode, align_corners)
+        out = grid_sample(x, grid, mode, padding_mode, align_corners)
+        grad_input, grad_grid = grid_sample_backward(x, grid, grad_output, mode, padding_mode, align_corners)
+
+        assert out.shape == (n, c, h_out, w_out) and out.dtype == dtype
+        assert grad_input.shape == x.shape and grad_input.dtype == dtype
+        assert grad_grid.shape == grid.shape and grad_grid.dtype == dtype
+        assert max_error(out, ref_out) <= tol
+        assert max_error(grad_input, ref_grad_input) <= tol
+        assert max_error(grad_grid, ref_grad_grid) <= tol
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+def test_far_outside_coordinates_match_torch(padding_mode, align_corners):
+    """Points up to ~12 image widths away: reflection folds many times, zeros reads 0."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 2, 5, 4))
+    grid = rng.uniform(-25, 25, (2, 6, 7, 2))
+    grad_output = rng.standard_normal((2, 2, 6, 7))
+    for mode in MODES:
+        ref_out, ref_gi, ref_gg = torch_sample(x, grid, grad_output, mode, padding_mode, align_corners)
+        grad_input, grad_grid = grid_sample_backward(x, grid, grad_output, mode, padding_mode, align_corners)
+        assert max_error(grid_sample(x, grid, mode, padding_mode, align_corners), ref_out) <= 1e-10
+        assert max_error(grad_input, ref_gi) <= 1e-10
+        assert max_error(grad_grid, ref_gg) <= 1e-10
+
+
+def test_huge_coordinates_do_not_overflow():
+    x = np.ones((1, 1, 3, 3), dtype=np.float32)
+    grid = np.array([[[[1e30, 0.0], [-1e30, 0.0], [0.0, 3e38]]]], dtype=np.float32)
+    assert np.array_equal(grid_sample(x, grid), np.zeros((1, 1, 1, 3), np.float32))
+    assert np.array_equal(grid_sample(x, grid, padding_mode="border"), np.ones((1, 1, 1, 3), np.float32))
+    grad_input, grad_grid = grid_sample_backward(x, grid, np.ones((1, 1, 1, 3), np.float32))
+    assert not grad_input.any() and not grad_grid.any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_affine_grid_backward_matches_torch(align_corners, dtype):
+    rng = np.random.default_rng(4)
+    for n, c, _, _, h, w in SHAPES:
+        theta = torch.from_numpy(random_theta(rng, n, dtype)).requires_grad_()
+        grad_grid = rng.standard_normal((n, h, w, 2)).astype(dtype)
+        F.affine_grid(theta, [n, c, h, w], align_corners=align_corners).backward(torch.from_numpy(grad_grid))
+        ours = affine_grid_backward(grad_grid, (n, c, h, w), align_corners)
+        assert ours.shape == (n, 2, 3) and ours.dtype == dtype
+        assert max_error(ours, theta.grad) <= TOLERANCE[dtype] * max(1, h * w / 10)
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+def test_gradient_of_theta_through_the_whole_transformer_matches_torch(padding_mode):
+    """dL/dθ by the chain rule: grid_sample_backward, then affine_grid_backward."""
+    rng = np.random.default_rng(5)
+    n, c, h_in, w_in, h_out, w_out = 3, 2, 6, 5, 4, 7
+    theta = random_theta(rng, n)
+    x = rng.standard_normal((n, c, h_in, w_in))
+    grad_output = rng.standard_normal((n, c, h_out, w_out))
+
+    theta_t = torch.from_numpy(theta).requires_grad_()
+    grid_t = F.affine_grid(theta_t, [n, c, h_out, w_out], align_corners=False)
+    F.grid_sample(torch.from_numpy(x), grid_t, padding_mode=padding_mode,
+                  align_corners=False).backward(torch.from_numpy(grad_output))
+
+    grid = affine_grid(theta, (n, c, h_out, w_out))
+    _, grad_grid = grid_sample_backward(x, grid, grad_output, padding_mode=padding_mode)
+    grad_theta = affine_grid_backward(grad_grid, (n, c, h_out, w_out))
+    assert max_error(grad_theta, theta_t.grad) <= 1e-10
+
+
+# ---------------------------------------------------------------------------------------
+# The hand-written backward against finite differences
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+def test_backward_matches_central_differences(padding_mode, align_corners):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 4, 5))
+    grid = rng.uniform(-1.6, 1.6, (1, 3, 3, 2))
+    grad_output = rng.standard_normal((1, 2, 3, 3))
+
+    def loss(x_, grid_):
+        return float(np.sum(grid_sample(x_, grid_, "bilinear", padding_mode, align_corners) * grad_output))
+
+    def central_differences(array, f, eps=1e-6):
+        grad = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            step = np.zeros_like(array)
+            step[index] = eps
+            grad[index] = (f(array + step) - f(array - step)) / (2 * eps)
+        return grad
+
+    grad_input, grad_grid = grid_sample_backward(x, grid, grad_output, "bilinear", padding_mode, align_corners)
+    np.testing.assert_allclose(grad_input, central_differences(x, lambda a: loss(a, grid)), atol=1e-7)
+    np.testing.assert_allclose(grad_grid, central_differences(grid, lambda g: loss(x, g)), atol=1e-6)
+
+    # dL/dθ through the grid, by the chain rule, against differences in θ directly.
+    theta = random_theta(rng, 1)
+    size = (1, 2, 3, 3)
+    _, grad_grid = grid_sample_backward(x, affine_grid(theta, size, align_corners), grad_output,
+                                        "bilinear", padding_mode, align_corners)
+    grad_theta = affine_grid_backward(grad_grid, size, align_corners)
+    numeric = central_differences(theta, lambda t: loss(x, affine_grid(t, size, align_corners)))
+    np.testing.assert_allclose(grad_theta, numeric, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# Geometry: identity, rotation, translation, zoom, homographies
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_identity_theta_returns_the_input(align_corners, dtype):
+    rng = np.random.default_rng(7)
+    x = rng.random((2, 3, 7, 6)).astype(dtype)
+    identity = np.tile(np.eye(2, 3, dtype=dtype), (2, 1, 1))
+    grid = affine_grid(identity, x.shape, align_corners)
+    # The grid points are the pixel centres, up to the last bit of linspace's rounding:
+    # bilinear then agrees to rounding, nearest exactly.
+    np.testing.assert_allclose(grid_sample(x, grid, "bilinear", align_corners=align_corners), x,
+                               rtol=0, atol=1e-14 if dtype == np.float64 else 1e-6)
+    np.testing.assert_array_equal(grid_sample(x, grid, "nearest", align_corners=align_corners), x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", [5, 6])
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_rotation_by_90_degrees_is_np_rot90(align_corners, size, mode):
+    """angle=+90 turns the content COUNTER-CLOCKWISE as displayed (origin upper-left).
+
+    θ = [[0, -1, 0], [1, 0, 0]]: output pixel (x, y) reads input (-y, x). The pixel
+    centres are symmetric about 0 in both conventions (j ↦ size - 1 - j is x ↦ -x), so
+    for a square image every output centre lands exactly on an input centre, for odd and
+    even sizes alike, and the result is ``np.rot90`` (k=1: counter-clockwise).
+    """
+    x = np.arange(2 * size * size, dtype=np.float64).reshape(1, 2, size, size)
+    theta = theta_from_params(angle=90)[None]
+    out = grid_sample(x, affine_grid(theta, x.shape, align_corners), mode, align_corners=align_corners)
+    np.testing.assert_allclose(out, np.rot90(x, k=1, axes=(2, 3)), rtol=0, atol=1e-12)
+    # Concretely: the top-right pixel ends up top-left.
+    assert out[0, 0, 0, 0] == pytest.approx(x[0, 0, 0, size - 1])
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_positive_translation_moves_content_left_and_up(align_corners):
+    size = 9
+    x = np.zeros((1, 1, size, size))
+    x[0, 0, 4, 4] = 1.0
+    pixel = 2 / (size - 1) if align_corners else 2 / size  # one pixel in normalised units
+    theta = theta_from_params(translation=(2 * pixel, 3 * pixel))[None]
+    out = grid_sample(x, affine_grid(theta, x.shape, align_corners), "nearest", align_corners=align_corners)
+    assert np.argwhere(out[0, 0] == 1).tolist() == [[4 - 3, 4 - 2]]  # up 3 rows, left 2 columns
+
+
+def test_scale_below_one_zooms_in():
+    """scale 0.5 shows the central half of the input (pixels 2..5 of 8) at twice the size."""
+    x = np.add.outer(8.0 * np.arange(8), np.arange(8))[None, None]  # x[i, j] = 8 i + j
+    theta = theta_from_params(scale=0.5)[None]
+    out = grid_sample(x, affine_grid(theta, x.shape), "bilinear")
+    # Output pixel j reads input position 1.75 + 0.5 j: 1.75 ... 5.25, half a pixel step,
+    # i.e. pixels 2..5 and their outer halves. Bilinear reproduces a linear ramp exactly.
+    position = 1.75 + 0.5 * np.arange(8)
+    np.testing.assert_allclose(out[0, 0], 8 * position[:, None] + position[None, :], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_homography_with_affine_matrix_equals_affine_grid(align_corners, dtype):
+    rng = np.random.default_rng(8)
+    theta = random_theta(rng, 3, dtype)
+    matrix = np.concatenate([theta, np.tile(np.array([[[0, 0, 1]]], dtype), (3, 1, 1))], axis=1)
+    size = (3, 2, 5, 8)
+    ours = homography_grid(matrix, size, align_corners)
+    assert ours.dtype == dtype
+    np.testing.assert_allclose(ours, affine_grid(theta, size, align_corners), rtol=0, atol=TOLERANCE[dtype])
+    # A homography is defined up to scale.
+    np.testing.assert_allclose(homography_grid(-2.5 * matrix, size, align_corners), ours,
+                               rtol=0, atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_homography_grid_matches_direct_formula(align_corners):
+    matrix = np.array([[1.1, 0.2, 0.1], [-0.15, 0.9, -0.2], [0.3, -0.25, 1.0]])
+    h, w = 4, 5
+    grid = homography_grid(matrix[None], (1, 1, h, w), align_corners)
+    for i in range(h):
+        for j in range(w):
+            if align_corners:
+                x, y = -1 + 2 * j / (w - 1), -1 + 2 * i / (h - 1)
+            else:
+                x, y = -1 + (2 * j + 1) / w, -1 + (2 * i + 1) / h
+            xp, yp, wp = matrix @ [x, y, 1.0]
+            assert grid[0, i, j] == pytest.approx([xp / wp, yp / wp], abs=1e-12)
+
+
+def test_homography_through_infinity_is_refused():
+    matrix = np.array([[[1.0, 0, 0], [0, 1, 0], [1, 0, 0]]])  # w' = x, zero in the middle column
+    with pytest.raises(ValueError, match="w'"):
+        homography_grid(matrix, (1, 1, 3, 3), align_corners=True)
+
+
+# ---------------------------------------------------------------------------------------
+# θ <-> parameters
+# ---------------------------------------------------------------------------------------
+
+def test_theta_from_params_known_cases():
+    np.testing.assert_array_equal(theta_from_params(angle=90), [[0, -1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(theta_from_params(angle=-90), [[0, 1, 0], [-1, 0, 0]])
+    np.testing.assert_array_equal(theta_from_params(angle=180), [[-1, 0, 0], [0, -1, 0]])
+    np.testing.assert_array_equal(theta_from_params(), np.eye(2, 3))
+    np.testing.assert_array_equal(theta_from_params(scale=(0.5, 2.0), translation=(0.25, -1.0)),
+                                  [[0.5, 0, 0.25], [0, 2.0, -1.0]])
+    np.testing.assert_array_equal(theta_from_params(scale=3.0), [[3, 0, 0], [0, 3, 0]])
+    np.testing.assert_array_equal(theta_from_params(shear=0.5, scale=(1, 2)), [[1, 1, 0], [0, 2, 0]])
+    c, s = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
+    np.testing.assert_allclose(theta_from_params(angle=30, scale=(2, 3), shear=0.5),
+                               [[2 * c, (0.5 * c - s) * 3, 0], [2 * s, (0.5 * s + c) * 3, 0]], atol=1e-15)
+    assert theta_from_params(angle=90).dtype == np.float64
+
+
+def test_params_round_trip():
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        params = {
+            "angle": float(rng.uniform(-179.9, 180)),
+            "scale": (float(rng.uniform(0.1, 3)), float(rng.uniform(-3, 3))),
+            "shear": float(rng.uniform(-2, 2)),
+            "translation": (float(rng.uniform(-2, 2)), float(rng.uniform(-2, 2))),
+        }
+        back = params_from_theta(theta_from_params(**params))
+        assert back.keys() == params.keys()
+        assert isinstance(back["scale"], tuple) and isinstance(back["translation"], tuple)
+        for key in params:
+            np.testing.assert_allclose(back[key], params[key], rtol=1e-10, atol=1e-10)
+    # θ -> params -> θ for any θ, reflections (negative determinant) included.
+    thetas = rng.standard_normal((20, 2, 3))
+    np.testing.assert_allclose(theta_from_params(**params_from_theta(thetas)), thetas, atol=1e-12)
+
+
+def test_params_batch():
+    angle = np.array([0.0, 90.0, -45.0])
+    theta = theta_from_params(angle=angle, scale=(np.array([1.0, 2.0, 0.5]), 1.5), translation=(0.1, angle / 100))
+    assert theta.shape == (3, 2, 3)
+    for k in range(3):
+        single = theta_from_params(angle=angle[k], scale=([1.0, 2.0, 0.5][k], 1.5), translation=(0.1, angle[k] / 100))
+        np.testing.assert_array_equal(theta[k], single)
+    params = params_from_theta(theta)
+    np.testing.assert_allclose(params["angle"], angle, atol=1e-12)
+    np.testing.assert_allclose(params["scale"][0], [1.0, 2.0, 0.5], atol=1e-12)
+    np.testing.assert_allclose(params["translation"][1], angle / 100, atol=1e-15)
+
+
+def test_params_of_singular_theta_are_finite():
+    params = params_from_theta(np.zeros((2, 3)))
+    assert params == {"angle": 0.0, "scale": (0.0, 0.0), "shear": 0.0, "translation": (0.0, 0.0)}
+    params = params_from_theta(theta_from_params(angle=30, scale=(2, 0), shear=0.7))
+    assert params["shear"] == 0.0 and params["angle"] == pytest.approx(30)
+
+
+# ---------------------------------------------------------------------------------------
+# dtypes and validation
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dtypes_are_preserved(dtype):
+    theta = np.tile(np.eye(2, 3, dtype=dtype), (2, 1, 1))
+    size = (2, 3, 4, 5)
+    grid = affine_grid(theta, size)
+    assert grid.dtype == dtype
+    assert homography_grid(np.tile(np.eye(3, dtype=dtype), (2, 1, 1)), size).dtype == dtype
+    x = np.ones(size, dtype=dtype)
+    for mode in MODES:
+        assert grid_sample(x, grid, mode).dtype == dtype
+        grad_input, grad_grid = grid_sample_backward(x, grid, np.ones(size, dtype), mode)
+        assert grad_input.dtype == dtype and grad_grid.dtype == dtype
+    assert affine_grid_backward(np.ones((2, 4, 5, 2), dtype), size).dtype == dtype
+    # The output follows the input; a grid of another dtype is cast to it.
+    assert grid_sample(x, grid.astype(np.float64 if dtype == np.float32 else np.float32)).dtype == dtype
+
+
+GOOD_THETA = np.tile(np.eye(2, 3), (2, 1, 1))
+GOOD_X = np.ones((2, 1, 3, 3))
+GOOD_GRID = np.zeros((2, 4, 4, 2))
+INF_THETA = GOOD_THETA.copy()
+INF_THETA[1, 0, 2] = np.inf
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: affine_grid(np.eye(2, 3), (1, 1, 3, 3)), ValueError, r"theta must have shape \(N, 2, 3\)"),
+        (lambda: affine_grid(np.zeros((2, 3, 3)), (2, 1, 3, 3)), ValueError, "theta"),
+        (lambda: affine_grid(GOOD_THETA, (2, 3, 3)), ValueError, "size must have length 4"),
+        (lambda: affine_grid(GOOD_THETA, (2, 1, 0, 3)), ValueError, "size must contain positive"),
+        (lambda: affine_grid(GOOD_THETA, (2, 1, -3, 3)), ValueError, "size"),
+        (lambda: affine_grid(GOOD_THETA, (2, 1, 3.0, 3)), TypeError, "size"),
+        (lambda: affine_grid(GOOD_THETA, (3, 1, 3, 3)), ValueError, r"size\[0\]"),
+        (lambda: affine_grid(GOOD_THETA.astype(np.int64), (2, 1, 3, 3)), TypeError, "theta must be a floating-point"),
+        (lambda: affine_grid(GOOD_THETA.astype(bool), (2, 1, 3, 3)), TypeError, "theta"),
+        (lambda: affine_grid(GOOD_THETA * np.nan, (2, 1, 3, 3)), ValueError, "theta contains NaN or inf"),
+        (lambda: affine_grid(INF_THETA, (2, 1, 3, 3)), ValueError, "theta"),
+        (lambda: homography_grid(GOOD_THETA, (2, 1, 3, 3)), ValueError, r"matrix must have shape \(N, 3, 3\)"),
+        (lambda: homography_grid(np.ones((2, 3, 3), int), (2, 1, 3, 3)), TypeError, "matrix"),
+        (lambda: grid_sample(np.ones((1, 3, 3)), GOOD_GRID), ValueError, "input must be 4-D"),
+        (lambda: grid_sample(np.ones((2, 1, 0, 3)), GOOD_GRID), ValueError, "input"),
+        (lambda: grid_sample(GOOD_X, np.zeros((2, 4, 4, 3))), ValueError, "grid must have shape"),
+        (lambda: grid_sample(GOOD_X, np.zeros((2, 4, 2))), ValueError, "grid"),
+        (lambda: grid_sample(GOOD_X, np.zeros((3, 4, 4, 2))), ValueError, "same batch size"),
+        (lambda: grid_sample(GOOD_X, GOOD_GRID + np.nan), ValueError, "grid contains NaN or inf"),
+        (lambda: grid_sample(GOOD_X, GOOD_GRID - np.inf), ValueError, "grid"),
+        (lambda: grid_sample(GOOD_X.astype(np.uint8), GOOD_GRID), TypeError, "input must be a floating-point"),
+        (lambda: grid_sample(GOOD_X, GOOD_GRID.astype(int)), TypeError, "grid must be a floating-point"),
+        (lambda: grid_sample(GOOD_X, GOOD_GRID, mode="bicubic"), ValueError, "mode must be one of 'bilinear', 'nearest'"),
+        (lambda: grid_sample(GOOD_X, GOOD_GRID, padding_mode="wrap"), ValueError,
+         "padding_mode must be one of 'zeros', 'border', 'reflection'"),
+        (lambda: grid_sample_backward(GOOD_X, GOOD_GRID, np.ones((2, 1, 3, 3))), ValueError, "grad_output"),
+        (lambda: grid_sample_backward(GOOD_X, GOOD_GRID, np.ones((2, 1, 4, 4), int)), TypeError, "grad_output"),
+        (lambda: grid_sample_backward(GOOD_X, GOOD_GRID, np.ones((2, 1, 4, 4)), mode="cubic"), ValueError, "mode"),
+        (lambda: affine_grid_backward(np.ones((2, 3, 3, 2)), (2, 1, 4, 4)), ValueError, "grad_grid"),
+        (lambda: affine_grid_backward(np.ones((2, 4, 4, 2), int), (2, 1, 4, 4)), TypeError, "grad_grid"),
+        (lambda: params_from_theta(np.ones((3, 3))), ValueError, "theta"),
+        (lambda: params_from_theta(np.ones((2, 3), int)), TypeError, "theta"),
+        (lambda: params_from_theta(np.full((2, 3), np.nan)), ValueError, "theta"),
+        (lambda: theta_from_params(angle=np.nan), ValueError, "angle"),
+        (lambda: theta_from_params(scale=(1, 2, 3)), ValueError, "scale"),
+        (lambda: theta_from_params(translation=(0.0, np.inf)), ValueError, "translation"),
+    ],
+)
+def test_validation_errors_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_sampler_does_not_import_torch():
+    tree = ast.parse(Path(sampler.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "torch" not in imported
+
+
+def test_accepts_lists_and_all_modes_share_one_signature():
+    out = grid_sample([[[[1.0, 2.0], [3.0, 4.0]]]], [[[[0.0, 0.0]]]], align_corners=True)
+    assert out.shape == (1, 1, 1, 1) and out[0, 0, 0, 0] == pytest.approx(2.5)
+    for mode, padding_mode in itertools.product(sampler.MODES, sampler.PADDING_MODES):
+        assert grid_sample(GOOD_X, GOOD_GRID, mode, padding_mode).shape == (2, 1, 4, 4)
