@@ -1,6 +1,7 @@
 """Command line: reproduce the course's results without Jupyter.
 
     python -m stn_course train --dataset mnist --model st-cnn-aff --epochs 5
+    python -m stn_course report      # the README's results table, from results/*.json
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
 after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>.json``.
@@ -24,8 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
     args = parser.parse_args(argv)
 
+    if args.command == "report":
+        from .experiments import results_table
+
+        print(results_table())
+        return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     from .utils import get_device

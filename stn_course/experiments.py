@@ -6,8 +6,10 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 """
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
 from .train import History, fit
-from .utils import checkpoint_dir, get_device, is_quick, save_result, set_seed
+from .utils import checkpoint_dir, get_device, is_quick, repo_root, save_result, set_seed
 
 
 
@@ -149,12 +151,17 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
 
 def run_experiment(config: RunConfig, device: torch.device | None = None,
                    save: bool = True, **fit_options) -> Experiment:
-    """Build and train ``config`` (resuming or loading its checkpoint), then record the result.
+    """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`."""
+    return train_experiment(build_experiment(config, device), save=save, **fit_options)
+
+
+def train_experiment(experiment: Experiment, save: bool = True, **fit_options) -> Experiment:
+    """Train a built experiment (resuming or loading its checkpoint), then record the result.
 
     The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``;
     the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
     """
-    experiment = build_experiment(config, device)
+    config = experiment.config
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -197,3 +204,63 @@ def record_result(experiment: Experiment) -> None:
         "history": history.as_dict(),
         "quick": is_quick(),
     }, command=config.command())
+
+
+def load_run_results(folder: Path | None = None) -> list[dict]:
+    """Every training result (``results/*.json`` with a test accuracy), sorted by name."""
+    folder = folder or repo_root() / "results"
+    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    return [record for record in records if "test_accuracy" in record]
+
+
+def results_table(folder: Path | None = None) -> str:
+    """The README's results table (Markdown), made from ``results/*.json``."""
+    lines = [
+        "| run | test accuracy | test error | epochs | training time | machine | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for record in load_run_results(folder):
+        machine = record["machine"]
+        where = machine["cuda"] or f"{machine['cpu_count']}-core CPU"
+        lines.append(
+            f"| `{record['name']}` | {100 * record['test_accuracy']:.2f}% | {record['test_error_percent']:.2f}% "
+            f"| {record['epochs']} | {record['seconds_total'] / 60:.1f} min | {where}, torch {machine['torch']} "
+            f"| `{record['command']}` |")
+    return "\n".join(lines)
+
+
+#: The paper's Table 1 (Jaderberg et al., 2015): test error (%) on distorted MNIST.
+PAPER_TABLE1 = {
+    "cnn": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 1.4, "TC": 3.5},
+    "st-cnn-aff": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.2, "TC": 1.7},
+    "st-cnn-proj": {"R": 0.8, "RTS": 0.6, "P": 0.8, "E": 1.3},
+    "st-cnn-tps": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
+}
+TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": "elastic-mnist", "TC": "clutter-mnist"}
+
+
+def latest_results(records: list[dict]) -> dict[tuple[str, str], dict]:
+    """The most recent finished record for each (dataset, model)."""
+    latest: dict[tuple[str, str], dict] = {}
+    for record in sorted(records, key=lambda r: r["finished_at"]):
+        latest[(record["config"]["dataset"], record["config"]["model"])] = record
+    return latest
+
+
+def distorted_mnist_table(records: list[dict]) -> str:
+    """Table 1 as Markdown: our test error (%) beside the paper's, and our training time.
+
+    Cells read ``ours (paper)``; a dash marks a run not recorded in ``records`` yet.
+    """
+    latest = latest_results(records)
+    header = "| model | " + " | ".join(TABLE1_COLUMNS) + " |"
+    lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
+    for model, paper in PAPER_TABLE1.items():
+        cells = []
+        for column, dataset in TABLE1_COLUMNS.items():
+            record = latest.get((dataset, model))
+            ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
+                    f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
+            cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

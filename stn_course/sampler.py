@@ -72,8 +72,8 @@ def _as_float_array(value: ArrayLike, name: str) -> np.ndarray:
     """``value`` as an array of a floating-point dtype, or a TypeError naming ``name``."""
     array = np.asarray(value)
     if not np.issubdtype(array.dtype, np.floating):
-        # An integer θ would make every coordinate an integer (or be rejected by PyTorch):
-        # better to say so than to guess a dtype for the caller.
+        # PyTorch refuses integer (and bool) arrays here too, and guessing a dtype would
+        # hide the caller's bug: an integer θ usually means a lost ".astype(float)".
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64), got {array.dtype}; "
             f"convert it first, e.g. {name}.astype(np.float32)"
@@ -404,12 +404,17 @@ def _pixel_index(row: np.ndarray, col: np.ndarray, images: _FramedImages) -> np.
 
     ``row`` and ``col`` hold whole numbers (as floats) from -_FRAME to size + 1.
     """
-    index = row.astype(np.intp)
-    index += _FRAME  # the frame's rows above the image
-    index *= images.width
-    index += col.astype(np.intp)
-    # Image n starts at n * C * plane; the frame's columns left of the image.
-    index += (np.arange(row.shape[0], dtype=np.intp) * (images.channels * images.plane) + _FRAME)[:, None]
+    # row * width + col is computed in floating point and converted to integers once,
+    # which is cheaper than converting row and col. Whole numbers are exact in float32
+    # below 2**24, enough for framed images of up to 4092 x 4092 pixels; beyond, float64.
+    exact_below = 2.0 ** (np.finfo(row.dtype).nmant + 1)
+    position = row.astype(row.dtype if images.plane < exact_below else np.float64)
+    position *= images.width
+    position += col
+    index = position.astype(np.intp)
+    # Image n starts at n * C * plane, and its pixel (0, 0) is _FRAME rows and columns in.
+    starts = np.arange(row.shape[0], dtype=np.intp) * (images.channels * images.plane)
+    index += (starts + _FRAME * images.width + _FRAME)[:, None]
     return index
 
 
@@ -442,8 +447,9 @@ def _split_cell(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray, n
     """The pixel cell around each point: its top-left pixel ``(x0, y0)`` and the point's
     fractional position ``(fx, fy)`` in [0, 1) inside the cell.
 
-    ``fx`` and ``fy`` are computed in place, in the memory of ``x`` and ``y``: these arrays
-    are as big as the output, and allocating fewer of them is most of the speed here.
+    ``fx`` and ``fy`` are computed in place, in the memory of ``x`` and ``y`` (which are
+    not needed afterwards): these arrays are as big as the output, and every one that is
+    not allocated saves time.
     """
     x0 = np.floor(x)
     y0 = np.floor(y)
@@ -602,10 +608,11 @@ def grid_sample_backward(
 
     x0, y0, fx, fy = _split_cell(x, y)
     weights = _bilinear_weights(fx, fy)
+    west, north = 1 - fx, 1 - fy  # the weights of the west column and of the north row
     index = _pixel_index(y0, x0, images)
     offsets = _neighbour_offsets(images)
-    slope_x = np.zeros_like(x)  # dL/dx, summed over channels
-    slope_y = np.zeros_like(y)
+    grad_x = np.zeros_like(fx)  # dL/d(pixel x), summed over channels
+    grad_y = np.zeros_like(fy)
     for channel in range(c):
         upstream = grad_out[:, channel]
         start = channel * images.plane
@@ -614,12 +621,13 @@ def grid_sample_backward(
         nw, ne, sw, se = (_read(images.flat, index, start + offset) for offset in offsets)
         # Slopes of the bilinear surface: east minus west, mixed by the row weights; and
         # south minus north, mixed by the column weights.
-        slope_x += upstream * ((ne - nw) * (1 - fy) + (se - sw) * fy)
-        slope_y += upstream * ((sw - nw) * (1 - fx) + (se - ne) * fx)
+        grad_x += upstream * ((ne - nw) * north + (se - sw) * fy)
+        grad_y += upstream * ((sw - nw) * west + (se - ne) * fx)
 
     grad_grid = np.empty(grid.shape, dtype=grid.dtype)
-    grad_grid[..., 0] = (slope_x * dx).reshape(grid.shape[:3])
-    grad_grid[..., 1] = (slope_y * dy).reshape(grid.shape[:3])
+    # Chain rule through _source_pixels: d(pixel x)/d(grid x) is dx, and likewise for y.
+    grad_grid[..., 0] = (grad_x * dx).reshape(grid.shape[:3])
+    grad_grid[..., 1] = (grad_y * dy).reshape(grid.shape[:3])
     return _remove_frame(grad_flat, images), grad_grid
 
 

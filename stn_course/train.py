@@ -139,6 +139,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         start_epoch = state["epoch"] + 1
         if start_epoch <= epochs:
             print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
+        else:
+            print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epochs, test accuracy "
+                  f"{100 * history.test_accuracy[-1]:.2f}%); delete it to train again.")
 
     batches = len(train_loader)
     global_step = (start_epoch - 1) * batches

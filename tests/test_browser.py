@@ -18,7 +18,6 @@ import importlib.util
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 

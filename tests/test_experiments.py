@@ -48,3 +48,32 @@ def test_command_line_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "imagenet"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _record(dataset, model, accuracy, finished_at="2026-11-22T01:00:00+0000"):
+    return {"name": f"{dataset}_{model}", "config": {"dataset": dataset, "model": model},
+            "test_accuracy": accuracy, "test_error_percent": round(100 * (1 - accuracy), 3),
+            "epochs": 8, "seconds_total": 600.0, "finished_at": finished_at}
+
+
+def test_table1_puts_each_result_in_its_cell_beside_the_paper():
+    records = [_record("rts-mnist", "st-cnn-aff", 0.9, "2026-11-22T01:00:00+0000"),
+               _record("rts-mnist", "st-cnn-aff", 0.99, "2026-11-22T02:00:00+0000"),
+               _record("rot-mnist", "cnn", 0.985)]
+    table = experiments.distorted_mnist_table(records).splitlines()
+    assert table[0] == "| model | R | RTS | P | E | TC |"
+    cnn = next(line for line in table if line.startswith("| cnn |")).split(" | ")
+    aff = next(line for line in table if line.startswith("| st-cnn-aff |")).split(" | ")
+    assert cnn[1] == "**1.50** (8 ep, 10 min) / 1.2" and cnn[2] == "— / 0.8"
+    assert aff[2] == "**1.00** (8 ep, 10 min) / 0.5", "the latest run of a pair is shown"
+
+
+def test_results_table_lists_every_training_result(tmp_path):
+    import json
+
+    (tmp_path / "run.json").write_text(json.dumps({
+        **_record("mnist", "cnn", 0.99), "name": "mnist_cnn_e5_s0", "command": "python -m stn_course train",
+        "machine": {"cuda": None, "cpu_count": 2, "torch": "2.x"}}))
+    (tmp_path / "sampler_benchmark.json").write_text(json.dumps({"name": "sampler_benchmark"}))
+    lines = experiments.results_table(tmp_path).splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| `mnist_cnn_e5_s0` | 99.00% | 1.00% | 8 | 10.0 min | 2-core CPU")

@@ -269,6 +269,15 @@ def test_scale_below_one_zooms_in():
     np.testing.assert_allclose(out[0, 0], 8 * position[:, None] + position[None, :], rtol=0, atol=1e-12)
 
 
+def test_positive_shear_leans_content_left_going_down():
+    x = np.zeros((1, 1, 9, 9))
+    x[0, 0, :, 4] = 1.0  # a vertical line through the middle
+    theta = theta_from_params(shear=0.25)[None]
+    out = grid_sample(x, affine_grid(theta, x.shape, align_corners=True), "nearest", align_corners=True)
+    columns = [int(np.argmax(row)) for row in out[0, 0]]
+    assert columns[0] > columns[4] == 4 > columns[-1]  # top row right of the centre, bottom left
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("align_corners", [True, False])
 def test_homography_with_affine_matrix_equals_affine_grid(align_corners, dtype):
@@ -435,6 +444,16 @@ INF_THETA[1, 0, 2] = np.inf
 def test_validation_errors_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_pixel_index_stays_exact_for_huge_images():
+    """Row * width + col is computed in floating point; planes past 2**24 pixels use float64."""
+    height, width = 5000, 4000  # 20 million pixels per plane: not exact in float32
+    images = sampler._FramedImages(np.empty(0, np.float32), 2, height, width)
+    row = np.array([[4997.0, -2.0, 3.0]], dtype=np.float32)
+    col = np.array([[3997.0, -2.0, 1234.0]], dtype=np.float32)
+    expected = (row.astype(np.int64) + sampler._FRAME) * width + col.astype(np.int64) + sampler._FRAME
+    np.testing.assert_array_equal(sampler._pixel_index(row, col, images), expected)
 
 
 def test_sampler_does_not_import_torch():
