@@ -755,3 +755,13 @@ def plot_image_rows(rows: dict, columns: Optional[int] = None) -> Figure:
                 _show(ax, as_hwc(images[index]), 0.0, 1.0)
         row[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=10)
     return fig
+
+
+def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:
+    """Save ``fig`` as ``plots_dir() / name`` and return it, so a cell can end with
+    ``save_figure(fig, "name.png")`` to both keep and show it. (``plots/`` in a full run,
+    a temporary folder in quick mode.)"""
+    from .utils import plots_dir
+
+    fig.savefig(plots_dir() / name, dpi=dpi, bbox_inches="tight")
+    return fig
