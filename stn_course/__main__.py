@@ -1,7 +1,7 @@
 """Command line: reproduce the course's results without Jupyter.
 
     python -m stn_course train --dataset mnist --model st-cnn-aff --epochs 5
-    python -m stn_course report      # the README's results table, from results/*.json
+    python -m stn_course report --update-readme   # the README's results table, from results/*.json
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
 after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>.json``.
@@ -25,13 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
+    report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
+    report.add_argument("--update-readme", action="store_true", help="also write it into README.md")
     args = parser.parse_args(argv)
 
     if args.command == "report":
-        from .experiments import results_table
+        from .experiments import results_table, update_readme_results
 
         print(results_table())
+        if args.update_readme:
+            update_readme_results()
         return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")

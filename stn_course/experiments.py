@@ -7,6 +7,7 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -227,6 +228,17 @@ def results_table(folder: Path | None = None) -> str:
             f"| {record['epochs']} | {record['seconds_total'] / 60:.1f} min | {where}, torch {machine['torch']} "
             f"| `{record['command']}` |")
     return "\n".join(lines)
+
+
+def update_readme_results(readme: Path | None = None) -> None:
+    """Replace the block between ``<!-- results:start -->`` and ``<!-- results:end -->``
+    in the README with :func:`results_table`."""
+    readme = readme or repo_root() / "README.md"
+    text = readme.read_text()
+    pattern = re.compile(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no <!-- results:start --> ... <!-- results:end --> block")
+    readme.write_text(pattern.sub(lambda m: m.group(1) + results_table() + "\n" + m.group(2), text))
 
 
 #: The paper's Table 1 (Jaderberg et al., 2015): test error (%) on distorted MNIST.
