@@ -204,3 +204,24 @@ def distorted_mnist_test(kind: str, seed: int = 0, limit: int | None = None,
         torch.save(images, tmp)
         tmp.replace(path)
     return replace(base, images=images, name=f"mnist-{kind}-test")
+
+
+def moving_digit(digit: torch.Tensor, frames: int = 48, canvas: int = 42,
+                 max_angle: float = 40.0, scale_range: tuple[float, float] = (0.8, 1.15),
+                 radius_px: float = 5.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One digit ``(1, 1, 28, 28)`` moved along a smooth closed path: rotated, scaled and
+    shifted a little more each frame, in a ``canvas`` square.
+
+    Returns the frames ``(frames, 1, canvas, canvas)`` and the applied parameters
+    (``angle`` in degrees, ``scale``, ``shift_px`` ``(frames, 2)``).
+    """
+    phase = torch.linspace(0, 2 * math.pi, frames + 1)[:-1]
+    low, high = scale_range
+    params = {
+        "angle": max_angle * torch.sin(phase),
+        "scale": (low + high) / 2 + (high - low) / 2 * torch.sin(2 * phase),
+        "shift_px": radius_px * torch.stack([torch.cos(phase), torch.sin(phase)], dim=1),
+    }
+    images = place_affine(digit.expand(frames, -1, -1, -1), params["angle"], params["scale"],
+                          params["shift_px"], canvas)
+    return images, params

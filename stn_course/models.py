@@ -415,3 +415,47 @@ def apply_transformer(model: nn.Module, images: torch.Tensor) -> tuple[torch.Ten
     outputs, params, grids = transformer.transform_input(images.to(device))
     transformer.train(was_training)
     return outputs.cpu(), params.cpu(), grids.cpu()
+
+
+def last_classifier_conv(model: nn.Module) -> nn.Conv2d:
+    """The last ``nn.Conv2d`` of ``model`` outside any localisation network (Grad-CAM's layer)."""
+    inside_localisation = {id(m) for st in model.modules() if isinstance(st, SpatialTransformer)
+                           for m in st.localisation.modules()}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in inside_localisation]
+    if not convs:
+        raise ValueError("model has no convolution outside its localisation networks")
+    return convs[-1]
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = None,
+             target: torch.Tensor | None = None) -> torch.Tensor:
+    """Grad-CAM heat maps (Selvaraju et al., 2017): where ``layer`` looks for the class.
+
+    Args:
+        model: a classifier returning logits.
+        images: ``(N, C, H, W)``.
+        layer: a convolution of the model (default :func:`last_classifier_conv`). For an
+            ST-CNN that layer sees the *transformed* image, so the map is in its coordinates.
+        target: classes ``(N,)`` to explain; default the predicted ones.
+    Returns:
+        ``(N, H_l, W_l)`` maps in [0, 1] at the layer's resolution, on the CPU.
+    """
+    layer = layer or last_classifier_conv(model)
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: captured.append(output))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            logits = model(images)
+            target = logits.argmax(1) if target is None else target.to(logits.device)
+            score = logits.gather(1, target.view(-1, 1)).sum()
+            activations = captured[-1]
+            gradients, = torch.autograd.grad(score, activations)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    weights = gradients.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * activations).sum(dim=1)).detach()
+    peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12).view(-1, 1, 1)
+    return (cam / peak).cpu()

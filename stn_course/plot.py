@@ -765,3 +765,86 @@ def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:
 
     fig.savefig(plots_dir() / name, dpi=dpi, bbox_inches="tight")
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Animations (GIFs, written with matplotlib's Pillow writer)
+# ---------------------------------------------------------------------------
+
+def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequence, grids: Sequence,
+                                  path, align_corners: bool = False, fps: int = 4, dpi: int = 60,
+                                  steps_per_epoch: Optional[int] = None):
+    """A GIF of a transformer learning: for fixed ``images`` ``(N, C, H, W)``, the sampled
+    region on each input (top) and the output (bottom), one frame per recording
+    (e.g. from :class:`stn_course.train.TransformerRecorder`), with a step counter.
+
+    Returns the path written.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    inputs = [as_hwc(image) for image in images]
+    count = len(inputs)
+    h, w = inputs[0].shape[:2]
+    fig = new_figure((1.5 * count, 3.4), layout="constrained", dpi=dpi)
+    axes = np.asarray(fig.subplots(2, count)).reshape(2, count)
+    title = fig.suptitle("")
+
+    def draw(frame: int):
+        for index in range(count):
+            ax_in, ax_out = axes[0, index], axes[1, index]
+            ax_in.clear()
+            ax_out.clear()
+            _show(ax_in, inputs[index], 0.0, 1.0)
+            draw_grid_outline(ax_in, grids[frame][index], (h, w), align_corners)
+            pad = 0.25 * max(h, w)
+            ax_in.set_xlim(-0.5 - pad, w - 0.5 + pad)
+            ax_in.set_ylim(h - 0.5 + pad, -0.5 - pad)
+            _show(ax_out, as_hwc(outputs[frame][index]), 0.0, 1.0)
+            for ax in (ax_in, ax_out):
+                _clean(ax)
+                ax.axis("off")
+        text = f"step {steps[frame]}"
+        if steps_per_epoch:
+            text += f"  (epoch {steps[frame] / steps_per_epoch:.2f})"
+        title.set_text(text)
+        return []
+
+    animation = FuncAnimation(fig, draw, frames=len(steps), blit=False)
+    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    return path
+
+
+def animate_moving_input(inputs, outputs, path, fps: int = 8, dpi: int = 60):
+    """A GIF with the moving input on the left and the transformer's output on the right
+    (both ``(T, C, H, W)``): a good transformer's output stays almost still."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    fig = new_figure((4.4, 2.4), layout="constrained", dpi=dpi)
+    ax_in, ax_out = fig.subplots(1, 2)
+
+    def draw(frame: int):
+        for ax, images, title in ((ax_in, inputs, "input"), (ax_out, outputs, "transformer output")):
+            ax.clear()
+            _show(ax, as_hwc(images[frame]), 0.0, 1.0)
+            _clean(ax, title)
+        return []
+
+    animation = FuncAnimation(fig, draw, frames=len(inputs), blit=False)
+    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    return path
+
+
+def plot_recovered_vs_applied(applied: dict, recovered: dict) -> Figure:
+    """Scatter plots of each transformation parameter recovered from θ against the one
+    that was applied (e.g. ``{"rotation (°)": array, "scale": array}``), with the
+    correlation in each title."""
+    names = list(applied)
+    fig = new_figure((3.6 * len(names), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(names)))
+    for ax, name in zip(axes, names):
+        x, y = np.asarray(applied[name], dtype=float), np.asarray(recovered[name], dtype=float)
+        correlation = np.corrcoef(x, y)[0, 1]
+        ax.scatter(x, y, s=6, alpha=0.5)
+        ax.set(xlabel=f"applied {name}", ylabel=f"recovered from θ", title=f"{name}: r = {correlation:.3f}")
+        ax.grid(alpha=0.3)
+    return fig

@@ -203,3 +203,32 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     return history
+
+
+class TransformerRecorder:
+    """An ``on_step`` callback for :func:`fit`: what the spatial transformer does to a fixed
+    set of images, from step 0 and then every ``every`` optimiser steps.
+
+    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``) and
+    ``grids`` (list of ``(N, Ho, Wo, 2)``) hold one entry per recording, on the CPU, for
+    e.g. :func:`stn_course.plot.animate_transformer_evolution`.
+    """
+
+    def __init__(self, images: torch.Tensor, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every must be positive, got {every}")
+        self.images = images
+        self.every = every
+        self.steps: list[int] = []
+        self.outputs: list[torch.Tensor] = []
+        self.grids: list[torch.Tensor] = []
+
+    def __call__(self, step: int, model: nn.Module) -> None:
+        if step % self.every:
+            return
+        from .models import apply_transformer
+
+        outputs, _, grids = apply_transformer(model, self.images)
+        self.steps.append(step)
+        self.outputs.append(outputs)
+        self.grids.append(grids)

@@ -1,0 +1,104 @@
+"""Tools for looking inside trained spatial transformers (notebook 05)."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from stn_course import plot  # noqa: E402
+from stn_course.distortions import moving_digit  # noqa: E402
+from stn_course.models import build_classifier, grad_cam, last_classifier_conv  # noqa: E402
+from stn_course.train import TransformerRecorder  # noqa: E402
+
+MEAN, STD = (0.1307,), (0.3081,)
+
+
+def _blob(size=28):
+    image = torch.zeros(1, 1, size, size)
+    image[..., 8:20, 11:17] = 1.0
+    return image
+
+
+def test_recorder_keeps_step_zero_and_every_kth_step():
+    model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
+    recorder = TransformerRecorder(torch.rand(3, 1, 28, 28), every=5)
+    for step in range(12):
+        recorder(step, model)
+    assert recorder.steps == [0, 5, 10]
+    assert recorder.outputs[0].shape == (3, 1, 28, 28) and recorder.grids[0].shape == (3, 28, 28, 2)
+    with pytest.raises(ValueError, match="every"):
+        TransformerRecorder(torch.rand(1, 1, 28, 28), every=0)
+
+
+def test_evolution_gif_has_one_frame_per_recording(tmp_path):
+    images = torch.rand(3, 1, 28, 28)
+    model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
+    recorder = TransformerRecorder(images, every=1)
+    for step in range(3):
+        with torch.no_grad():
+            model.transformer.localisation[-1].bias[0] += 0.2  # a transformer that changes
+        recorder(step, model)
+    path = plot.animate_transformer_evolution(images, recorder.steps, recorder.outputs, recorder.grids,
+                                              tmp_path / "evolution.gif", steps_per_epoch=10)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+    assert path.stat().st_size < 2 * 1024 * 1024
+
+
+def test_moving_digit_follows_a_closed_path_and_animates(tmp_path):
+    frames, params = moving_digit(_blob(), frames=12)
+    assert frames.shape == (12, 1, 42, 42)
+    assert params["angle"].shape == (12,) and params["shift_px"].shape == (12, 2)
+    assert not torch.equal(frames[0], frames[3])
+    path = plot.animate_moving_input(frames, frames, tmp_path / "moving.gif")
+    with Image.open(path) as gif:
+        assert gif.n_frames == 12
+
+
+def test_grad_cam_finds_the_evidence():
+    """A hand-made classifier: channel 0 sees the left half, channel 1 the right half, and
+    class 1's score is channel 1's total, so its evidence is the right half only."""
+    class HalfFeatures(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            mask = torch.zeros(1, 2, 28, 28)
+            mask[:, 0, :, :14] = 1
+            mask[:, 1, :, 14:] = 1
+            self.register_buffer("mask", mask)
+            self.gain = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return x.expand(-1, 2, -1, -1) * self.mask * self.gain
+
+    class Halves(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = HalfFeatures()
+
+        def forward(self, x):
+            return self.features(x).sum(dim=(2, 3))
+
+    images = torch.rand(2, 1, 28, 28) + 0.1
+    model = Halves()
+    cam = grad_cam(model, images, layer=model.features, target=torch.tensor([1, 1]))
+    assert cam.shape == (2, 28, 28) and cam.max() == pytest.approx(1.0)
+    assert cam[:, :, :14].max() == 0 and cam[:, :, 14:].min() > 0
+    cam_left = grad_cam(model, images, layer=model.features, target=torch.tensor([0, 0]))
+    assert cam_left[:, :, 14:].max() == 0 and cam_left[:, :, :14].min() > 0
+
+
+def test_grad_cam_layer_is_outside_the_localisation_network():
+    model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
+    assert last_classifier_conv(model) is model.classifier.features[3]
+    cam = grad_cam(model, torch.rand(4, 1, 28, 28))
+    assert cam.shape == (4, 14, 14)  # the second convolution works at 14x14
+    assert model.training, "the model's mode is restored"
+
+
+def test_recovered_vs_applied_reports_the_correlation():
+    applied = {"rotation (°)": np.linspace(-90, 90, 50)}
+    fig = plot.plot_recovered_vs_applied(applied, {"rotation (°)": -applied["rotation (°)"]})
+    assert fig.axes[0].get_title().endswith("r = -1.000")
