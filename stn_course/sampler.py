@@ -31,11 +31,23 @@ In pixel coordinates the centre of pixel ``(row i, column j)`` is at ``(x=j, y=i
 
 θ maps OUTPUT coordinates to INPUT coordinates (an "inverse warp"): for each output pixel
 it says where in the input to read from. That is why every output pixel gets a value
-(no holes) and why the sampler is differentiable with respect to θ.
+(no holes); bilinear reading then makes the output differentiable with respect to θ.
+:func:`theta_from_params` builds θ from an angle, scales, a shear and a translation, and
+documents which way each one moves the picture.
 
 Padding (where the grid points outside the input): ``"zeros"`` reads zeros, ``"border"``
 repeats the edge pixels, ``"reflection"`` mirrors the image at its border (about the
 corner pixel centres for ``align_corners=True``, about the outer edges for ``False``).
+
+How the sampler works
+---------------------
+Grid coordinates become pixel coordinates (:func:`_unnormalise`), the padding mode
+moves them back into the image where needed (:func:`_clip_coordinates`,
+:func:`_reflect_coordinates`), and each point is read from its four neighbouring pixels
+with bilinear weights (:func:`_bilinear_weights`). Everything is vectorised over all
+points at once: the images get a frame of zeros (so "zeros" padding needs no special
+case), are flattened, and the four neighbours are read with one array of flat indices.
+The only Python loops run over channels and over the four neighbours.
 """
 from __future__ import annotations
 
