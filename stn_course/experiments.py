@@ -230,15 +230,40 @@ def results_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def sampler_benchmark_table(folder: Path | None = None) -> str:
+    """The README's NumPy-vs-PyTorch sampler table, from ``results/sampler_benchmark.json``."""
+    path = (folder or repo_root() / "results") / "sampler_benchmark.json"
+    if not path.exists():
+        return "(no benchmark recorded yet: run `python benchmarks/sampler.py`)"
+    record = json.loads(path.read_text())
+    threads = record["machine"]["torch_threads"]
+    lines = [f"| image (batch {record['settings']['batch']}) | pass | NumPy | torch, {threads} threads | ratio "
+             "| torch, 1 thread | ratio |", "|---|---|---|---|---|---|---|"]
+    for row in record["rows"]:
+        lines.append(f"| {row['image']} | {row['pass']} | {1000 * row['numpy_s']:.3f} ms | {1000 * row['torch_s']:.3f} ms "
+                     f"| {row['ratio']:.2f}x | {1000 * row['torch_1_thread_s']:.3f} ms | {row['ratio_1_thread']:.2f}x |")
+    machine = record["machine"]
+    lines.append("")
+    lines.append(f"Measured {record['finished_at'][:16].replace('T', ' ')} on a {machine['cpu_count']}-core "
+                 f"{machine['processor']} CPU, NumPy {machine['numpy']}, torch {machine['torch']}; "
+                 f"ratio = NumPy time / torch time.")
+    return "\n".join(lines)
+
+
+README_BLOCKS = {"results": results_table, "benchmark": sampler_benchmark_table}
+
+
 def update_readme_results(readme: Path | None = None) -> None:
-    """Replace the block between ``<!-- results:start -->`` and ``<!-- results:end -->``
-    in the README with :func:`results_table`."""
+    """Rewrite the README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``)
+    from ``results/``: the results table and the sampler benchmark."""
     readme = readme or repo_root() / "README.md"
     text = readme.read_text()
-    pattern = re.compile(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no <!-- results:start --> ... <!-- results:end --> block")
-    readme.write_text(pattern.sub(lambda m: m.group(1) + results_table() + "\n" + m.group(2), text))
+    for name, make in README_BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"{readme} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
+        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+    readme.write_text(text)
 
 
 #: The paper's Table 1 (Jaderberg et al., 2015): test error (%) on distorted MNIST.

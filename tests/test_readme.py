@@ -1,7 +1,7 @@
 """The README states only what the repository can show."""
 import re
 
-from stn_course.experiments import results_table
+from stn_course.experiments import README_BLOCKS
 from stn_course.utils import repo_root
 
 README = (repo_root() / "README.md").read_text()
@@ -13,8 +13,9 @@ def _block(name: str) -> str:
     return match.group(1).strip()
 
 
-def test_results_table_is_made_from_the_results_files():
-    assert _block("results") == results_table(), "rerun `python -m stn_course report` and paste it into the README"
+def test_generated_blocks_are_made_from_the_results_files():
+    for name, make in README_BLOCKS.items():
+        assert _block(name) == make(), f"rerun `python -m stn_course report --update-readme` ({name} is stale)"
 
 
 def test_ci_runs_the_readme_commands():
