@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    train.add_argument("--ship", action="store_true",
+                       help="also save the trained weights (float16) to checkpoints/ in the repository")
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
     report.add_argument("--update-readme", action="store_true", help="also write it into README.md")
     args = parser.parse_args(argv)
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed)
     experiment = run_experiment(config, device=get_device(args.device))
+    if args.ship:
+        from .experiments import ship_checkpoint
+
+        print("shipped:", ship_checkpoint(experiment))
     accuracy = experiment.history.test_accuracy[-1]
     print(f"{config.name}: test accuracy {100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%) "
           f"in {sum(experiment.history.seconds):.0f} s")

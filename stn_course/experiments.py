@@ -18,8 +18,9 @@ from torch import nn
 
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
-from .train import History, fit
-from .utils import checkpoint_dir, get_device, is_quick, repo_root, save_result, set_seed
+from .train import History, fit, load_checkpoint, save_checkpoint
+from .utils import (checkpoint_dir, get_device, is_quick, repo_root, results_dir, save_result, set_seed,
+                    shipped_checkpoint_dir)
 
 
 
@@ -163,6 +164,8 @@ def train_experiment(experiment: Experiment, save: bool = True, **fit_options) -
     the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
     """
     config = experiment.config
+    if load_shipped_checkpoint(experiment):
+        return experiment
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -177,14 +180,49 @@ def train_experiment(experiment: Experiment, save: bool = True, **fit_options) -
             epochs=config.epochs, steps_per_epoch=len(experiment.train_loader))
     elif config.schedule != "constant":
         raise ValueError(f"unknown schedule {config.schedule!r}; choose 'onecycle' or 'constant'")
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    finished_before = checkpoint.exists() and load_checkpoint(checkpoint)["epoch"] >= config.epochs
     experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
-        log_interval=config.log_interval, checkpoint=checkpoint_dir() / f"{config.name}.pt",
-        seed=config.seed, **fit_options)
-    if save and experiment.history.epochs == config.epochs:
+        log_interval=config.log_interval, checkpoint=checkpoint, seed=config.seed, **fit_options)
+    # A finished run that was only loaded keeps the result recorded when it trained.
+    already_recorded = finished_before and (results_dir() / f"{config.name}.json").exists()
+    if save and experiment.history.epochs == config.epochs and not already_recorded:
         record_result(experiment)
     return experiment
+
+
+def ship_checkpoint(experiment: Experiment) -> Path:
+    """Save the trained weights (float16, to stay small) and history to ``checkpoints/<name>.pt``
+    in the repository, so readers can load the model instead of training it."""
+    path = shipped_checkpoint_dir() / f"{experiment.config.name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {key: value.half() if value.is_floating_point() else value
+               for key, value in experiment.model.state_dict().items()}
+    save_checkpoint(path, {"model": weights, "history": experiment.history.as_dict(),
+                           "config": asdict(experiment.config)})
+    return path
+
+
+def load_shipped_checkpoint(experiment: Experiment) -> bool:
+    """Load ``checkpoints/<name>.pt`` (shipped with the course) into the experiment, unless a
+    checkpoint of the same run exists in :func:`checkpoint_dir` (then training resumes or
+    loads from there). Returns True if the shipped weights were loaded."""
+    name = experiment.config.name
+    shipped = shipped_checkpoint_dir() / f"{name}.pt"
+    if (checkpoint_dir() / f"{name}.pt").exists() or not shipped.exists():
+        return False
+    state = load_checkpoint(shipped)
+    model = experiment.model
+    device = next(model.parameters()).device
+    model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
+                           for key, value in state["model"].items()})
+    experiment.history = History(**state["history"])
+    print(f"Loaded the trained model shipped with the course, checkpoints/{name}.pt "
+          f"({experiment.history.epochs} epochs, test accuracy {100 * experiment.history.test_accuracy[-1]:.2f}% "
+          f"when trained); rerun without it to train yourself.")
+    return True
 
 
 def record_result(experiment: Experiment) -> None:

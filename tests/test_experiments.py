@@ -77,3 +77,35 @@ def test_results_table_lists_every_training_result(tmp_path):
     (tmp_path / "sampler_benchmark.json").write_text(json.dumps({"name": "sampler_benchmark"}))
     lines = experiments.results_table(tmp_path).splitlines()
     assert len(lines) == 3 and lines[2].startswith("| `mnist_cnn_e5_s0` | 99.00% | 1.00% | 8 | 10.0 min | 2-core CPU")
+
+
+def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from stn_course import experiments as ex
+    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.models import build_classifier
+    from stn_course.train import History
+
+    monkeypatch.setattr(ex, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setattr(ex, "checkpoint_dir", lambda: tmp_path / "runs")
+    data = ImageTensors(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4), tuple("0123456789"),
+                        (0.1,), (0.3,), "tiny")
+    config = ex.RunConfig(epochs=2)
+
+    def experiment(seed):
+        torch.manual_seed(seed)
+        model = build_classifier("st-cnn-aff", (1, 28, 28), (0.1,), (0.3,))
+        return ex.Experiment(config, model, BatchLoader(data, 2), BatchLoader(data, 2))
+
+    trained = experiment(1)
+    trained.history = History(train_loss=[1.0, 0.5], test_loss=[1.0, 0.4], test_accuracy=[0.5, 0.75],
+                              test_correct=[2, 3], seconds=[1.0, 1.0], lr=[0.1, 0.1])
+    path = ex.ship_checkpoint(trained)
+    assert path.stat().st_size < 2 * 1024 * 1024, "shipped checkpoints stay under 2 MB"
+
+    fresh = ex.train_experiment(experiment(2), save=False)
+    assert "shipped with the course" in capsys.readouterr().out
+    assert fresh.history.test_accuracy == [0.5, 0.75]
+    for key, value in trained.model.state_dict().items():
+        torch.testing.assert_close(fresh.model.state_dict()[key], value, atol=2e-3, rtol=2e-3)
