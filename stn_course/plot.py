@@ -848,3 +848,51 @@ def plot_recovered_vs_applied(applied: dict, recovered: dict) -> Figure:
         ax.set(xlabel=f"applied {name}", ylabel=f"recovered from θ", title=f"{name}: r = {correlation:.3f}")
         ax.grid(alpha=0.3)
     return fig
+
+
+def plot_downsampling_aliasing(images, thetas, out_hw: Sequence[int], sigma: Optional[float] = None,
+                               align_corners: bool = False) -> Figure:
+    """A spatial transformer whose output is smaller than the region it samples, without and
+    with smoothing first: bilinear sampling reads only the 4 nearest pixels, so details
+    finer than the output's pixel spacing alias unless the input is blurred before.
+
+    Args:
+        images: ``(N, C, H, W)`` in [0, 1] (torch).
+        thetas: ``(N, 2, 3)`` affine θ (e.g. a trained transformer's).
+        out_hw: the small output size.
+        sigma: Gaussian blur (input pixels) before sampling; default: half the ratio of
+            input to output size, the usual anti-aliasing choice.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    images = torch.as_tensor(images, dtype=torch.float32)
+    thetas = torch.as_tensor(thetas, dtype=torch.float32).view(-1, 2, 3)
+    n, c, h, w = images.shape
+    ho, wo = _hw(out_hw)
+    if sigma is None:
+        sigma = 0.5 * max(h / ho, w / wo)
+    radius = max(1, int(np.ceil(3 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    blurred = F.conv2d(F.pad(images.reshape(n * c, 1, h, w), (radius, radius, 0, 0), mode="replicate"),
+                       kernel.view(1, 1, 1, -1))
+    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    blurred = blurred.view(n, c, h, w)
+    grid = F.affine_grid(thetas, [n, c, ho, wo], align_corners=align_corners)
+    sharp = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
+    smooth = F.grid_sample(blurred, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
+    fig = new_figure((6.0, 2.0 * n), layout="constrained")
+    axes = np.asarray(fig.subplots(n, 3)).reshape(n, 3)
+    for row, (image, theta, plain, smoothed) in enumerate(zip(images, thetas, sharp, smooth)):
+        _show(axes[row, 0], as_hwc(image), 0.0, 1.0)
+        draw_sampled_region(axes[row, 0], theta.numpy(), (h, w), align_corners, out_hw=(ho, wo), lw=1.2)
+        _show(axes[row, 1], as_hwc(plain), 0.0, 1.0)
+        _show(axes[row, 2], as_hwc(smoothed), 0.0, 1.0)
+        for ax in axes[row]:
+            _clean(ax)
+    axes[0, 0].set_title("input + region", fontsize=9)
+    axes[0, 1].set_title(f"sampled to {ho}x{wo}", fontsize=9)
+    axes[0, 2].set_title(f"blurred (σ={sigma:.1f}), then sampled", fontsize=9)
+    return fig

@@ -102,3 +102,15 @@ def test_recovered_vs_applied_reports_the_correlation():
     applied = {"rotation (°)": np.linspace(-90, 90, 50)}
     fig = plot.plot_recovered_vs_applied(applied, {"rotation (°)": -applied["rotation (°)"]})
     assert fig.axes[0].get_title().endswith("r = -1.000")
+
+
+def test_smoothing_before_downsampling_removes_aliasing():
+    """Stripes of period 3 pixels sampled every 4 pixels alias into a coarse pattern (between
+    0 and 0.5); blurred first, they become the flat grey (1/3) they are on average."""
+    stripes = (torch.arange(32) % 3 == 0).float().view(1, 1, 1, 32).expand(1, 1, 32, 32)
+    identity = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
+    fig = plot.plot_downsampling_aliasing(stripes, identity, out_hw=(8, 8))
+    plain = np.asarray(fig.axes[1].get_images()[0].get_array())
+    smooth = np.asarray(fig.axes[2].get_images()[0].get_array())
+    assert np.ptp(plain) > 0.45
+    assert np.ptp(smooth[:, 1:-1]) < 0.1 and abs(smooth[:, 1:-1].mean() - 1 / 3) < 0.05
