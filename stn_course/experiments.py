@@ -18,7 +18,7 @@ from torch import nn
 
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
-from .train import History, fit, load_checkpoint, save_checkpoint
+from .train import History, TransformerRecorder, fit, load_checkpoint, save_checkpoint
 from .utils import (checkpoint_dir, get_device, is_quick, repo_root, results_dir, save_result, set_seed,
                     shipped_checkpoint_dir)
 
@@ -157,14 +157,17 @@ def run_experiment(config: RunConfig, device: torch.device | None = None,
     return train_experiment(build_experiment(config, device), save=save, **fit_options)
 
 
-def train_experiment(experiment: Experiment, save: bool = True, **fit_options) -> Experiment:
+def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,
+                     **fit_options) -> Experiment:
     """Train a built experiment (resuming or loading its checkpoint), then record the result.
 
     The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``;
     the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
+    With ``use_checkpoints=False`` it trains from scratch, loading and writing nothing
+    (e.g. to record the transformer while it learns).
     """
     config = experiment.config
-    if load_shipped_checkpoint(experiment):
+    if use_checkpoints and load_shipped_checkpoint(experiment):
         return experiment
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
@@ -180,17 +183,28 @@ def train_experiment(experiment: Experiment, save: bool = True, **fit_options) -
             epochs=config.epochs, steps_per_epoch=len(experiment.train_loader))
     elif config.schedule != "constant":
         raise ValueError(f"unknown schedule {config.schedule!r}; choose 'onecycle' or 'constant'")
-    checkpoint = checkpoint_dir() / f"{config.name}.pt"
-    finished_before = checkpoint.exists() and load_checkpoint(checkpoint)["epoch"] >= config.epochs
+    checkpoint = checkpoint_dir() / f"{config.name}.pt" if use_checkpoints else None
+    finished_before = checkpoint is not None and checkpoint.exists() and \
+        load_checkpoint(checkpoint)["epoch"] >= config.epochs
     experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, checkpoint=checkpoint, seed=config.seed, **fit_options)
     # A finished run that was only loaded keeps the result recorded when it trained.
     already_recorded = finished_before and (results_dir() / f"{config.name}.json").exists()
-    if save and experiment.history.epochs == config.epochs and not already_recorded:
+    if save and use_checkpoints and experiment.history.epochs == config.epochs and not already_recorded:
         record_result(experiment)
     return experiment
+
+
+def record_transformer_training(config: RunConfig, images: torch.Tensor, every: int,
+                                device: torch.device | None = None) -> tuple[Experiment, TransformerRecorder]:
+    """Train ``config`` once from scratch while a :class:`~stn_course.train.TransformerRecorder`
+    records what the transformer does to ``images`` every ``every`` steps (from step 0)."""
+    experiment = build_experiment(config, device)
+    recorder = TransformerRecorder(images, every)
+    train_experiment(experiment, save=False, use_checkpoints=False, on_step=recorder)
+    return experiment, recorder
 
 
 def ship_checkpoint(experiment: Experiment) -> Path:

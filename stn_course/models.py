@@ -459,3 +459,15 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
     cam = F.relu((weights * activations).sum(dim=1)).detach()
     peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12).view(-1, 1, 1)
     return (cam / peak).cpu()
+
+
+def decomposed_theta(model: nn.Module, images: torch.Tensor) -> dict:
+    """The affine θ the model's transformer predicts for ``images``, decomposed into angle
+    (degrees), scale, shear and translation (:func:`stn_course.sampler.params_from_theta`)."""
+    from .sampler import params_from_theta
+
+    transformer = transformer_of(model)
+    if transformer is None or transformer.transform != "affine":
+        raise ValueError("decomposed_theta needs a model with an affine SpatialTransformer")
+    _, params, _ = apply_transformer(model, images)
+    return params_from_theta(params.view(-1, 2, 3).double().numpy())

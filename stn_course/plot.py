@@ -896,3 +896,26 @@ def plot_downsampling_aliasing(images, thetas, out_hw: Sequence[int], sigma: Opt
     axes[0, 1].set_title(f"sampled to {ho}x{wo}", fontsize=9)
     axes[0, 2].set_title(f"blurred (σ={sigma:.1f}), then sampled", fontsize=9)
     return fig
+
+
+def plot_grad_cam(images, cnn_cams, transformed, st_cams, alpha: float = 0.5) -> Figure:
+    """Where each classifier looks (Grad-CAM), for a few images ``(N, C, H, W)``:
+    the input, the CNN's map over the input, the ST-CNN's transformed input, and the
+    ST-CNN's map over what its classifier saw. Maps ``(N, h, w)`` in [0, 1] are
+    stretched to the image they belong to."""
+    n = len(images)
+    fig = new_figure((7.6, 1.9 * n), layout="constrained")
+    axes = np.asarray(fig.subplots(n, 4)).reshape(n, 4)
+    titles = ("input", "CNN: Grad-CAM", "ST-CNN: transformed", "ST-CNN: Grad-CAM")
+    for row in range(n):
+        picture, output = as_hwc(images[row]), as_hwc(transformed[row])
+        for col, (base, cam) in enumerate(((picture, None), (picture, cnn_cams[row]),
+                                           (output, None), (output, st_cams[row]))):
+            ax = axes[row, col]
+            _show(ax, base, 0.0, 1.0)
+            if cam is not None:
+                h, w = base.shape[:2]
+                ax.imshow(np.asarray(cam), cmap="jet", alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                          vmin=0.0, vmax=1.0, interpolation="bilinear")
+            _clean(ax, titles[col] if row == 0 else None)
+    return fig

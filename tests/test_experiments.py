@@ -109,3 +109,16 @@ def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch,
     assert fresh.history.test_accuracy == [0.5, 0.75]
     for key, value in trained.model.state_dict().items():
         torch.testing.assert_close(fresh.model.state_dict()[key], value, atol=2e-3, rtol=2e-3)
+
+
+@requires_mnist
+def test_recording_a_training_run_writes_no_checkpoint(tmp_path, monkeypatch):
+    import torch
+
+    from stn_course import experiments as ex
+
+    monkeypatch.setattr(ex, "checkpoint_dir", lambda: tmp_path)
+    config = ex.default_config("mnist", "st-cnn-aff", 5)
+    experiment, recorder = ex.record_transformer_training(config, torch.rand(2, 1, 28, 28), every=2)
+    assert recorder.steps == [0, 2, 4] and experiment.history.epochs == 1
+    assert not list(tmp_path.iterdir())

@@ -114,3 +114,25 @@ def test_smoothing_before_downsampling_removes_aliasing():
     smooth = np.asarray(fig.axes[2].get_images()[0].get_array())
     assert np.ptp(plain) > 0.45
     assert np.ptp(smooth[:, 1:-1]) < 0.1 and abs(smooth[:, 1:-1].mean() - 1 / 3) < 0.05
+
+
+def test_decomposed_theta_reads_the_transformers_theta():
+    from stn_course.models import decomposed_theta
+
+    model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
+    with torch.no_grad():  # make the transformer predict a 30° rotation at scale 0.8
+        from stn_course.sampler import theta_from_params
+        model.transformer.localisation[-1].bias.copy_(
+            torch.tensor(theta_from_params(angle=30, scale=0.8)).flatten())
+    params = decomposed_theta(model, torch.rand(3, 1, 28, 28))
+    np.testing.assert_allclose(params["angle"], [30, 30, 30], atol=1e-4)
+    np.testing.assert_allclose(params["scale"][0], [0.8] * 3, atol=1e-5)
+    with pytest.raises(ValueError, match="affine"):
+        decomposed_theta(build_classifier("cnn", (1, 28, 28), MEAN, STD), torch.rand(1, 1, 28, 28))
+
+
+def test_grad_cam_figure_has_four_panels_per_image():
+    images = torch.rand(2, 1, 28, 28)
+    cams = torch.rand(2, 14, 14)
+    fig = plot.plot_grad_cam(images, cams, images, cams)
+    assert len(fig.axes) == 8 and fig.axes[1].get_images()[1].get_array().shape == (14, 14)
