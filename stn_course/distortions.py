@@ -225,3 +225,34 @@ def moving_digit(digit: torch.Tensor, frames: int = 48, canvas: int = 42,
     images = place_affine(digit.expand(frames, -1, -1, -1), params["angle"], params["scale"],
                           params["shift_px"], canvas)
     return images, params
+
+
+def two_digit_mnist(train: bool, seed: int = 0, limit: int | None = None, jitter: int = 4) -> ImageTensors:
+    """Two MNIST digits side by side on a ``(28 + jitter) x (56 + 2 jitter)`` canvas, each
+    shifted by up to ``jitter`` pixels; label ``10 * first + second`` (first = left).
+
+    Pairs and positions are fixed by ``seed``; the result is cached as uint8.
+    """
+    base = load_mnist(train=train, limit=limit)
+    split = "train" if train else "test"
+    path = cache_dir() / f"mnist-two-digit-{split}-s{seed}-{limit or 'all'}.pt"
+    if path.exists():
+        cached = torch.load(path, weights_only=True)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        count = len(base)
+        partner = torch.randperm(count, generator=generator)
+        height, width = DIGIT + jitter, 2 * (DIGIT + jitter)
+        canvas = torch.zeros(count, height, width, dtype=torch.uint8)
+
+        def offsets() -> torch.Tensor:
+            return torch.randint(0, jitter + 1, (count,), generator=generator)
+
+        _paste(canvas, base.images[:, 0], offsets(), offsets())
+        _paste(canvas, base.images[partner, 0], offsets(), offsets() + DIGIT + jitter)
+        cached = {"images": canvas.unsqueeze(1), "labels": 10 * base.labels + base.labels[partner]}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(cached, tmp)
+        tmp.replace(path)
+    return replace(base, images=cached["images"], labels=cached["labels"],
+                   classes=tuple(f"{a}{b}" for a in range(10) for b in range(10)), name=f"mnist-two-digit-{split}")

@@ -47,6 +47,13 @@ def _distorted_mnist(kind: str) -> Callable[[int | None, int | None, int], Datas
     return load
 
 
+def _two_digit_mnist(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+    from .distortions import two_digit_mnist
+
+    return DatasetSplits(two_digit_mnist(True, seed=seed, limit=train_limit),
+                         two_digit_mnist(False, seed=seed, limit=test_limit))
+
+
 def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
     return DatasetSplits(load_cifar10(train=True, limit=train_limit), load_cifar10(train=False, limit=test_limit),
                          train_augment=random_crop_flip)
@@ -60,6 +67,7 @@ DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "proj-mnist": _distorted_mnist("proj"),
     "elastic-mnist": _distorted_mnist("elastic"),
     "clutter-mnist": _distorted_mnist("clutter"),
+    "two-digit-mnist": _two_digit_mnist,
     "cifar10": _cifar10,
 }
 

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 TRANSFORMS = ("affine", "projective", "tps")
-MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "cifar-net-a", "cifar-net-b")
+MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
+               "cifar-net-a", "cifar-net-b")
 
 
 class Normalize(nn.Module):
@@ -287,6 +288,67 @@ class STClassifier(nn.Module):
         return self.classifier(self.transformer(x))
 
 
+class SeriesSTClassifier(nn.Module):
+    """Two transformers in series: one on the input image, one on a feature map.
+
+    normalise → ``input_transformer`` → conv 32@5x5 (same size) → ReLU →
+    ``feature_transformer`` → pool → conv 64@5x5 → ReLU → pool → FC 128 → FC classes.
+    The second transformer's θ acts in the first one's output coordinates (the convolution
+    keeps the size), so :func:`compose_affine` maps its region back onto the input.
+    """
+
+    def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 num_classes: int = 10, channels: tuple[int, int] = (32, 64), hidden: int = 128) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        self.input_transformer = SpatialTransformer(localisation_net(input_shape, 6))
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Sequential(nn.Conv2d(c, channels[0], 5, padding=2), nn.ReLU(inplace=True))
+        # Its localisation network looks at the features at half resolution: 4x cheaper.
+        self.feature_transformer = SpatialTransformer(
+            nn.Sequential(nn.MaxPool2d(2), *localisation_net((channels[0], h // 2, w // 2), 6)))
+        features = nn.Sequential(
+            nn.MaxPool2d(2), nn.Conv2d(channels[0], channels[1], 5, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2), nn.Flatten())
+        self.head = nn.Sequential(*features, nn.Linear(_flat_size(features, (channels[0], h, w)), hidden),
+                                  nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Sample the raw image, then normalise (zero padding = background); the feature
+        # transformer pads ReLU features with 0, which is their "nothing here" value.
+        features = self.conv1(self.normalize(self.input_transformer(x)))
+        return self.head(self.feature_transformer(features))
+
+
+class ParallelSTClassifier(nn.Module):
+    """Two transformers in parallel on a two-digit canvas, each taking a 28x28 glimpse.
+
+    One digit classifier (shared) reads each glimpse; the output is the joint log-probability
+    of the pair, ``log p(first = i) + log p(second = j)`` at index ``10 i + j`` (100 classes),
+    so plain cross-entropy trains both digits. Both transformers start at the identity;
+    their different targets make them specialise.
+    """
+
+    def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 glimpse: tuple[int, int] = (28, 28)) -> None:
+        super().__init__()
+        self.transformers = nn.ModuleList(
+            SpatialTransformer(localisation_net(input_shape, 6), out_size=glimpse) for _ in range(2))
+        self.classifier = ConvClassifier((input_shape[0], *glimpse), mean, std, num_classes=10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, second = (F.log_softmax(self.classifier(transformer(x)), dim=1) for transformer in self.transformers)
+        return (first.unsqueeze(2) + second.unsqueeze(1)).flatten(1)
+
+
+def compose_affine(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """θ of two affine transformers in series, ``(N, 2, 3)`` each: the inner one samples the
+    outer one's output, so a point ``p`` reads the input at ``outer(inner(p))``."""
+    a_outer, t_outer = outer[..., :2], outer[..., 2:]
+    a_inner, t_inner = inner[..., :2], inner[..., 2:]
+    return torch.cat([a_outer @ a_inner, a_outer @ t_inner + t_outer], dim=-1)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -294,14 +356,22 @@ def count_parameters(model: nn.Module) -> int:
 
 def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
                      std: Sequence[float], num_classes: int = 10) -> nn.Module:
-    """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``,
-    and the CIFAR-10 networks of the course material, ``"cifar-net-a"``, ``"cifar-net-b"``.
+    """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
+    transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
+    two-digit MNIST); and the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
+    ``"cifar-net-b"``.
 
     The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
     about the same number of parameters, as in the paper.
     """
     if name == "cnn":
         return ConvClassifier(input_shape, mean, std, num_classes=num_classes)
+    if name == "st-series":
+        return SeriesSTClassifier(input_shape, mean, std, num_classes=num_classes)
+    if name == "st-parallel":
+        if num_classes != 100:
+            raise ValueError(f"st-parallel reads two digits: it needs the 100 classes of two-digit-mnist, got {num_classes}")
+        return ParallelSTClassifier(input_shape, mean, std)
     cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB}
     if name in cifar_nets:
         if tuple(input_shape) != (3, 32, 32):

@@ -919,3 +919,36 @@ def plot_grad_cam(images, cnn_cams, transformed, st_cams, alpha: float = 0.5) ->
                           vmin=0.0, vmax=1.0, interpolation="bilinear")
             _clean(ax, titles[col] if row == 0 else None)
     return fig
+
+
+#: Colour of a second transformer's region.
+SECOND_REGION_COLOR = "#2ca02c"
+
+
+def plot_two_transformers(images, grids: Sequence, outputs: Sequence,
+                          names: Sequence[str] = ("transformer 1", "transformer 2"),
+                          align_corners: bool = False) -> Figure:
+    """Two transformers on the same inputs ``(N, C, H, W)``: each input with both sampled
+    regions (orange, green) and each transformer's output. ``grids``: two ``(N, Ho, Wo, 2)``
+    grids in the input's normalised coordinates; ``outputs``: two ``(N, C, Ho, Wo)``."""
+    n = len(images)
+    fig = new_figure((7.5, 1.9 * n), layout="constrained")
+    axes = np.asarray(fig.subplots(n, 3, gridspec_kw={"width_ratios": [2, 1, 1]})).reshape(n, 3)
+    colors = (REGION_COLOR, SECOND_REGION_COLOR)
+    for row in range(n):
+        picture = as_hwc(images[row])
+        h, w = picture.shape[:2]
+        _show(axes[row, 0], picture, 0.0, 1.0)
+        for grid, color in zip(grids, colors):
+            draw_grid_outline(axes[row, 0], grid[row], (h, w), align_corners, color=color)
+        pad = 0.15 * max(h, w)
+        axes[row, 0].set_xlim(-0.5 - pad, w - 0.5 + pad)
+        axes[row, 0].set_ylim(h - 0.5 + pad, -0.5 - pad)
+        for col, (output, name, color) in enumerate(zip(outputs, names, colors), start=1):
+            _show(axes[row, col], as_hwc(output[row]), 0.0, 1.0)
+            for spine in axes[row, col].spines.values():
+                spine.set_edgecolor(color)
+                spine.set_linewidth(2.0)
+            _clean(axes[row, col], name if row == 0 else None)
+        _clean(axes[row, 0], "input" if row == 0 else None)
+    return fig

@@ -80,3 +80,20 @@ def test_test_set_is_fixed_by_its_seed():
     assert first.images.shape == (64, 1, 42, 42) and first.images.dtype == torch.uint8
     assert torch.equal(first.images, again.images)
     assert torch.equal(first.labels, again.labels)
+
+
+@requires_mnist
+def test_two_digit_canvas_holds_both_digits_and_its_label_names_them():
+    from stn_course.data import load_mnist
+    from stn_course.distortions import two_digit_mnist
+
+    pairs = two_digit_mnist(train=False, limit=50)
+    digits = load_mnist(train=False, limit=50)
+    assert pairs.images.shape == (50, 1, 32, 64) and len(pairs.classes) == 100
+    first, second = pairs.labels // 10, pairs.labels % 10
+    assert torch.equal(first, digits.labels)
+    # The left digit sits whole in the left half, each pixel as in MNIST.
+    for i in range(5):
+        left = pairs.images[i, 0, :, :32]
+        assert left.sum() == digits.images[i].sum()
+    assert (pairs.images[:, 0, :, 32:].flatten(1).sum(1) > 0).all() and set(second.tolist()) <= set(range(10))

@@ -164,3 +164,29 @@ def test_localisation_trains_slower():
     n_loc = sum(p.numel() for p in by_name["localisation"]["params"])
     assert n_loc == count_parameters(model.transformer.localisation)
     assert n_loc + sum(p.numel() for p in by_name["classifier"]["params"]) == count_parameters(model)
+
+
+def test_parallel_transformers_give_a_joint_distribution_over_digit_pairs():
+    model = build_classifier("st-parallel", (1, 32, 64), MEAN, STD, num_classes=100)
+    log_joint = model(torch.rand(3, 1, 32, 64))
+    assert log_joint.shape == (3, 100)
+    torch.testing.assert_close(log_joint.exp().sum(1), torch.ones(3))
+    # log p(i, j) = log p_first(i) + log p_second(j): the table has rank one in probability.
+    joint = log_joint.exp().view(3, 10, 10)
+    torch.testing.assert_close(joint, joint.sum(2, keepdim=True) * joint.sum(1, keepdim=True))
+    assert [t.out_size for t in model.transformers] == [(28, 28), (28, 28)]
+    with pytest.raises(ValueError, match="100 classes"):
+        build_classifier("st-parallel", (1, 32, 64), MEAN, STD, num_classes=10)
+
+
+def test_series_transformers_start_at_the_identity_and_compose():
+    model = build_classifier("st-series", (1, 42, 42), MEAN, STD)
+    assert model(torch.rand(2, 1, 42, 42)).shape == (2, 10)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    for transformer in (model.input_transformer, model.feature_transformer):
+        torch.testing.assert_close(transformer.last_theta.view(-1, 2, 3)[0], identity)
+    outer = torch.tensor([[[0.5, 0.1, 0.2], [-0.1, 0.6, -0.3]]])
+    inner = torch.tensor([[[0.9, 0.0, 0.1], [0.2, 1.1, 0.0]]])
+    point = torch.tensor([0.3, -0.4, 1.0])
+    through_both = outer[0] @ torch.cat([inner[0] @ point, torch.ones(1)])
+    torch.testing.assert_close(models.compose_affine(outer, inner)[0] @ point, through_both)

@@ -136,3 +136,15 @@ def test_grad_cam_figure_has_four_panels_per_image():
     cams = torch.rand(2, 14, 14)
     fig = plot.plot_grad_cam(images, cams, images, cams)
     assert len(fig.axes) == 8 and fig.axes[1].get_images()[1].get_array().shape == (14, 14)
+
+
+def test_two_transformers_figure_outlines_both_regions():
+    images = torch.rand(2, 1, 32, 64)
+    left = torch.nn.functional.affine_grid(torch.tensor([[[0.5, 0, -0.5], [0, 1, 0]]]).expand(2, 2, 3),
+                                           [2, 1, 28, 28], align_corners=False)
+    right = torch.nn.functional.affine_grid(torch.tensor([[[0.5, 0, 0.5], [0, 1, 0]]]).expand(2, 2, 3),
+                                            [2, 1, 28, 28], align_corners=False)
+    fig = plot.plot_two_transformers(images, [left, right], [images[:, :, :28, :28]] * 2)
+    outlines = [line.get_xdata() for line in fig.axes[0].get_lines()]
+    assert len(outlines) == 2
+    assert max(outlines[0]) < 32 < min(outlines[1]), "left region on the left, right region on the right"
