@@ -470,13 +470,14 @@ class CifarNetB(nn.Module):
 
 
 @torch.no_grad()
-def apply_transformer(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run only the (first) spatial transformer of ``model`` on ``images`` ``(N, C, H, W)``.
+def apply_transformer(model: nn.Module, images: torch.Tensor,
+                      transformer: SpatialTransformer | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run one spatial transformer of ``model`` (default: its first) on ``images`` ``(N, C, H, W)``.
 
     Returns ``(outputs (N, C, Ho, Wo), params (N, P), grids (N, Ho, Wo, 2))`` on the CPU,
     in eval mode, e.g. for plotting what a trained transformer does.
     """
-    transformer = transformer_of(model)
+    transformer = transformer or transformer_of(model)
     if transformer is None:
         raise ValueError("model has no SpatialTransformer")
     was_training = transformer.training
@@ -485,6 +486,30 @@ def apply_transformer(model: nn.Module, images: torch.Tensor) -> tuple[torch.Ten
     outputs, params, grids = transformer.transform_input(images.to(device))
     transformer.train(was_training)
     return outputs.cpu(), params.cpu(), grids.cpu()
+
+
+@torch.no_grad()
+def series_regions(model: SeriesSTClassifier, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Where each of two transformers in series reads the *input* ``(N, C, H, W)``.
+
+    Returns ``(first_output, first_grid, second_view, second_grid)``: the input
+    transformer's output and grid, and, for the feature-map transformer, its θ composed
+    with the first (:func:`compose_affine`) as a grid on the input, with the input sampled
+    there (what its feature samples correspond to). All on the CPU.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    images = images.to(device)
+    first_output, first_params, first_grid = model.input_transformer.transform_input(images)
+    features = model.conv1(model.normalize(first_output))
+    _, second_params, _ = model.feature_transformer.transform_input(features)
+    composed = compose_affine(first_params.view(-1, 2, 3), second_params.view(-1, 2, 3))
+    second_grid = F.affine_grid(composed, list(images.shape), align_corners=model.feature_transformer.align_corners)
+    second_view = F.grid_sample(images, second_grid, mode="bilinear", padding_mode="zeros",
+                                align_corners=model.feature_transformer.align_corners)
+    model.train(was_training)
+    return first_output.cpu(), first_grid.cpu(), second_view.cpu(), second_grid.cpu()
 
 
 def last_classifier_conv(model: nn.Module) -> nn.Conv2d:

@@ -190,3 +190,12 @@ def test_series_transformers_start_at_the_identity_and_compose():
     point = torch.tensor([0.3, -0.4, 1.0])
     through_both = outer[0] @ torch.cat([inner[0] @ point, torch.ones(1)])
     torch.testing.assert_close(models.compose_affine(outer, inner)[0] @ point, through_both)
+
+
+def test_series_regions_at_the_start_cover_the_whole_input():
+    model = build_classifier("st-series", (1, 28, 28), MEAN, STD)
+    images = torch.rand(2, 1, 28, 28)
+    first_output, first_grid, second_view, second_grid = models.series_regions(model, images)
+    torch.testing.assert_close(first_output, images, atol=1e-5, rtol=0)
+    torch.testing.assert_close(second_view, images, atol=1e-5, rtol=0)
+    torch.testing.assert_close(second_grid, first_grid)
