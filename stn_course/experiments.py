@@ -23,7 +23,6 @@ from .utils import (checkpoint_dir, get_device, is_quick, repo_root, results_dir
                     shipped_checkpoint_dir)
 
 
-
 @dataclass(frozen=True)
 class DatasetSplits:
     """Training images (distorted on the fly by ``train_augment``) and the fixed test set."""
