@@ -27,7 +27,8 @@ def test_unknown_names_are_refused():
 
 
 @requires_mnist
-def test_command_line_trains_and_records_a_result(capsys):
+def test_command_line_trains_and_records_a_result(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))  # a fresh run, whatever ran before
     assert main(["train", "--dataset", "rts-mnist", "--model", "st-cnn-aff", "--epochs", "3", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "Test set: Average loss:" in out
