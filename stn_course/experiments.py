@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -19,8 +20,8 @@ from torch import nn
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
 from .train import History, TransformerRecorder, fit, load_checkpoint, save_checkpoint
-from .utils import (checkpoint_dir, get_device, is_quick, repo_root, results_dir, save_result, set_seed,
-                    shipped_checkpoint_dir)
+from .utils import (REPO_URL, checkpoint_dir, get_device, is_quick, repo_root, results_dir, save_result,
+                    set_seed, shipped_checkpoint_dir)
 
 
 @dataclass(frozen=True)
@@ -226,13 +227,31 @@ def ship_checkpoint(experiment: Experiment) -> Path:
     return path
 
 
+def fetch_shipped_checkpoint(name: str) -> bool:
+    """On Colab, where the package is installed without the repository's ``checkpoints/``,
+    download ``checkpoints/<name>.pt`` from the repository (``REPO_URL``). Elsewhere, or if
+    the download fails, do nothing and return False (the caller then trains)."""
+    if "google.colab" not in sys.modules:
+        return False
+    path = shipped_checkpoint_dir() / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(f"{REPO_URL}/raw/main/checkpoints/{name}.pt", str(path), progress=False)
+    except Exception:  # not shipped, or no network: train instead
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def load_shipped_checkpoint(experiment: Experiment) -> bool:
     """Load ``checkpoints/<name>.pt`` (shipped with the course) into the experiment, unless a
     checkpoint of the same run exists in :func:`checkpoint_dir` (then training resumes or
     loads from there). Returns True if the shipped weights were loaded."""
     name = experiment.config.name
     shipped = shipped_checkpoint_dir() / f"{name}.pt"
-    if (checkpoint_dir() / f"{name}.pt").exists() or not shipped.exists():
+    if (checkpoint_dir() / f"{name}.pt").exists():
+        return False
+    if not shipped.exists() and not fetch_shipped_checkpoint(name):
         return False
     state = load_checkpoint(shipped)
     model = experiment.model

@@ -123,3 +123,29 @@ def test_recording_a_training_run_writes_no_checkpoint(tmp_path, monkeypatch):
     experiment, recorder = ex.record_transformer_training(config, torch.rand(2, 1, 28, 28), every=2)
     assert recorder.steps == [0, 2, 4] and experiment.history.epochs == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_colab_fetches_a_shipped_checkpoint_and_falls_back_to_training(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import torch
+
+    from stn_course import experiments as ex
+
+    monkeypatch.setattr(ex, "shipped_checkpoint_dir", lambda: tmp_path)
+    assert ex.fetch_shipped_checkpoint("run") is False, "outside Colab nothing is downloaded"
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    asked = []
+
+    def fake_download(url, dest, progress):
+        asked.append(url)
+        if "missing" in url:
+            raise OSError("HTTP Error 404")
+        torch.save({"ok": True}, dest)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    assert ex.fetch_shipped_checkpoint("run") is True and (tmp_path / "run.pt").exists()
+    assert asked[0].endswith("/raw/main/checkpoints/run.pt") and asked[0].startswith(ex.REPO_URL)
+    assert ex.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
