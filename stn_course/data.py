@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .utils import cache_dir, data_root, is_quick
+from .utils import cache_dir, data_root
 
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
@@ -330,7 +330,3 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     batch_index = torch.arange(batch, device=images.device).view(batch, 1, 1)
     return padded[batch_index, :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
-
-def quick_limit(full: int | None = None, quick: int = 512) -> int | None:
-    """How many samples to load: ``quick`` in quick mode, ``full`` (None = all) otherwise."""
-    return quick if is_quick() else full

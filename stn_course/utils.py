@@ -165,8 +165,3 @@ def save_result(name: str, payload: dict[str, Any], command: str) -> Path:
     os.replace(tmp, path)
     return path
 
-
-def load_result(name: str, folder: Path | None = None) -> dict[str, Any] | None:
-    """Read ``results/<name>.json`` (the committed results by default), or None if absent."""
-    path = (folder or repo_root() / "results") / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
