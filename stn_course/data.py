@@ -171,10 +171,10 @@ def load_cifar10(train: bool = True, root: str | Path | None = None, limit: int 
         images, labels = cached["images"], cached["labels"]
     elif source == "imagefolder":
         images, labels = _decode_image_folder(folder, limit)
-        _save_atomically({"images": images, "labels": labels}, cache_file)
+        save_atomically({"images": images, "labels": labels}, cache_file)
     else:
         images, labels = _download_cifar10(root, train, limit)
-        _save_atomically({"images": images, "labels": labels}, cache_file)
+        save_atomically({"images": images, "labels": labels}, cache_file)
     return ImageTensors(images=images, labels=labels, classes=CIFAR10_CLASSES,
                         mean=CIFAR10_MEAN, std=CIFAR10_STD, name=f"cifar10-{split}")
 
@@ -222,7 +222,9 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
     return images, labels
 
 
-def _save_atomically(obj: object, path: Path) -> None:
+def save_atomically(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a broken file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import ImageTensors, load_mnist
+from .data import ImageTensors, load_mnist, save_atomically
 from .models import _tps_system_inverse, projective_grid, tps_control_points, tps_grid
 from .utils import cache_dir
 
@@ -130,19 +130,23 @@ def random_elastic(images: torch.Tensor, generator: torch.Generator, std_px: flo
     return _sample(images, grid.to(images.dtype))
 
 
+def _window(top: torch.Tensor, left: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, ...]:
+    """Index tensors ``(B, 1, 1)``, ``(B, h, 1)``, ``(B, 1, w)`` for one ``height x width`` window per
+    sample at ``(top, left)``: ``images[window]`` reads ``(B, h, w)`` from ``(B, H, W)``."""
+    device = top.device
+    return (torch.arange(top.shape[0], device=device).view(-1, 1, 1),
+            top.view(-1, 1, 1) + torch.arange(height, device=device).view(1, -1, 1),
+            left.view(-1, 1, 1) + torch.arange(width, device=device).view(1, 1, -1))
+
+
 def _paste(canvas: torch.Tensor, patches: torch.Tensor, top: torch.Tensor, left: torch.Tensor) -> None:
     """Max-composite ``patches`` ``(B, h, w)`` into ``canvas`` ``(B, H, W)`` at per-sample offsets."""
-    batch, height, width = patches.shape
-    rows = top.view(-1, 1, 1) + torch.arange(height, device=canvas.device).view(1, -1, 1)
-    cols = left.view(-1, 1, 1) + torch.arange(width, device=canvas.device).view(1, 1, -1)
-    index = torch.arange(batch, device=canvas.device).view(-1, 1, 1)
-    canvas[index, rows, cols] = torch.maximum(canvas[index, rows, cols], patches)
+    window = _window(top, left, *patches.shape[1:])
+    canvas[window] = torch.maximum(canvas[window], patches)
 
 
 def _crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, side: int) -> torch.Tensor:
-    rows = top.view(-1, 1, 1) + torch.arange(side, device=images.device).view(1, -1, 1)
-    cols = left.view(-1, 1, 1) + torch.arange(side, device=images.device).view(1, 1, -1)
-    return images[torch.arange(images.shape[0], device=images.device).view(-1, 1, 1), rows, cols]
+    return images[_window(top, left, side, side)]
 
 
 def translated_clutter(images: torch.Tensor, generator: torch.Generator, canvas: int = 60,
@@ -200,9 +204,7 @@ def distorted_mnist_test(kind: str, seed: int = 0, limit: int | None = None,
         chunks = [generate(base.images[i:i + batch_size].float() / 255, generator)
                   for i in range(0, len(base), batch_size)]
         images = torch.cat(chunks).mul(255).round().clamp(0, 255).to(torch.uint8)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(images, tmp)
-        tmp.replace(path)
+        save_atomically(images, path)
     return replace(base, images=images, name=f"mnist-{kind}-test")
 
 
@@ -251,8 +253,6 @@ def two_digit_mnist(train: bool, seed: int = 0, limit: int | None = None, jitter
         _paste(canvas, base.images[:, 0], offsets(), offsets())
         _paste(canvas, base.images[partner, 0], offsets(), offsets() + DIGIT + jitter)
         cached = {"images": canvas.unsqueeze(1), "labels": 10 * base.labels + base.labels[partner]}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(cached, tmp)
-        tmp.replace(path)
+        save_atomically(cached, path)
     return replace(base, images=cached["images"], labels=cached["labels"],
                    classes=tuple(f"{a}{b}" for a in range(10) for b in range(10)), name=f"mnist-two-digit-{split}")

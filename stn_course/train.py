@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import BatchLoader
+from .data import BatchLoader, save_atomically
 from .utils import is_quick
 
 StepCallback = Callable[[int, nn.Module], None]
@@ -80,10 +79,7 @@ def format_test_log(loss: float, correct: int, total: int) -> str:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomically(state, path)
 
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict:
