@@ -382,14 +382,31 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
         raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
     transform = transforms[name]
     params = {"affine": 6, "projective": 8, "tps": 32}[transform]
-    transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform)
-    baseline = ConvClassifier(input_shape, mean, std, num_classes=num_classes)
-    # Each hidden unit costs (inputs + bias + outputs) weights: give up as many units
-    # as the localisation network adds.
-    cost_per_hidden_unit = baseline.head[0].in_features + 1 + num_classes
-    hidden = max(16, round(baseline.head[0].out_features - count_parameters(transformer) / cost_per_hidden_unit))
-    classifier = ConvClassifier(input_shape, mean, std, hidden=hidden, num_classes=num_classes)
+    window = attention_window(input_shape)
+    transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform, out_size=window)
+    classifier_shape = (input_shape[0], *(window or input_shape[1:]))
+    baseline = count_parameters(ConvClassifier(input_shape, mean, std, num_classes=num_classes))
+
+    # The classifier's size is linear in its hidden units: pick as many as keep the whole
+    # ST-CNN at the baseline CNN's parameter count, as in the paper.
+    def classifier_size(hidden: int) -> int:
+        return count_parameters(ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes))
+
+    per_unit = classifier_size(2) - classifier_size(1)
+    hidden = max(16, round(1 + (baseline - count_parameters(transformer) - classifier_size(1)) / per_unit))
+    classifier = ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes)
     return STClassifier(transformer, classifier)
+
+
+def attention_window(input_shape: Sequence[int], min_side: int = 60) -> tuple[int, int] | None:
+    """Output size of an ST-CNN's transformer: half the input's side for inputs of
+    ``min_side`` pixels or more (the 60x60 cluttered MNIST), else None (keep the size).
+
+    On a large canvas with a small digit the transformer acts as attention: it samples a
+    30x30 window, so the classifier behind it costs about a quarter of the CNN's.
+    """
+    height, width = input_shape[-2:]
+    return (height // 2, width // 2) if min(height, width) >= min_side else None
 
 
 def transformer_of(model: nn.Module) -> SpatialTransformer | None:

@@ -120,10 +120,19 @@ def test_transformers_start_at_the_identity(name):
     assert model.transformer.last_grid.shape == (3, 28, 28, 2)
 
 
-def test_parameter_counts_are_close_to_the_baseline():
-    baseline = count_parameters(build_classifier("cnn", (1, 28, 28), MEAN, STD))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 42, 42), (1, 60, 60)])
+def test_parameter_counts_are_close_to_the_baseline(shape):
+    baseline = count_parameters(build_classifier("cnn", shape, MEAN, STD))
     for name in ("st-cnn-aff", "st-cnn-proj", "st-cnn-tps"):
-        assert abs(count_parameters(build_classifier(name, (1, 28, 28), MEAN, STD)) - baseline) < 0.01 * baseline
+        assert abs(count_parameters(build_classifier(name, shape, MEAN, STD)) - baseline) < 0.01 * baseline
+
+
+def test_large_canvases_get_an_attention_window():
+    """On 60x60 cluttered MNIST the transformer samples a 30x30 window for the classifier."""
+    model = build_classifier("st-cnn-aff", (1, 60, 60), MEAN, STD)
+    assert model(torch.rand(2, 1, 60, 60)).shape == (2, 10)
+    assert model.transformer.last_grid.shape == (2, 30, 30, 2)
+    assert build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD).transformer.out_size is None
 
 
 def test_downsampling_output_size():
