@@ -4,14 +4,14 @@
     python -m stn_course report --update-readme   # the README's results table, from results/*.json
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
-after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>.json``.
+after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<variant>].json``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .experiments import DATASETS, default_config, run_experiment
+from .experiments import DATASETS, VARIANTS, default_config, run_experiment
 from .models import MODEL_NAMES
 
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--model", choices=MODEL_NAMES, default="st-cnn-aff")
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--variant", choices=sorted(VARIANTS), default="",
+                       help="a named change to the default recipe, e.g. plain-sgd (no momentum)")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--ship", action="store_true",
                        help="also save the trained weights (float16) to checkpoints/ in the repository")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--epochs must be at least 1")
     from .utils import get_device
 
-    config = default_config(args.dataset, args.model, args.epochs, args.seed)
+    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant)
     experiment = run_experiment(config, device=get_device(args.device))
     if args.ship:
         from .experiments import ship_checkpoint

@@ -267,11 +267,13 @@ class BatchLoader:
             floats in ``[0, 1]`` (e.g. :func:`random_crop_flip` or a distortion).
         device: where batches live; the whole dataset is moved there once.
         seed: base seed for shuffling and augmentation.
+        channels_last: yield images in ``torch.channels_last`` memory format (same shape),
+            for a model converted with ``model.to(memory_format=torch.channels_last)``.
     """
 
     def __init__(self, data: ImageTensors, batch_size: int, shuffle: bool = False,
                  augment: Augmentation | None = None, device: torch.device | str = "cpu",
-                 seed: int = 0) -> None:
+                 seed: int = 0, channels_last: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.data = data.to(device)
@@ -280,6 +282,7 @@ class BatchLoader:
         self.augment = augment
         self.device = torch.device(device)
         self.seed = seed
+        self.channels_last = channels_last
         self.epoch = 0
 
     @property
@@ -308,6 +311,8 @@ class BatchLoader:
             images = self.data.images[index].float().div_(255.0)
             if self.augment is not None:
                 images = self.augment(images, generator)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             yield images, self.data.labels[index]
 
 

@@ -16,6 +16,7 @@ Conventions
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -24,7 +25,7 @@ from torch import nn
 
 TRANSFORMS = ("affine", "projective", "tps")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "cifar-net-a", "cifar-net-b")
+               "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
 
 
 class Normalize(nn.Module):
@@ -358,8 +359,9 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
                      std: Sequence[float], num_classes: int = 10) -> nn.Module:
     """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
     transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
-    two-digit MNIST); and the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
-    ``"cifar-net-b"``.
+    two-digit MNIST); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
+    ``"cifar-net-b"``; and the course's strong CIFAR-10 model with and without its
+    transformer, ``"cifar-st-resnet"``, ``"cifar-resnet"`` (:class:`CifarResNet`).
 
     The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
     about the same number of parameters, as in the paper.
@@ -372,7 +374,9 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
         if num_classes != 100:
             raise ValueError(f"st-parallel reads two digits: it needs the 100 classes of two-digit-mnist, got {num_classes}")
         return ParallelSTClassifier(input_shape, mean, std)
-    cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB}
+    cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB,
+                  "cifar-resnet": partial(CifarResNet, transformer=False),
+                  "cifar-st-resnet": partial(CifarResNet, transformer=True)}
     if name in cifar_nets:
         if tuple(input_shape) != (3, 32, 32):
             raise ValueError(f"{name} takes (3, 32, 32) CIFAR-10 images, got {tuple(input_shape)}")
@@ -484,6 +488,75 @@ class CifarNetB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.transformer(x))
+
+
+def conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution (same size, no bias) → batch norm → ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    """``x + block(x)``."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def cifar_localisation_net() -> nn.Sequential:
+    """A small localisation network for ``(N, 3, 32, 32)`` images: it looks at a 16x16
+    average-pooled copy (where the object is needs no fine detail), so it costs about 1%
+    of the classifier. Output: affine θ ``(N, 6)``."""
+    return nn.Sequential(
+        nn.AvgPool2d(2),
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(inplace=True), nn.Linear(64, 6),
+    )
+
+
+class CifarResNet(nn.Module):
+    """The course's strong CIFAR-10 model: a ResNet-9-style network (after the DAWNBench
+    entry by Myrtle.ai), optionally behind a spatial transformer on the input.
+
+    [transformer] → normalise → conv w → conv 2w, pool → residual(2 convs 2w) →
+    conv 4w, pool → conv 8w, pool → residual(2 convs 8w) → global max-pool → FC classes,
+    each conv 3x3 + batch norm + ReLU. Input ``(N, 3, 32, 32)`` in [0, 1].
+
+    Args:
+        mean, std: per-channel statistics (normalisation comes after the transformer).
+        width: channels of the first convolution (w); 64 is the original, 32 a quarter
+            of its cost, sized for a 2-core CPU.
+        transformer: put an affine :class:`SpatialTransformer` (zero padding,
+            ``align_corners=False``) with :func:`cifar_localisation_net` in front.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10,
+                 width: int = 32, transformer: bool = True) -> None:
+        super().__init__()
+        self.transformer = SpatialTransformer(cifar_localisation_net(), "affine", align_corners=False) \
+            if transformer else None
+        w = width
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            conv_bn(3, w),
+            conv_bn(w, 2 * w), nn.MaxPool2d(2),
+            Residual(nn.Sequential(conv_bn(2 * w, 2 * w), conv_bn(2 * w, 2 * w))),
+            conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),
+            conv_bn(4 * w, 8 * w), nn.MaxPool2d(2),
+            Residual(nn.Sequential(conv_bn(8 * w, 8 * w), conv_bn(8 * w, 8 * w))),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(8 * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transformer is not None:
+            x = self.transformer(x)
+        return self.head(self.features(self.normalize(x)))
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from stn_course import experiments
 from stn_course.__main__ import main
@@ -17,6 +18,15 @@ def test_quick_mode_shrinks_every_run():
 def test_cifar_networks_train_like_the_pytorch_tutorial():
     config = experiments.default_config("cifar10", "cifar-net-b", epochs=50)
     assert (config.optimizer, config.lr, config.batch_size, config.schedule) == ("sgd", 0.01, 64, "constant")
+    assert config.momentum == 0.9 and config.name == "cifar10_cifar-net-b_e1_s0"
+
+
+def test_a_variant_changes_the_recipe_the_name_and_the_command():
+    config = experiments.default_config("cifar10", "cifar-net-a", epochs=50, variant="plain-sgd")
+    assert config.momentum == 0.0 and config.name.endswith("_plain-sgd")
+    assert config.command().endswith("--variant plain-sgd")
+    with pytest.raises(ValueError, match="unknown variant"):
+        experiments.default_config("cifar10", "cifar-net-a", 50, variant="adam")
 
 
 def test_unknown_names_are_refused():
@@ -43,6 +53,16 @@ def test_cifar_net_b_runs_on_cifar10():
     experiment = experiments.run_experiment(experiments.default_config("cifar10", "cifar-net-b", 50), save=False)
     assert experiment.model.transformer.last_theta.shape[1] == 6
     assert experiment.history.epochs == 1
+
+
+@requires_cifar_folder
+@pytest.mark.parametrize("model", ["cifar-st-resnet", "cifar-resnet"])
+def test_strong_cifar_models_train_in_channels_last(model):
+    experiment = experiments.run_experiment(experiments.default_config("cifar10", model, 14), save=False)
+    images, _ = next(iter(experiment.train_loader))
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert experiment.history.epochs == 1 and 0 <= experiment.history.test_accuracy[0] <= 1
+    assert (experiment.model.transformer is not None) == (model == "cifar-st-resnet")
 
 
 def test_command_line_rejects_bad_arguments(capsys):
