@@ -42,6 +42,7 @@ class History:
     test_correct: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # the printed training log, line by line
 
     @property
     def epochs(self) -> int:
@@ -171,8 +172,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
             global_step += 1
             running_loss += loss.item() * labels.shape[0]
             if batch_index % log_interval == 0:
-                bar.write(format_train_log(epoch, batch_index * train_loader.batch_size,
-                                           train_loader.num_samples, batch_index, batches, loss.item()))
+                line = format_train_log(epoch, batch_index * train_loader.batch_size,
+                                        train_loader.num_samples, batch_index, batches, loss.item())
+                bar.write(line)
+                history.log.append(line)
             if on_step is not None:
                 on_step(global_step, model)
         lr = optimizer.param_groups[0]["lr"]
@@ -180,8 +183,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
             scheduler.step()
         test_loss, correct, total = evaluate(model, test_loader)
         seconds = time.perf_counter() - started
-        print(f"\n{format_test_log(test_loss, correct, total)}")
-        print(f"Epoch {epoch}: {seconds:.1f} s\n")
+        summary = ["", format_test_log(test_loss, correct, total), f"Epoch {epoch}: {seconds:.1f} s", ""]
+        print("\n".join(summary))
+        history.log.extend(summary)
         history.train_loss.append(running_loss / train_loader.num_samples)
         history.test_loss.append(test_loss)
         history.test_accuracy.append(correct / total)

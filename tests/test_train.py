@@ -81,6 +81,19 @@ def test_logs_use_the_classic_format(tmp_path, capsys):
     assert re.search(r"^Epoch 3: \d+\.\d s$", out, re.M)
 
 
+def test_the_log_is_kept_in_the_history_and_survives_a_resume(tmp_path, capsys):
+    _fit(*_setup(), tmp_path / "run.pt", stop_after_epoch=1)
+    resumed = _fit(*_setup(seed=7), tmp_path / "run.pt")
+    straight = _fit(*_setup(), None)
+    printed = capsys.readouterr().out
+    def without_times(log):
+        return [re.sub(r"\d+\.\d s$", "<time>", line) for line in log]
+
+    assert without_times(resumed.log) == without_times(straight.log)
+    assert "\n".join(straight.log) in printed
+    assert sum(line.startswith("Test set:") for line in straight.log) == 3
+
+
 def test_format_matches_the_pytorch_examples():
     assert train.format_train_log(1, 0, 60000, 0, 938, 2.306755) == "Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.306755"
     assert train.format_test_log(0.04123, 9871, 10000) == "Test set: Average loss: 0.0412, Accuracy: 9871/10000 (99%)"
