@@ -413,6 +413,48 @@ def attention_window(input_shape: Sequence[int], min_side: int = 60) -> tuple[in
     return (height // 2, width // 2) if min(height, width) >= min_side else None
 
 
+def model_summary(model: nn.Module, input_shape: Sequence[int]) -> str:
+    """A Keras-style table of ``model``'s layers: name, type, output shape, parameters.
+
+    Runs one forward pass on zeros of shape ``(1, *input_shape)`` and lists every leaf
+    module in call order (a module called twice appears twice, its parameters counted once),
+    and each :class:`SpatialTransformer` after its localisation network (its row is the
+    sampled output). Operations called as functions (``F.relu``) have no row.
+    """
+    rows: list[tuple[str, str, str, int]] = []
+    counted: set[int] = set()
+    names = {module: name for name, module in model.named_modules()}
+
+    def record(module: nn.Module, inputs, output) -> None:
+        params = 0 if id(module) in counted else \
+            sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+        counted.add(id(module))
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else "-"
+        rows.append((names[module], type(module).__name__, str(shape), params))
+
+    shown = [m for m in model.modules() if not list(m.children()) or isinstance(m, SpatialTransformer)]
+    handles = [m.register_forward_hook(record) for m in shown]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    widths = [max(len(str(row[i])) for row in rows + [("layer", "type", "output shape", "parameters")])
+              for i in range(3)]
+    lines = [f"{'layer':<{widths[0]}}  {'type':<{widths[1]}}  {'output shape':<{widths[2]}}  {'parameters':>10}"]
+    lines.append("-" * len(lines[0]))
+    lines += [f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {shape:<{widths[2]}}  {params:>10,}"
+              for name, kind, shape, params in rows]
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{'total':<{sum(widths) + 4}}  {count_parameters(model):>10,}")
+    return "\n".join(lines)
+
+
 def transformer_of(model: nn.Module) -> SpatialTransformer | None:
     """The first :class:`SpatialTransformer` inside ``model``, or None."""
     return next((m for m in model.modules() if isinstance(m, SpatialTransformer)), None)

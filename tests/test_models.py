@@ -1,3 +1,4 @@
+import re
 import math
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 from stn_course import models
-from stn_course.models import SpatialTransformer, build_classifier, count_parameters, localisation_net
+from stn_course.models import SpatialTransformer, build_classifier, count_parameters, localisation_net, model_summary
 
 MEAN, STD = (0.1307,), (0.3081,)
 
@@ -208,3 +209,13 @@ def test_series_regions_at_the_start_cover_the_whole_input():
     torch.testing.assert_close(first_output, images, atol=1e-5, rtol=0)
     torch.testing.assert_close(second_view, images, atol=1e-5, rtol=0)
     torch.testing.assert_close(second_grid, first_grid)
+
+
+def test_model_summary_lists_layers_shapes_and_the_total():
+    model = build_classifier("cifar-net-b", (3, 32, 32), (0.5,) * 3, (0.25,) * 3)
+    summary = model_summary(model, (3, 32, 32))
+    assert summary.splitlines()[-1].split() == ["total", "802,492"]
+    assert re.search(r"^transformer +SpatialTransformer +\(1, 3, 32, 32\) +0$", summary, re.M)
+    assert re.search(r"^classifier\.1 +Conv2d +\(1, 6, 28, 28\) +456$", summary, re.M)
+    rows = [line for line in summary.splitlines()[2:-2]]
+    assert sum(int(line.split()[-1].replace(",", "")) for line in rows) == 802_492
