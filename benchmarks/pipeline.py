@@ -2,11 +2,13 @@
 
 1. The course's tensor pipeline (uint8 tensors, batches by indexing) against the PyTorch
    STN tutorial's pipeline (torchvision MNIST + per-sample PIL ``ToTensor`` + DataLoader),
-   feeding the same ST-CNN on MNIST: seconds per epoch and test accuracy after one epoch.
+   each feeding the same model for one epoch of MNIST: seconds per epoch and test accuracy.
+   Two models: the tutorial's own network (``tutorial-stn``: small, so the data pipeline
+   is most of an epoch) and the course's ST-CNN (``st-cnn-aff``: the model dominates on a CPU).
 2. The spatial transformer's time overhead: seconds per training epoch of ST-CNN (affine)
    over the CNN of the same size, on RTS MNIST.
 
-    python benchmarks/pipeline.py            # full: whole epochs (about 15 minutes on 2 CPU cores)
+    python benchmarks/pipeline.py            # full: whole epochs (about 15 minutes on 2 CPU cores, alone)
     python benchmarks/pipeline.py --batches 100   # a shorter estimate
 
 Set STN_COURSE_DATA if MNIST is not under data/.
@@ -26,6 +28,7 @@ from stn_course.train import evaluate
 from stn_course.utils import data_root, save_result, set_seed
 
 BATCH = 64
+PIPELINE_MODELS = ("tutorial-stn", "st-cnn-aff")
 
 
 def train_batches(model, batches, limit: int | None) -> tuple[float, int]:
@@ -52,12 +55,13 @@ def tutorial_loader(num_workers: int) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers)
 
 
-def pipeline_comparison(limit: int | None, num_workers: int) -> dict:
+def pipeline_comparison(model_name: str, limit: int | None, num_workers: int) -> dict:
     test = BatchLoader(load_mnist(train=False), 1000)
     results = {}
+    print(f"model {model_name}:")
     for name in ("tutorial DataLoader + PIL", "course tensor pipeline"):
         set_seed(0)
-        model = build_classifier("st-cnn-aff", (1, 28, 28), (0.1307,), (0.3081,))
+        model = build_classifier(model_name, (1, 28, 28), (0.1307,), (0.3081,))
         if name.startswith("tutorial"):
             batches = tutorial_loader(num_workers)
         else:
@@ -99,7 +103,8 @@ def main() -> None:
     payload = {
         "batch_size": BATCH,
         "batches_per_measurement": args.batches,
-        "pipeline": pipeline_comparison(args.batches, args.num_workers),
+        "pipeline": {model: pipeline_comparison(model, args.batches, args.num_workers)
+                     for model in PIPELINE_MODELS},
         "stn_overhead": stn_overhead(args.batches),
     }
     command = "python benchmarks/pipeline.py" + (f" --batches {args.batches}" if args.batches else "")

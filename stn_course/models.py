@@ -25,7 +25,7 @@ from torch import nn
 
 TRANSFORMS = ("affine", "projective", "tps")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
+               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
 
 
 class Normalize(nn.Module):
@@ -359,7 +359,7 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
                      std: Sequence[float], num_classes: int = 10) -> nn.Module:
     """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
     transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
-    two-digit MNIST); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
+    two-digit MNIST); the PyTorch STN tutorial's network (``"tutorial-stn"``); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
     ``"cifar-net-b"``; and the course's strong CIFAR-10 model with and without its
     transformer, ``"cifar-st-resnet"``, ``"cifar-resnet"`` (:class:`CifarResNet`).
 
@@ -374,6 +374,10 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
         if num_classes != 100:
             raise ValueError(f"st-parallel reads two digits: it needs the 100 classes of two-digit-mnist, got {num_classes}")
         return ParallelSTClassifier(input_shape, mean, std)
+    if name == "tutorial-stn":
+        if tuple(input_shape) != (1, 28, 28):
+            raise ValueError(f"tutorial-stn takes (1, 28, 28) MNIST images, got {tuple(input_shape)}")
+        return TutorialSTNet(mean, std, num_classes=num_classes)
     cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB,
                   "cifar-resnet": partial(CifarResNet, transformer=False),
                   "cifar-st-resnet": partial(CifarResNet, transformer=True)}
@@ -471,6 +475,39 @@ def parameter_groups(model: nn.Module, lr: float, localisation_lr_scale: float =
     if loc:
         groups.append({"params": loc, "lr": lr * localisation_lr_scale, "name": "localisation"})
     return groups
+
+
+class TutorialSTNet(nn.Module):
+    """The network of the PyTorch STN tutorial (MNIST), layer for layer, with one change:
+    it normalises *after* its transformer (the tutorial samples normalised images,
+    pytorch/tutorials#1117), and it returns logits instead of log-probabilities.
+
+    Localisation: conv 8@7 → pool → ReLU → conv 10@5 → pool → ReLU → FC 32 → ReLU → FC 6;
+    classifier: conv 10@5 → pool → ReLU → conv 20@5 → Dropout2d → pool → ReLU → FC 50 →
+    ReLU → dropout → FC 10. Input ``(N, 1, 28, 28)`` in [0, 1].
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10) -> None:
+        super().__init__()
+        localisation = nn.Sequential(
+            nn.Conv2d(1, 8, 7), nn.MaxPool2d(2, 2), nn.ReLU(True),
+            nn.Conv2d(8, 10, 5), nn.MaxPool2d(2, 2), nn.ReLU(True),
+            nn.Flatten(), nn.Linear(90, 32), nn.ReLU(True), nn.Linear(32, 6),
+        )
+        self.transformer = SpatialTransformer(localisation, "affine", align_corners=False)
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(1, 10, 5)
+        self.conv2 = nn.Conv2d(10, 20, 5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(self.transformer(x))
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = F.dropout(F.relu(self.fc1(x.flatten(1))), training=self.training)
+        return self.fc2(x)
 
 
 class CifarNetA(nn.Module):

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import BatchLoader, save_atomically
+from .models import transformer_of
 from .utils import is_quick
 
 StepCallback = Callable[[int, nn.Module], None]
@@ -43,6 +44,8 @@ class History:
     seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     log: list[str] = field(default_factory=list)  # the printed training log, line by line
+    # share of the transformer's sampling points inside the input on the last test batch
+    sampled_inside: list[float] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
@@ -50,6 +53,19 @@ class History:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+#: below this share of sampling points inside the input, :func:`fit` warns that θ may have blown up
+THETA_WARNING_INSIDE = 0.25
+
+
+def sampled_inside(model: nn.Module) -> float | None:
+    """Share of the sampling points of ``model``'s first spatial transformer's last grid that
+    fall inside the input (``|x|, |y| <= 1``), or None if it has no transformer or no grid yet."""
+    transformer = transformer_of(model)
+    if transformer is None or transformer.last_grid is None:
+        return None
+    return (transformer.last_grid.abs() <= 1).all(dim=-1).float().mean().item()
 
 
 class ThetaDivergedError(RuntimeError):
@@ -184,6 +200,13 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         test_loss, correct, total = evaluate(model, test_loader)
         seconds = time.perf_counter() - started
         summary = ["", format_test_log(test_loss, correct, total), f"Epoch {epoch}: {seconds:.1f} s", ""]
+        inside = sampled_inside(model)
+        if inside is not None:
+            history.sampled_inside.append(inside)
+            if inside < THETA_WARNING_INSIDE:
+                summary.insert(-1, f"Warning: the spatial transformer samples only {100 * inside:.0f}% of its points "
+                                   "inside the input: θ may have blown up (lower the localisation network's "
+                                   "learning rate or clip gradients).")
         print("\n".join(summary))
         history.log.extend(summary)
         history.train_loss.append(running_loss / train_loader.num_samples)

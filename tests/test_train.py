@@ -126,3 +126,18 @@ def test_on_step_sees_step_zero_and_every_step():
     steps = []
     train.fit(model, optimizer, *loaders, epochs=1, on_step=lambda step, m: steps.append(step))
     assert steps == list(range(len(loaders[0]) + 1))
+
+
+def test_a_blown_up_theta_is_reported_in_the_log():
+    model, _, _, loaders = _setup()
+    head = model.transformer.localisation[-1]
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor([1.0, 0.0, 5.0, 0.0, 1.0, 5.0]))  # translated far off the image
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = train.fit(model, frozen, *loaders, epochs=1)
+    assert history.sampled_inside == [0.0]
+    assert any(line.startswith("Warning: the spatial transformer samples only 0%") for line in history.log)
+
+    healthy, optimizer, scheduler, loaders = _setup()
+    history = _fit(healthy, optimizer, scheduler, loaders, None)
+    assert min(history.sampled_inside) > 0.5 and not any("Warning" in line for line in history.log)
