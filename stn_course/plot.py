@@ -631,6 +631,26 @@ def plot_history(history, title: Optional[str] = None) -> Figure:
     return fig
 
 
+def plot_histories(histories: dict, title: Optional[str] = None) -> Figure:
+    """Several runs on one figure (label → :class:`~stn_course.train.History`): training
+    loss and test accuracy per epoch."""
+    fig = new_figure((9.0, 3.2), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for index, (label, history) in enumerate(histories.items()):
+        epochs = np.arange(1, len(history.test_accuracy) + 1)
+        ax_loss.plot(epochs, history.train_loss, "-", color=f"C{index}", label=label)
+        ax_acc.plot(epochs, 100 * np.asarray(history.test_accuracy), "-", color=f"C{index}", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="%", title="test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_acc.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def grid_outline_pixels(grid, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
     """The border of a sampling grid ``(Ho, Wo, 2)`` (normalised) as a closed path of input
     pixel coordinates ``(P, 2)``: top row, right column, bottom row, left column.

@@ -169,3 +169,20 @@ def test_colab_fetches_a_shipped_checkpoint_and_falls_back_to_training(tmp_path,
     assert ex.fetch_shipped_checkpoint("run") is True and (tmp_path / "run.pt").exists()
     assert asked[0].endswith("/raw/main/checkpoints/run.pt") and asked[0].startswith(ex.REPO_URL)
     assert ex.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
+
+
+def test_cifar10_table_shows_each_run_beside_its_reported_accuracy():
+    def record(model, accuracy, **config):
+        config = {"dataset": "cifar10", "model": model, "optimizer": "sgd", "lr": 0.01, **config}
+        return {"name": f"cifar10_{model}", "config": config, "test_accuracy": accuracy, "parameters": 802_492,
+                "epochs": 50, "seconds_total": 600.0, "command": f"python -m stn_course train --model {model}"}
+
+    table = experiments.cifar10_table([
+        record("cifar-net-b", 0.6612, momentum=0.9),
+        record("cifar-st-resnet", 0.9, lr=0.2, momentum=0.9, nesterov=True, schedule="onecycle", label_smoothing=0.1),
+        {**record("cnn", 0.99), "config": {"dataset": "mnist", "model": "cnn"}},
+    ])
+    rows = table.splitlines()[2:]
+    assert len(rows) == 2
+    assert "| `cifar-net-b` | SGD lr 0.01, momentum 0.9 | 802,492 | 50 | **66.12%** | 65% reported | 10.0 min |" in rows[0]
+    assert "momentum 0.9 (Nesterov), one-cycle, label smoothing 0.1" in rows[1] and "≥ 85% target" in rows[1]

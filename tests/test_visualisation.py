@@ -148,3 +148,14 @@ def test_two_transformers_figure_outlines_both_regions():
     outlines = [line.get_xdata() for line in fig.axes[0].get_lines()]
     assert len(outlines) == 2
     assert max(outlines[0]) < 32 < min(outlines[1]), "left region on the left, right region on the right"
+
+
+def test_histories_figure_draws_one_line_per_run_in_both_panels():
+    from stn_course.train import History
+
+    runs = {"plain SGD": History(train_loss=[2.0, 1.5, 1.2], test_accuracy=[0.3, 0.4, 0.5]),
+            "momentum": History(train_loss=[1.8, 1.2], test_accuracy=[0.4, 0.55])}
+    loss_ax, accuracy_ax = plot.plot_histories(runs).axes
+    assert [line.get_label() for line in accuracy_ax.lines] == ["plain SGD", "momentum"]
+    np.testing.assert_allclose(accuracy_ax.lines[1].get_ydata(), [40.0, 55.0])
+    np.testing.assert_allclose(loss_ax.lines[0].get_xdata(), [1, 2, 3])
