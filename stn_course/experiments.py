@@ -19,7 +19,7 @@ from torch import nn
 
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
-from .train import History, TransformerRecorder, fit, load_checkpoint, save_checkpoint
+from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
 from .utils import (REPO_URL, checkpoint_dir, get_device, is_quick, repo_root, results_dir, save_result,
                     set_seed, shipped_checkpoint_dir)
 
@@ -194,16 +194,19 @@ def run_experiment(config: RunConfig, device: torch.device | None = None,
 
 
 def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,
-                     **fit_options) -> Experiment:
+                     replay_log: bool = False, **fit_options) -> Experiment:
     """Train a built experiment (resuming or loading its checkpoint), then record the result.
 
     The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``;
     the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
     With ``use_checkpoints=False`` it trains from scratch, loading and writing nothing
-    (e.g. to record the transformer while it learns).
+    (e.g. to record the transformer while it learns). With ``replay_log``, a run that is
+    only loaded prints the log it printed while training.
     """
     config = experiment.config
     if use_checkpoints and load_shipped_checkpoint(experiment):
+        if replay_log:
+            print_log(experiment.history)
         return experiment
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
@@ -227,7 +230,7 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, **fit_options)
+        seed=config.seed, replay_log=replay_log, **fit_options)
     # A finished run that was only loaded keeps the result recorded when it trained.
     already_recorded = finished_before and (results_dir() / f"{config.name}.json").exists()
     if save and use_checkpoints and experiment.history.epochs == config.epochs and not already_recorded:

@@ -68,6 +68,11 @@ def sampled_inside(model: nn.Module) -> float | None:
     return (transformer.last_grid.abs() <= 1).all(dim=-1).float().mean().item()
 
 
+def print_log(history: History) -> None:
+    """Print the log a run printed while it trained (kept in ``history.log``)."""
+    print("\n".join(history.log) if history.log else "(no log was kept for this run)")
+
+
 class ThetaDivergedError(RuntimeError):
     """The loss or the transformer's parameters became non-finite during training."""
 
@@ -112,7 +117,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         log_interval: int = 500, max_grad_norm: float | None = None,
         label_smoothing: float = 0.0, seed: int = 0,
         on_step: StepCallback | None = None, progress: bool | None = None,
-        amp: bool | None = None, stop_after_epoch: int | None = None) -> History:
+        amp: bool | None = None, stop_after_epoch: int | None = None, replay_log: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs, testing after each, checkpointing each.
 
     Args:
@@ -130,6 +135,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         progress: show a tqdm bar; default: not in quick mode.
         amp: mixed precision on CUDA; default: on when the model is on CUDA.
         stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
+        replay_log: when a finished run is loaded, print the log it printed while training.
     Returns:
         the :class:`History` of all epochs, resumed ones included.
     Raises:
@@ -155,6 +161,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         else:
             print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epochs, test accuracy "
                   f"{100 * history.test_accuracy[-1]:.2f}%); delete it to train again.")
+            if replay_log:
+                print_log(history)
 
     batches = len(train_loader)
     global_step = (start_epoch - 1) * batches

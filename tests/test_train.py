@@ -141,3 +141,12 @@ def test_a_blown_up_theta_is_reported_in_the_log():
     healthy, optimizer, scheduler, loaders = _setup()
     history = _fit(healthy, optimizer, scheduler, loaders, None)
     assert min(history.sampled_inside) > 0.5 and not any("Warning" in line for line in history.log)
+
+
+def test_a_loaded_run_can_replay_its_log(tmp_path, capsys):
+    trained = _fit(*_setup(), tmp_path / "run.pt")
+    capsys.readouterr()
+    _fit(*_setup(), tmp_path / "run.pt", replay_log=True)
+    out = capsys.readouterr().out
+    assert out.startswith("Loaded the finished run run.pt")
+    assert "\n".join(trained.log) in out
