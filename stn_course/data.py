@@ -89,6 +89,12 @@ class ImageTensors:
         return replace(self, images=self.images[index], labels=self.labels[index],
                        name=f"{self.name}[:{count}]")
 
+    def examples(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` samples spread evenly over the dataset (class-sorted sources show every
+        class), as float images ``(count, C, H, W)`` in [0, 1] and labels ``(count,)``."""
+        chosen = self.subset(count)
+        return chosen.images.float() / 255.0, chosen.labels
+
     def to(self, device: torch.device | str) -> "ImageTensors":
         """The same dataset with its tensors on ``device``."""
         return replace(self, images=self.images.to(device), labels=self.labels.to(device))

@@ -26,6 +26,14 @@ def test_subset_keeps_every_class():
 
 
 @requires_cifar_folder
+def test_examples_show_every_class_as_floats():
+    images, labels = load_cifar10(train=False, limit=200).examples(10)
+    assert images.shape == (10, 3, 32, 32) and images.dtype == torch.float32
+    assert 0 <= images.min() and images.max() <= 1 and images.max() > 0.5
+    assert sorted(labels.tolist()) == list(range(10))
+
+
+@requires_cifar_folder
 def test_cifar10_from_image_folder_shapes_and_label_order():
     test = load_cifar10(train=False, limit=200)
     assert test.images.shape == (200, 3, 32, 32) and test.images.dtype == torch.uint8
