@@ -224,15 +224,13 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
     elif config.schedule != "constant":
         raise ValueError(f"unknown schedule {config.schedule!r}; choose 'onecycle' or 'constant'")
     checkpoint = checkpoint_dir() / f"{config.name}.pt" if use_checkpoints else None
-    finished_before = checkpoint is not None and checkpoint.exists() and \
-        load_checkpoint(checkpoint)["epoch"] >= config.epochs
     experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
         seed=config.seed, replay_log=replay_log, **fit_options)
     # A finished run that was only loaded keeps the result recorded when it trained.
-    already_recorded = finished_before and (results_dir() / f"{config.name}.json").exists()
+    already_recorded = experiment.history.trained_now == 0 and (results_dir() / f"{config.name}.json").exists()
     if save and use_checkpoints and experiment.history.epochs == config.epochs and not already_recorded:
         record_result(experiment)
     return experiment

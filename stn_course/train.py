@@ -51,8 +51,14 @@ class History:
     def epochs(self) -> int:
         return len(self.test_accuracy)
 
+    #: epochs trained by the :func:`fit` call that returned this history (0: a finished run was
+    #: only loaded); not saved with the history
+    trained_now: int = field(default=0, compare=False)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        record = asdict(self)
+        del record["trained_now"]
+        return record
 
 
 #: below this share of sampling points inside the input, :func:`fit` warns that θ may have blown up
@@ -231,6 +237,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
                 "epoch": epoch,
                 "history": history.as_dict(),
             })
+        history.trained_now += 1
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     return history
