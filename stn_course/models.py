@@ -603,8 +603,8 @@ class CifarResNet(nn.Module):
     entry by Myrtle.ai), optionally behind a spatial transformer on the input.
 
     [transformer] → normalise → conv w → conv 2w, pool → residual(2 convs 2w) →
-    conv 4w, pool → conv 8w, pool → residual(2 convs 8w) → global max-pool → FC classes,
-    each conv 3x3 + batch norm + ReLU. Input ``(N, 3, 32, 32)`` in [0, 1].
+    conv 4w, pool → conv 8w, pool → residual(2 convs 8w) → global max-pool → FC classes
+    → times 1/8, each conv 3x3 + batch norm + ReLU. Input ``(N, 3, 32, 32)`` in [0, 1].
 
     Args:
         mean, std: per-channel statistics (normalisation comes after the transformer).
@@ -631,11 +631,13 @@ class CifarResNet(nn.Module):
             nn.AdaptiveMaxPool2d(1), nn.Flatten(),
         )
         self.head = nn.Linear(8 * w, num_classes)
+        # As in the original: logits scaled by 1/8 keep the first steps at a high learning rate stable.
+        self.logit_scale = 0.125
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transformer is not None:
             x = self.transformer(x)
-        return self.head(self.features(self.normalize(x)))
+        return self.head(self.features(self.normalize(x))) * self.logit_scale
 
 
 @torch.no_grad()
