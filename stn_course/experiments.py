@@ -89,6 +89,7 @@ class RunConfig:
     weight_decay: float = 1e-4
     max_grad_norm: float | None = 5.0
     label_smoothing: float = 0.0
+    augment: bool = True  # apply the dataset's training augmentation (crop + flip, or the distortion)
     channels_last: bool = False  # memory format of model and batches (faster convolutions)
     log_interval: int = 500
     seed: int = 0
@@ -114,6 +115,8 @@ class RunConfig:
 VARIANTS: dict[str, dict] = {
     # The PyTorch STN tutorial's optimiser exactly: SGD without momentum.
     "plain-sgd": {"momentum": 0.0, "localisation_lr_scale": 1.0, "max_grad_norm": None},
+    # Without the training augmentation (CIFAR-10: no random crop and flip).
+    "no-augment": {"augment": False},
 }
 
 
@@ -181,7 +184,8 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
     return Experiment(
         config=config,
         model=model,
-        train_loader=BatchLoader(splits.train, config.batch_size, shuffle=True, augment=splits.train_augment,
+        train_loader=BatchLoader(splits.train, config.batch_size, shuffle=True,
+                                 augment=splits.train_augment if config.augment else None,
                                  device=device, seed=config.seed, channels_last=config.channels_last),
         test_loader=BatchLoader(splits.test, 1000, device=device, channels_last=config.channels_last),
     )

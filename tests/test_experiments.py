@@ -29,6 +29,13 @@ def test_a_variant_changes_the_recipe_the_name_and_the_command():
         experiments.default_config("cifar10", "cifar-net-a", 50, variant="adam")
 
 
+@requires_mnist
+def test_no_augment_variant_trains_on_plain_images():
+    distorted = experiments.build_experiment(experiments.default_config("rot-mnist", "cnn", 1))
+    plain = experiments.build_experiment(experiments.default_config("rot-mnist", "cnn", 1, variant="no-augment"))
+    assert distorted.train_loader.augment is not None and plain.train_loader.augment is None
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown dataset"):
         experiments.default_config("svhn", "cnn", 1)
