@@ -219,3 +219,12 @@ def test_model_summary_lists_layers_shapes_and_the_total():
     assert re.search(r"^classifier\.1 +Conv2d +\(1, 6, 28, 28\) +456$", summary, re.M)
     rows = [line for line in summary.splitlines()[2:-2]]
     assert sum(int(line.split()[-1].replace(",", "")) for line in rows) == 802_492
+
+
+def test_the_tutorial_network_has_the_tutorials_layers():
+    model = build_classifier("tutorial-stn", (1, 28, 28), MEAN, STD)
+    assert count_parameters(model) == 27_360  # the PyTorch STN tutorial's Net, counted by hand
+    assert model.fc1.in_features == 320 and model.transformer.localisation[-3].in_features == 90
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="tutorial-stn takes"):
+        build_classifier("tutorial-stn", (1, 42, 42), MEAN, STD)
