@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--variant", choices=sorted(VARIANTS), default="",
-                       help="a named change to the default recipe, e.g. plain-sgd (no momentum)")
+                       help="a named change to the default recipe, e.g. momentum or no-augment")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--ship", action="store_true",
                        help="also save the trained weights (float16) to checkpoints/ in the repository")

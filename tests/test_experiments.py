@@ -18,13 +18,14 @@ def test_quick_mode_shrinks_every_run():
 def test_cifar_networks_train_like_the_pytorch_tutorial():
     config = experiments.default_config("cifar10", "cifar-net-b", epochs=50)
     assert (config.optimizer, config.lr, config.batch_size, config.schedule) == ("sgd", 0.01, 64, "constant")
-    assert config.momentum == 0.9 and config.name == "cifar10_cifar-net-b_e1_s0"
+    assert (config.momentum, config.max_grad_norm, config.localisation_lr_scale) == (0.0, None, 1.0)
+    assert config.name == "cifar10_cifar-net-b_e1_s0"
 
 
 def test_a_variant_changes_the_recipe_the_name_and_the_command():
-    config = experiments.default_config("cifar10", "cifar-net-a", epochs=50, variant="plain-sgd")
-    assert config.momentum == 0.0 and config.name.endswith("_plain-sgd")
-    assert config.command().endswith("--variant plain-sgd")
+    config = experiments.default_config("cifar10", "cifar-net-a", epochs=50, variant="momentum")
+    assert (config.momentum, config.localisation_lr_scale) == (0.9, 0.1) and config.name.endswith("_momentum")
+    assert config.command().endswith("--variant momentum")
     with pytest.raises(ValueError, match="unknown variant"):
         experiments.default_config("cifar10", "cifar-net-a", 50, variant="adam")
 
