@@ -400,7 +400,7 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     if not path.exists():
         return "(no benchmark recorded yet: run `python benchmarks/pipeline.py`)"
     record = json.loads(path.read_text())
-    lines = ["| measurement | model | seconds per epoch | accuracy after 1 epoch | ratio |", "|---|---|---|---|---|"]
+    lines = ["| measurement | model | seconds per epoch | test accuracy after training | ratio |", "|---|---|---|---|---|"]
     for model, comparison in record["pipeline"].items():
         (tutorial_name, tutorial), (course_name, course) = comparison["runs"].items()
         lines.append(f"| {tutorial_name} ({comparison['num_workers']} workers) | `{model}` | {tutorial['seconds_per_epoch']:.1f} "

@@ -194,3 +194,21 @@ def test_cifar10_table_shows_each_run_beside_its_reported_accuracy():
     assert len(rows) == 2
     assert "| `cifar-net-b` | SGD lr 0.01, momentum 0.9 | 802,492 | 50 | **66.12%** | 65% reported | 10.0 min |" in rows[0]
     assert "momentum 0.9 (Nesterov), one-cycle, label smoothing 0.1" in rows[1] and "≥ 85% target" in rows[1]
+
+
+def test_pipeline_table_states_both_ratios(tmp_path):
+    def run(seconds, accuracy=0.98):
+        return {"seconds": seconds, "batches": 100, "seconds_per_epoch": seconds, "test_accuracy": accuracy}
+
+    comparison = {"runs": {"tutorial DataLoader + PIL": run(30.0), "course tensor pipeline": run(10.0)},
+                  "speedup": 3.0, "num_workers": 2}
+    record = {"finished_at": "2026-11-22T06:00:00+0000", "batch_size": 64, "batches_per_measurement": 300,
+              "machine": {"cpu_count": 2, "processor": "x86_64", "torch": "2.14.1"},
+              "pipeline": {"tutorial-stn": comparison},
+              "stn_overhead": {"runs": {"cnn": run(60.0), "st-cnn-aff": run(66.0)}, "ratio": 1.1}}
+    (tmp_path / "pipeline_benchmark.json").write_text(json.dumps(record))
+    table = experiments.pipeline_benchmark_table(tmp_path)
+    assert "| course tensor pipeline | `tutorial-stn` | 10.0 | 98.00% | **3.00x** faster |" in table
+    assert "| training on RTS MNIST | `st-cnn-aff` | 66.0 | | **1.10x** the CNN's time |" in table
+    assert "300 batches per measurement" in table
+    assert "no benchmark recorded" in experiments.pipeline_benchmark_table(tmp_path / "empty")
