@@ -362,13 +362,15 @@ def cifar10_table(records: list[dict]) -> str:
             recipe += ", one-cycle"
         if config.get("label_smoothing"):
             recipe += f", label smoothing {config['label_smoothing']:g}"
+        recipe += ", crop + flip" if config.get("augment", True) else ", no augmentation"
         if model in CIFAR10_REPORTED:
             goal = f"{CIFAR10_REPORTED[model]:.0f}% reported"
         elif model in CIFAR10_TARGET:
             goal = f"≥ {CIFAR10_TARGET[model]:.0f}% target"
         else:
             goal = ""
-        lines.append(f"| `{model}` | {recipe} | {record['parameters']:,} | {record['epochs']} "
+        variant = f" ({config['variant']})" if config.get("variant") else ""
+        lines.append(f"| `{model}`{variant} | {recipe} | {record['parameters']:,} | {record['epochs']} "
                      f"| **{100 * record['test_accuracy']:.2f}%** | {goal} | {record['seconds_total'] / 60:.1f} min "
                      f"| `{record['command']}` |")
     return "\n".join(lines)

@@ -186,13 +186,14 @@ def test_cifar10_table_shows_each_run_beside_its_reported_accuracy():
                 "epochs": 50, "seconds_total": 600.0, "command": f"python -m stn_course train --model {model}"}
 
     table = experiments.cifar10_table([
-        record("cifar-net-b", 0.6612, momentum=0.9),
+        record("cifar-net-b", 0.6612, momentum=0.9, variant="momentum"),
         record("cifar-st-resnet", 0.9, lr=0.2, momentum=0.9, nesterov=True, schedule="onecycle", label_smoothing=0.1),
         {**record("cnn", 0.99), "config": {"dataset": "mnist", "model": "cnn"}},
     ])
     rows = table.splitlines()[2:]
     assert len(rows) == 2
-    assert "| `cifar-net-b` | SGD lr 0.01, momentum 0.9 | 802,492 | 50 | **66.12%** | 65% reported | 10.0 min |" in rows[0]
+    assert ("| `cifar-net-b` (momentum) | SGD lr 0.01, momentum 0.9, crop + flip | 802,492 | 50 | **66.12%** "
+            "| 65% reported | 10.0 min |") in rows[0]
     assert "momentum 0.9 (Nesterov), one-cycle, label smoothing 0.1" in rows[1] and "≥ 85% target" in rows[1]
 
 
