@@ -55,8 +55,7 @@ def tutorial_loader(num_workers: int) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers)
 
 
-def pipeline_comparison(model_name: str, limit: int | None, num_workers: int) -> dict:
-    test = BatchLoader(load_mnist(train=False), 1000)
+def pipeline_comparison(model_name: str, test: BatchLoader, limit: int | None, num_workers: int) -> dict:
     results = {}
     print(f"model {model_name}:")
     for name in ("tutorial DataLoader + PIL", "course tensor pipeline"):
@@ -100,10 +99,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=None, help="batches per measurement (default: a whole epoch)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers for the tutorial pipeline")
     args = parser.parse_args()
+    test = BatchLoader(load_mnist(train=False), 1000)
     payload = {
         "batch_size": BATCH,
         "batches_per_measurement": args.batches,
-        "pipeline": {model: pipeline_comparison(model, args.batches, args.num_workers)
+        "pipeline": {model: pipeline_comparison(model, test, args.batches, args.num_workers)
                      for model in PIPELINE_MODELS},
         "stn_overhead": stn_overhead(args.batches),
     }

@@ -210,7 +210,7 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
     if use_checkpoints and load_shipped_checkpoint(experiment):
         if replay_log:
             print_log(experiment.history)
-        return experiment
+        return experiment  # nothing to record: the shipped model comes with its results file
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
@@ -231,9 +231,12 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, replay_log=replay_log, **fit_options)
+        seed=config.seed, **fit_options)
+    only_loaded = experiment.history.trained_now == 0
+    if only_loaded and replay_log:
+        print_log(experiment.history)
     # A finished run that was only loaded keeps the result recorded when it trained.
-    already_recorded = experiment.history.trained_now == 0 and (results_dir() / f"{config.name}.json").exists()
+    already_recorded = only_loaded and (results_dir() / f"{config.name}.json").exists()
     if save and use_checkpoints and experiment.history.epochs == config.epochs and not already_recorded:
         record_result(experiment)
     return experiment

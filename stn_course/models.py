@@ -504,8 +504,8 @@ class TutorialSTNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, channels[0], 5)
         self.conv2 = nn.Conv2d(*channels, 5)
         self.conv2_drop = nn.Dropout2d(0.5)
-        side = ((input_shape[-1] - 4) // 2 - 4) // 2
-        self.fc1 = nn.Linear(channels[1] * side * side, hidden)
+        flat = _flat_size(nn.Sequential(self.conv1, nn.MaxPool2d(2), self.conv2, nn.MaxPool2d(2)), input_shape)
+        self.fc1 = nn.Linear(flat, hidden)
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

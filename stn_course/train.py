@@ -46,14 +46,13 @@ class History:
     log: list[str] = field(default_factory=list)  # the printed training log, line by line
     # share of the transformer's sampling points inside the input on the last test batch
     sampled_inside: list[float] = field(default_factory=list)
+    # epochs trained by the fit() call that returned this history (0: a finished run was
+    # only loaded); not saved with the history
+    trained_now: int = field(default=0, compare=False)
 
     @property
     def epochs(self) -> int:
         return len(self.test_accuracy)
-
-    #: epochs trained by the :func:`fit` call that returned this history (0: a finished run was
-    #: only loaded); not saved with the history
-    trained_now: int = field(default=0, compare=False)
 
     def as_dict(self) -> dict:
         record = asdict(self)
@@ -123,7 +122,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         log_interval: int = 500, max_grad_norm: float | None = None,
         label_smoothing: float = 0.0, seed: int = 0,
         on_step: StepCallback | None = None, progress: bool | None = None,
-        amp: bool | None = None, stop_after_epoch: int | None = None, replay_log: bool = False) -> History:
+        amp: bool | None = None, stop_after_epoch: int | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs, testing after each, checkpointing each.
 
     Args:
@@ -141,7 +140,6 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         progress: show a tqdm bar; default: not in quick mode.
         amp: mixed precision on CUDA; default: on when the model is on CUDA.
         stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
-        replay_log: when a finished run is loaded, print the log it printed while training.
     Returns:
         the :class:`History` of all epochs, resumed ones included.
     Raises:
@@ -167,8 +165,6 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         else:
             print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epochs, test accuracy "
                   f"{100 * history.test_accuracy[-1]:.2f}%); delete it to train again.")
-            if replay_log:
-                print_log(history)
 
     batches = len(train_loader)
     global_step = (start_epoch - 1) * batches

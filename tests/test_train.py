@@ -146,7 +146,9 @@ def test_a_blown_up_theta_is_reported_in_the_log():
 def test_a_loaded_run_can_replay_its_log(tmp_path, capsys):
     trained = _fit(*_setup(), tmp_path / "run.pt")
     capsys.readouterr()
-    _fit(*_setup(), tmp_path / "run.pt", replay_log=True)
+    loaded = _fit(*_setup(), tmp_path / "run.pt")
+    assert loaded.trained_now == 0
+    train.print_log(loaded)
     out = capsys.readouterr().out
     assert out.startswith("Loaded the finished run run.pt")
     assert "\n".join(trained.log) in out
