@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -229,11 +230,18 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
 
 
 def save_atomically(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a broken file."""
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a broken file,
+    and processes writing the same file at once (two runs filling one cache) never share
+    a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def sample_photo(size: int | None = 256) -> np.ndarray:

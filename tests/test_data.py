@@ -142,3 +142,29 @@ def test_random_crop_flip_shifts_and_mirrors_whole_images():
     assert 10 < flipped < 54
     centre = out[:, 0, 1:3, 1:3]
     assert (centre > 0).all()
+
+
+def test_concurrent_atomic_writes_of_one_file_all_succeed(tmp_path):
+    # Two runs started together fill the same cache file: each write must land whole,
+    # and no temporary file may be left behind.
+    import threading
+
+    path = tmp_path / "cache" / "shared.pt"
+    errors = []
+
+    def write(value: int) -> None:
+        try:
+            for _ in range(5):
+                data.save_atomically({"value": torch.full((1000,), value)}, path)
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(value,)) for value in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    saved = torch.load(path, weights_only=True)["value"]
+    assert saved.unique().numel() == 1 and 0 <= saved[0].item() < 4
+    assert [p.name for p in path.parent.iterdir()] == ["shared.pt"]
