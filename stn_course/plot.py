@@ -29,6 +29,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from stn_course import sampler
 
@@ -867,6 +868,36 @@ def plot_recovered_vs_applied(applied: dict, recovered: dict) -> Figure:
         ax.scatter(x, y, s=6, alpha=0.5)
         ax.set(xlabel=f"applied {name}", ylabel=f"recovered from θ", title=f"{name}: r = {correlation:.3f}")
         ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_theta_distributions(decomposed: dict) -> Figure:
+    """Histograms of what trained affine transformers do over a set of images, one colour
+    per model (label → the dict of :func:`stn_course.models.decomposed_theta`): rotation
+    (degrees), zoom (``sqrt(|sx * sy|)``: below 1 zooms in), and horizontal and vertical
+    translation (normalised units: 1 is half the image). The identity is a dashed line."""
+    quantities = {
+        "rotation (°)": (lambda p: p["angle"], 0.0),
+        "zoom √|sx·sy|": (lambda p: np.sqrt(np.abs(p["scale"][0] * p["scale"][1])), 1.0),
+        "translation x": (lambda p: p["translation"][0], 0.0),
+        "translation y": (lambda p: p["translation"][1], 0.0),
+    }
+    fig = new_figure((3.0 * len(quantities), 2.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(quantities)))
+    for ax, (name, (read, identity)) in zip(axes, quantities.items()):
+        values = {label: np.asarray(read(params), dtype=float) for label, params in decomposed.items()}
+        low = min(v.min() for v in values.values())
+        high = max(v.max() for v in values.values())
+        span = max(high - low, 1e-3)
+        bins = np.linspace(low - 0.05 * span, high + 0.05 * span, 41)
+        for index, (label, value) in enumerate(values.items()):
+            ax.hist(value, bins=bins, color=f"C{index}", alpha=0.55, label=label)
+        ax.axvline(identity, color="k", ls="--", lw=1)
+        ax.set(title=name, yticks=[])
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.ticklabel_format(axis="x", useOffset=False)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     return fig
 
 
