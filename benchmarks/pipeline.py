@@ -1,10 +1,14 @@
 """Two measurements, each made in one run on one machine (results/pipeline_benchmark.json):
 
-1. The course's tensor pipeline (uint8 tensors, batches by indexing) against the PyTorch
-   STN tutorial's pipeline (torchvision MNIST + per-sample PIL ``ToTensor`` + DataLoader),
-   each feeding the same model for one epoch of MNIST: seconds per epoch and test accuracy.
-   Two models: the tutorial's own network (``tutorial-stn``: small, so the data pipeline
-   is most of an epoch) and the course's ST-CNN (``st-cnn-aff``: the model dominates on a CPU).
+1. The course's tensor pipeline (uint8 tensors, batches by indexing, distortions as batched
+   ``grid_sample``) against the PyTorch STN tutorial's pipeline (torchvision MNIST + per-sample
+   PIL transforms + DataLoader), each feeding the same model for one epoch: seconds per
+   epoch and test accuracy. On MNIST the tutorial's transforms are just ``ToTensor``, with
+   two models: the tutorial's own network (``tutorial-stn``: small, so the data pipeline is
+   most of an epoch) and the course's ST-CNN (``st-cnn-aff``: the model dominates on a CPU).
+   On RTS MNIST (42x42) the tutorial way is torchvision's ``Pad`` + ``RandomAffine`` on
+   every PIL image, the course's is :func:`stn_course.distortions.random_rts` on the batch;
+   both are tested on the course's fixed RTS test set.
 2. The spatial transformer's time overhead: seconds per training epoch of ST-CNN (affine)
    over the CNN of the same size, on RTS MNIST.
 
@@ -22,13 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from stn_course.data import BatchLoader, load_mnist
-from stn_course.distortions import distortion
+from stn_course.distortions import distorted_mnist_test, distortion
 from stn_course.models import build_classifier, parameter_groups
 from stn_course.train import evaluate
 from stn_course.utils import data_root, save_result, set_seed
 
 BATCH = 64
-PIPELINE_MODELS = ("tutorial-stn", "st-cnn-aff")
+#: (dataset, model) pairs compared; the key in the results file is "<dataset>/<model>"
+PIPELINE_RUNS = (("mnist", "tutorial-stn"), ("mnist", "st-cnn-aff"), ("rts-mnist", "tutorial-stn"))
 
 
 def train_batches(model, batches, limit: int | None) -> tuple[float, int]:
@@ -46,25 +51,50 @@ def train_batches(model, batches, limit: int | None) -> tuple[float, int]:
     return time.perf_counter() - started, done
 
 
-def tutorial_loader(num_workers: int) -> torch.utils.data.DataLoader:
-    """The PyTorch STN tutorial's training pipeline, without Normalize (the course's models
-    normalise after their transformer)."""
-    from torchvision import datasets, transforms
+def tutorial_transform(dataset: str):
+    """The per-sample PIL transforms a reader of the PyTorch tutorial would write, without
+    Normalize (the course's models normalise after their transformer)."""
+    from torchvision import transforms
 
-    dataset = datasets.MNIST(str(data_root()), train=True, download=True, transform=transforms.ToTensor())
-    return torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers)
+    if dataset == "mnist":
+        return transforms.ToTensor()
+    # RTS: rotation ±45°, scale 0.7-1.2, a random position in a 42x42 canvas (the digit
+    # is padded by 7 pixels, then moved by up to a sixth of the canvas).
+    return transforms.Compose([
+        transforms.Pad(7),
+        transforms.RandomAffine(45, translate=(1 / 6, 1 / 6), scale=(0.7, 1.2),
+                                interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.ToTensor(),
+    ])
 
 
-def pipeline_comparison(model_name: str, test: BatchLoader, limit: int | None, num_workers: int) -> dict:
+def tutorial_loader(dataset: str, num_workers: int) -> torch.utils.data.DataLoader:
+    """The PyTorch STN tutorial's training pipeline: torchvision's MNIST, per-sample PIL
+    transforms, a shuffling DataLoader."""
+    from torchvision import datasets
+
+    train = datasets.MNIST(str(data_root()), train=True, download=True, transform=tutorial_transform(dataset))
+    return torch.utils.data.DataLoader(train, batch_size=BATCH, shuffle=True, num_workers=num_workers)
+
+
+def fixed_test_set(dataset: str) -> BatchLoader:
+    """The course's test set for ``dataset`` (RTS: fixed by seed 0)."""
+    test = load_mnist(train=False) if dataset == "mnist" else distorted_mnist_test("rts", seed=0)
+    return BatchLoader(test, 1000)
+
+
+def pipeline_comparison(dataset: str, model_name: str, test: BatchLoader, limit: int | None,
+                        num_workers: int) -> dict:
     results = {}
-    print(f"model {model_name}:")
+    print(f"{dataset}, model {model_name}:")
     for name in ("tutorial DataLoader + PIL", "course tensor pipeline"):
         set_seed(0)
-        model = build_classifier(model_name, (1, 28, 28), (0.1307,), (0.3081,))
+        model = build_classifier(model_name, test.data.image_shape, (0.1307,), (0.3081,))
         if name.startswith("tutorial"):
-            batches = tutorial_loader(num_workers)
+            batches = tutorial_loader(dataset, num_workers)
         else:
-            batches = BatchLoader(load_mnist(train=True), BATCH, shuffle=True, seed=0)
+            augment = None if dataset == "mnist" else distortion("rts")
+            batches = BatchLoader(load_mnist(train=True), BATCH, shuffle=True, augment=augment, seed=0)
         seconds, done = train_batches(model, batches, limit)
         _, correct, total = evaluate(model, test)
         results[name] = {"seconds": round(seconds, 2), "batches": done,
@@ -75,7 +105,8 @@ def pipeline_comparison(model_name: str, test: BatchLoader, limit: int | None, n
     tutorial, course = results.values()
     speedup = tutorial["seconds_per_epoch"] / course["seconds_per_epoch"]
     print(f"{'speed-up':>28}: {speedup:.2f}x")
-    return {"runs": results, "speedup": round(speedup, 3), "num_workers": num_workers}
+    return {"dataset": dataset, "model": model_name, "runs": results, "speedup": round(speedup, 3),
+            "num_workers": num_workers}
 
 
 def stn_overhead(limit: int | None) -> dict:
@@ -99,12 +130,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=None, help="batches per measurement (default: a whole epoch)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers for the tutorial pipeline")
     args = parser.parse_args()
-    test = BatchLoader(load_mnist(train=False), 1000)
+    tests = {dataset: fixed_test_set(dataset) for dataset in {dataset for dataset, _ in PIPELINE_RUNS}}
     payload = {
         "batch_size": BATCH,
         "batches_per_measurement": args.batches,
-        "pipeline": {model: pipeline_comparison(model, test, args.batches, args.num_workers)
-                     for model in PIPELINE_MODELS},
+        "pipeline": {f"{dataset}/{model}": pipeline_comparison(dataset, model, tests[dataset], args.batches,
+                                                               args.num_workers)
+                     for dataset, model in PIPELINE_RUNS},
         "stn_overhead": stn_overhead(args.batches),
     }
     command = "python benchmarks/pipeline.py" + (f" --batches {args.batches}" if args.batches else "")

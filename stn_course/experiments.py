@@ -405,17 +405,20 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     if not path.exists():
         return "(no benchmark recorded yet: run `python benchmarks/pipeline.py`)"
     record = json.loads(path.read_text())
-    lines = ["| measurement | model | seconds per epoch | test accuracy after training | ratio |", "|---|---|---|---|---|"]
-    for model, comparison in record["pipeline"].items():
+    lines = ["| measurement | data | model | seconds per epoch | test accuracy after training | ratio |",
+             "|---|---|---|---|---|---|"]
+    for key, comparison in record["pipeline"].items():
+        # older records keyed comparisons by model alone, all on MNIST
+        dataset, model = comparison.get("dataset", "mnist"), comparison.get("model", key)
         (tutorial_name, tutorial), (course_name, course) = comparison["runs"].items()
-        lines.append(f"| {tutorial_name} ({comparison['num_workers']} workers) | `{model}` | {tutorial['seconds_per_epoch']:.1f} "
-                     f"| {100 * tutorial['test_accuracy']:.2f}% | |")
-        lines.append(f"| {course_name} | `{model}` | {course['seconds_per_epoch']:.1f} "
+        lines.append(f"| {tutorial_name} ({comparison['num_workers']} workers) | {dataset} | `{model}` "
+                     f"| {tutorial['seconds_per_epoch']:.1f} | {100 * tutorial['test_accuracy']:.2f}% | |")
+        lines.append(f"| {course_name} | {dataset} | `{model}` | {course['seconds_per_epoch']:.1f} "
                      f"| {100 * course['test_accuracy']:.2f}% | **{comparison['speedup']:.2f}x** faster |")
     overhead = record["stn_overhead"]
     cnn, st_cnn = overhead["runs"]["cnn"], overhead["runs"]["st-cnn-aff"]
-    lines.append(f"| training on RTS MNIST | `cnn` | {cnn['seconds_per_epoch']:.1f} | | |")
-    lines.append(f"| training on RTS MNIST | `st-cnn-aff` | {st_cnn['seconds_per_epoch']:.1f} | "
+    lines.append(f"| training | rts-mnist | `cnn` | {cnn['seconds_per_epoch']:.1f} | | |")
+    lines.append(f"| training | rts-mnist | `st-cnn-aff` | {st_cnn['seconds_per_epoch']:.1f} | "
                  f"| **{overhead['ratio']:.2f}x** the CNN's time |")
     machine = record["machine"]
     measured = "whole epochs" if record["batches_per_measurement"] is None else \

@@ -375,9 +375,9 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
             raise ValueError(f"st-parallel reads two digits: it needs the 100 classes of two-digit-mnist, got {num_classes}")
         return ParallelSTClassifier(input_shape, mean, std)
     if name == "tutorial-stn":
-        if tuple(input_shape) != (1, 28, 28):
-            raise ValueError(f"tutorial-stn takes (1, 28, 28) MNIST images, got {tuple(input_shape)}")
-        return TutorialSTNet(mean, std, num_classes=num_classes)
+        if len(input_shape) != 3 or input_shape[0] != 1:
+            raise ValueError(f"tutorial-stn takes (1, H, W) MNIST images, got {tuple(input_shape)}")
+        return TutorialSTNet(mean, std, num_classes=num_classes, input_shape=input_shape)
     cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB,
                   "cifar-resnet": partial(CifarResNet, transformer=False),
                   "cifar-st-resnet": partial(CifarResNet, transformer=True)}

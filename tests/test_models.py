@@ -226,5 +226,9 @@ def test_the_tutorial_network_has_the_tutorials_layers():
     assert count_parameters(model) == 27_360  # the PyTorch STN tutorial's Net, counted by hand
     assert model.fc1.in_features == 320 and model.transformer.localisation[-3].in_features == 90
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    # On RTS's 42x42 canvas (the pipeline benchmark) only the two flattened sizes change.
+    rts_model = build_classifier("tutorial-stn", (1, 42, 42), MEAN, STD)
+    assert rts_model.fc1.in_features == 20 * 7 * 7 and rts_model.transformer.localisation[-3].in_features == 10 * 7 * 7
+    assert rts_model(torch.rand(2, 1, 42, 42)).shape == (2, 10)
     with pytest.raises(ValueError, match="tutorial-stn takes"):
-        build_classifier("tutorial-stn", (1, 42, 42), MEAN, STD)
+        build_classifier("tutorial-stn", (3, 32, 32), MEAN, STD)
