@@ -373,9 +373,13 @@ def cifar10_table(records: list[dict]) -> str:
         else:
             goal = ""
         variant = f" ({config['variant']})" if config.get("variant") else ""
+        time = f"{record['seconds_total'] / 60:.1f} min"
+        machine = record.get("machine")
+        if machine and not machine.get("cuda"):
+            threads = machine["torch_threads"]
+            time += f" ({threads} CPU thread{'s' if threads > 1 else ''})"
         lines.append(f"| `{model}`{variant} | {recipe} | {record['parameters']:,} | {record['epochs']} "
-                     f"| **{100 * record['test_accuracy']:.2f}%** | {goal} | {record['seconds_total'] / 60:.1f} min "
-                     f"| `{record['command']}` |")
+                     f"| **{100 * record['test_accuracy']:.2f}%** | {goal} | {time} | `{record['command']}` |")
     return "\n".join(lines)
 
 

@@ -195,6 +195,11 @@ def test_cifar10_table_shows_each_run_beside_its_reported_accuracy():
     assert ("| `cifar-net-b` (momentum) | SGD lr 0.01, momentum 0.9, crop + flip | 802,492 | 50 | **66.12%** "
             "| 65% reported | 10.0 min |") in rows[0]
     assert "momentum 0.9 (Nesterov), one-cycle, label smoothing 0.1" in rows[1] and "≥ 85% target" in rows[1]
+    # how many CPU threads a run had is part of its time (runs often shared the machine)
+    on_cpu = {**record("cifar-net-b", 0.65), "machine": {"cuda": None, "torch_threads": 1}}
+    on_gpu = {**record("cifar-net-b", 0.65), "machine": {"cuda": "Tesla T4", "torch_threads": 2}}
+    assert "| 10.0 min (1 CPU thread) |" in experiments.cifar10_table([on_cpu])
+    assert "| 10.0 min |" in experiments.cifar10_table([on_gpu])
 
 
 def test_pipeline_table_states_both_ratios(tmp_path):
