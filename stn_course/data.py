@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -234,8 +234,8 @@ def save_atomically(obj: object, path: Path) -> None:
     and processes writing the same file at once (two runs filling one cache) never share
     a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    # A name of its own per write (not mkstemp: its files are private to the user).
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)

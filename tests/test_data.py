@@ -1,3 +1,4 @@
+import os
 import socket
 
 import pytest
@@ -168,3 +169,7 @@ def test_concurrent_atomic_writes_of_one_file_all_succeed(tmp_path):
     saved = torch.load(path, weights_only=True)["value"]
     assert saved.unique().numel() == 1 and 0 <= saved[0].item() < 4
     assert [p.name for p in path.parent.iterdir()] == ["shared.pt"]
+    # an ordinary file (shipped checkpoints are committed): permissions follow the umask
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
