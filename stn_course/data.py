@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .utils import cache_dir, data_root
+from .utils import cache_dir, data_root, write_atomically
 
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
@@ -230,18 +229,8 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
 
 
 def save_atomically(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a broken file,
-    and processes writing the same file at once (two runs filling one cache) never share
-    a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A name of its own per write (not mkstemp: its files are private to the user).
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`stn_course.utils.write_atomically`)."""
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def sample_photo(size: int | None = 256) -> np.ndarray:

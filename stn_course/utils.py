@@ -24,8 +24,9 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -160,8 +161,21 @@ def save_result(name: str, payload: dict[str, Any], command: str) -> Path:
         **payload,
     }
     path = results_dir() / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n"))
     return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: a
+    crash never leaves a broken file, and processes writing the same file at once (two runs
+    filling one cache) never share a temporary file. (Not ``mkstemp``: its files are
+    private to the user, and shipped checkpoints are committed.)"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
