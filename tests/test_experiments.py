@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -28,6 +29,23 @@ def test_a_variant_changes_the_recipe_the_name_and_the_command():
     assert config.command().endswith("--variant momentum")
     with pytest.raises(ValueError, match="unknown variant"):
         experiments.default_config("cifar10", "cifar-net-a", 50, variant="adam")
+
+
+def test_final_drop_schedule_divides_the_rate_by_ten_for_the_last_fifth():
+    # tests run in quick mode, which shrinks every run to one epoch
+    config = replace(experiments.default_config("cifar10", "cifar-net-b", 50, variant="no-augment-drop"), epochs=5)
+    assert (config.augment, config.schedule, config.lr) == (False, "final-drop", 0.01)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    scheduler = experiments.make_scheduler(config, optimizer, steps_per_epoch=10)
+    rates = []
+    for _ in range(50):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[:40] == [0.01] * 40 and rates[40:] == pytest.approx([0.001] * 10)
+    assert experiments.make_scheduler(replace(config, schedule="constant"), optimizer, 10) is None
+    with pytest.raises(ValueError, match="unknown schedule"):
+        experiments.make_scheduler(replace(config, schedule="cosine"), optimizer, 10)
 
 
 @requires_mnist
@@ -195,6 +213,8 @@ def test_cifar10_table_shows_each_run_beside_its_reported_accuracy():
     assert ("| `cifar-net-b` (momentum) | SGD lr 0.01, momentum 0.9, crop + flip | 802,492 | 50 | **66.12%** "
             "| 65% reported | 10.0 min |") in rows[0]
     assert "momentum 0.9 (Nesterov), one-cycle, label smoothing 0.1" in rows[1] and "≥ 85% target" in rows[1]
+    dropped = record("cifar-net-b", 0.65, schedule="final-drop", augment=False, variant="no-augment-drop")
+    assert "| SGD lr 0.01, lr ÷ 10 from epoch 41, no augmentation |" in experiments.cifar10_table([dropped])
     # how many CPU threads a run had is part of its time (runs often shared the machine)
     on_cpu = {**record("cifar-net-b", 0.65), "machine": {"cuda": None, "torch_threads": 1}}
     on_gpu = {**record("cifar-net-b", 0.65), "machine": {"cuda": "Tesla T4", "torch_threads": 2}}
