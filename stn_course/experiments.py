@@ -111,6 +111,10 @@ class RunConfig:
         return shlex.join(parts)
 
 
+#: where the "final-drop" schedule divides the learning rate by 10, as a fraction of training
+FINAL_DROP_AT = 0.8
+
+
 #: named changes to a default recipe, for comparisons (``--variant`` on the command line)
 VARIANTS: dict[str, dict] = {
     # SGD with momentum; the localisation network then needs 10x less and clipping, or θ blows up.
@@ -253,7 +257,8 @@ def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer,
             epochs=config.epochs, steps_per_epoch=steps_per_epoch)
     if config.schedule == "final-drop":
         total_steps = config.epochs * steps_per_epoch
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[round(0.8 * total_steps)], gamma=0.1)
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[round(FINAL_DROP_AT * total_steps)],
+                                                    gamma=0.1)
     if config.schedule != "constant":
         raise ValueError(f"unknown schedule {config.schedule!r}; choose 'onecycle', 'final-drop' or 'constant'")
     return None
@@ -381,7 +386,7 @@ def cifar10_table(records: list[dict]) -> str:
         if config.get("schedule") == "onecycle":
             recipe += ", one-cycle"
         elif config.get("schedule") == "final-drop":
-            recipe += f", lr ÷ 10 from epoch {round(0.8 * record['epochs']) + 1}"
+            recipe += f", lr ÷ 10 from epoch {round(FINAL_DROP_AT * record['epochs']) + 1}"
         if config.get("label_smoothing"):
             recipe += f", label smoothing {config['label_smoothing']:g}"
         recipe += ", crop + flip" if config.get("augment", True) else ", no augmentation"
