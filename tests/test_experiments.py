@@ -107,12 +107,14 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
     records = [_record("rts-mnist", "st-cnn-aff", 0.9, "2026-11-22T01:00:00+0000"),
                _record("rts-mnist", "st-cnn-aff", 0.99, "2026-11-22T02:00:00+0000"),
                _record("rot-mnist", "cnn", 0.985)]
-    table = experiments.distorted_mnist_table(records).splitlines()
+    variant = _record("rts-mnist", "st-cnn-aff", 0.999, "2026-11-22T03:00:00+0000")
+    variant["config"]["variant"] = "full-localisation-lr"
+    table = experiments.distorted_mnist_table(records + [variant]).splitlines()
     assert table[0] == "| model | R | RTS | P | E | TC |"
     cnn = next(line for line in table if line.startswith("| cnn |")).split(" | ")
     aff = next(line for line in table if line.startswith("| st-cnn-aff |")).split(" | ")
     assert cnn[1] == "**1.50** (8 ep, 10 min) / 1.2" and cnn[2] == "— / 0.8"
-    assert aff[2] == "**1.00** (8 ep, 10 min) / 0.5", "the latest run of a pair is shown"
+    assert aff[2] == "**1.00** (8 ep, 10 min) / 0.5", "the latest run of the default recipe is shown"
 
 
 def test_results_table_lists_every_training_result(tmp_path):
