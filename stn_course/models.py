@@ -227,19 +227,14 @@ def _flat_size(module: nn.Module, input_shape: Sequence[int]) -> int:
 
 
 def localisation_net(input_shape: Sequence[int], num_params: int, channels: int = 20,
-                     hidden: int = 20, thumbnail: int = 1) -> nn.Sequential:
+                     hidden: int = 20) -> nn.Sequential:
     """The paper's localisation network: conv 20@5x5 → pool → conv 20@5x5 → FC 20 → parameters.
 
     Args:
         input_shape: ``(C, H, W)`` of the transformer's input.
         num_params: 6 (affine), 8 (projective) or 32 (TPS with 16 control points).
-        thumbnail: if above 1, the network first shrinks its input by this factor (average
-            pooling) and works on the thumbnail: finding a digit on a large canvas needs far
-            less detail than reading it, and the convolutions cost ``thumbnail**2`` times less.
     """
-    shrink = [nn.AvgPool2d(thumbnail)] if thumbnail > 1 else []
     features = nn.Sequential(
-        *shrink,
         nn.Conv2d(input_shape[0], channels, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True),
         nn.Conv2d(channels, channels, 5), nn.ReLU(inplace=True),
         nn.Flatten(),
@@ -396,10 +391,7 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
     transform = transforms[name]
     params = {"affine": 6, "projective": 8, "tps": 32}[transform]
     window = attention_window(input_shape)
-    # On a canvas large enough for an attention window, the localisation network looks at a
-    # half-resolution thumbnail: it only has to find the digit.
-    localisation = localisation_net(input_shape, params, thumbnail=2 if window else 1)
-    transformer = SpatialTransformer(localisation, transform=transform, out_size=window)
+    transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform, out_size=window)
     classifier_shape = (input_shape[0], *(window or input_shape[1:]))
     baseline = count_parameters(ConvClassifier(input_shape, mean, std, num_classes=num_classes))
 
@@ -419,8 +411,7 @@ def attention_window(input_shape: Sequence[int], min_side: int = 60) -> tuple[in
     ``min_side`` pixels or more (the 60x60 cluttered MNIST), else None (keep the size).
 
     On a large canvas with a small digit the transformer acts as attention: it samples a
-    30x30 window, so the classifier behind it costs about a quarter of the CNN's, and its
-    localisation network reads a 30x30 thumbnail of the canvas (``localisation_net(thumbnail=2)``).
+    30x30 window, so the classifier behind it costs about a quarter of the CNN's.
     """
     height, width = input_shape[-2:]
     return (height // 2, width // 2) if min(height, width) >= min_side else None

@@ -136,23 +136,6 @@ def test_large_canvases_get_an_attention_window():
     assert build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD).transformer.out_size is None
 
 
-def test_large_canvases_are_located_on_a_thumbnail():
-    """The 60x60 canvas's localisation network reads it at half resolution; 28x28 and 42x42 at full."""
-    def first_conv_input(side: int) -> tuple[int, ...]:
-        model = build_classifier("st-cnn-aff", (1, side, side), MEAN, STD)
-        seen = []
-        conv = next(m for m in model.transformer.localisation if isinstance(m, torch.nn.Conv2d))
-        conv.register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape)))
-        model(torch.rand(2, 1, side, side))
-        return seen[0]
-
-    assert first_conv_input(60) == (2, 1, 30, 30)
-    assert first_conv_input(42) == (2, 1, 42, 42)
-    assert first_conv_input(28) == (2, 1, 28, 28)
-    thumbnail = localisation_net((1, 60, 60), 6, thumbnail=2)
-    assert thumbnail(torch.rand(3, 1, 60, 60)).shape == (3, 6)
-
-
 def test_downsampling_output_size():
     st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
