@@ -447,7 +447,8 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
         # older records keyed comparisons by model alone, all on MNIST
         dataset, model = comparison.get("dataset", "mnist"), comparison.get("model", key)
         (tutorial_name, tutorial), (course_name, course) = comparison["runs"].items()
-        ratio = f"**{comparison['speedup']:.2f}x** faster"
+        speedup = comparison["speedup"]
+        ratio = f"**{speedup:.2f}x** " + ("faster" if speedup >= 1 else f"the speed ({1 / speedup:.2f}x slower)")
         if "data_speedup" in comparison:
             ratio += f" ({comparison['data_speedup']:.0f}x for the data alone)"
         lines.append(f"| {tutorial_name} ({comparison['num_workers']} workers) | {dataset} | `{model}` "

@@ -247,4 +247,7 @@ def test_pipeline_table_states_both_ratios(tmp_path):
             "| **4.50x** faster (40x for the data alone) |") in table
     assert "| training | rts-mnist | `st-cnn-aff` | 66.0 | | | **1.10x** the CNN's time |" in table
     assert "300 batches per measurement" in table
+    record["pipeline"]["tutorial-stn"]["speedup"] = 0.8
+    (tmp_path / "pipeline_benchmark.json").write_text(json.dumps(record))
+    assert "| **0.80x** the speed (1.25x slower) |" in experiments.pipeline_benchmark_table(tmp_path)
     assert "no benchmark recorded" in experiments.pipeline_benchmark_table(tmp_path / "empty")
