@@ -450,7 +450,7 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
         speedup = comparison["speedup"]
         ratio = f"**{speedup:.2f}x** " + ("faster" if speedup >= 1 else f"the speed ({1 / speedup:.2f}x slower)")
         if "data_speedup" in comparison:
-            ratio += f" ({comparison['data_speedup']:.0f}x for the data alone)"
+            ratio += f"; {comparison['data_speedup']:.0f}x for the data alone"
         lines.append(f"| {tutorial_name} ({comparison['num_workers']} workers) | {dataset} | `{model}` "
                      f"| {tutorial['seconds_per_epoch']:.1f} | {data_alone(tutorial)} "
                      f"| {100 * tutorial['test_accuracy']:.2f}% | |")

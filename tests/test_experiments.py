@@ -244,7 +244,7 @@ def test_pipeline_table_states_both_ratios(tmp_path):
     assert "| course tensor pipeline | mnist | `tutorial-stn` | 10.0 |  | 98.00% | **3.00x** faster |" in table
     assert "| tutorial DataLoader + PIL (2 workers) | rts-mnist | `tutorial-stn` | 30.0 | 20.0 | 98.00% | |" in table
     assert ("| course tensor pipeline | rts-mnist | `tutorial-stn` | 10.0 | 0.5 | 98.00% "
-            "| **4.50x** faster (40x for the data alone) |") in table
+            "| **4.50x** faster; 40x for the data alone |") in table
     assert "| training | rts-mnist | `st-cnn-aff` | 66.0 | | | **1.10x** the CNN's time |" in table
     assert "300 batches per measurement" in table
     record["pipeline"]["tutorial-stn"]["speedup"] = 0.8
