@@ -577,8 +577,8 @@ class Residual(nn.Module):
 
 def cifar_localisation_net() -> nn.Sequential:
     """A small localisation network for ``(N, 3, 32, 32)`` images: it looks at a 16x16
-    average-pooled copy (where the object is needs no fine detail), so it costs about 1%
-    of the classifier. Output: affine θ ``(N, 6)``."""
+    average-pooled copy (where the object is needs no fine detail), so it costs under 1%
+    of the classifier's multiply-adds (a test checks). Output: affine θ ``(N, 6)``."""
     return nn.Sequential(
         nn.AvgPool2d(2),
         nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
