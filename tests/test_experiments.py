@@ -115,6 +115,9 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
     aff = next(line for line in table if line.startswith("| st-cnn-aff |")).split(" | ")
     assert cnn[1] == "**1.50** (8 ep, 10 min) / 1.2" and cnn[2] == "— / 0.8"
     assert aff[2] == "**1.00** (8 ep, 10 min) / 0.5", "the latest run of the default recipe is shown"
+    full_rate = next(line for line in table if line.startswith("| st-cnn-aff (full-localisation-lr) |")).split(" | ")
+    assert full_rate[2] == "**0.10** (8 ep, 10 min) / 0.5" and full_rate[1] == "— / 0.7", \
+        "a variant's runs get a row of their own, beside the paper's figures for the model"
 
 
 def test_results_table_lists_every_training_result(tmp_path):
@@ -250,4 +253,8 @@ def test_pipeline_table_states_both_ratios(tmp_path):
     record["pipeline"]["tutorial-stn"]["speedup"] = 0.8
     (tmp_path / "pipeline_benchmark.json").write_text(json.dumps(record))
     assert "| **0.80x** the speed (1.25x slower) |" in experiments.pipeline_benchmark_table(tmp_path)
+    record["stn_overhead"].update(rounds=3, round_ratios=[1.2, 1.1, 1.05])
+    (tmp_path / "pipeline_benchmark.json").write_text(json.dumps(record))
+    assert "**1.10x** the CNN's time (median of 3 interleaved turns, 1.05–1.20) |" \
+        in experiments.pipeline_benchmark_table(tmp_path)
     assert "no benchmark recorded" in experiments.pipeline_benchmark_table(tmp_path / "empty")
