@@ -472,12 +472,18 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-README_BLOCKS = {"results": results_table, "benchmark": sampler_benchmark_table, "pipeline": pipeline_benchmark_table}
+def table1_block(folder: Path | None = None) -> str:
+    """The README's copy of Table 1 (:func:`distorted_mnist_table`), from ``results/*.json``."""
+    return distorted_mnist_table(load_run_results(folder))
+
+
+README_BLOCKS = {"table1": table1_block, "results": results_table, "benchmark": sampler_benchmark_table,
+                 "pipeline": pipeline_benchmark_table}
 
 
 def update_readme_results(readme: Path | None = None) -> None:
-    """Rewrite the README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``)
-    from ``results/``: the results table and the sampler benchmark."""
+    """Rewrite the README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``,
+    one per entry of :data:`README_BLOCKS`) from ``results/``."""
     readme = readme or repo_root() / "README.md"
     text = readme.read_text()
     for name, make in README_BLOCKS.items():

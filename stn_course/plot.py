@@ -855,10 +855,13 @@ def animate_moving_input(inputs, outputs, path, fps: int = 8, dpi: int = 60):
     return path
 
 
-def plot_recovered_vs_applied(applied: dict, recovered: dict) -> Figure:
+def plot_recovered_vs_applied(applied: dict, recovered: dict, quantities: dict | None = None) -> Figure:
     """Scatter plots of each transformation parameter recovered from θ against the one
-    that was applied (e.g. ``{"rotation (°)": array, "scale": array}``), with the
-    correlation in each title."""
+    that was applied, one panel per key (e.g. ``{"rotation (°)": array, "scale": array}``),
+    with the correlation in each title. ``quantities`` names what a panel's axes measure
+    when its key is something else (e.g. ``{"R, tenth rate": "rotation (°)"}``): two panels
+    can then show the same quantity for two models."""
+    quantities = quantities or {}
     names = list(applied)
     fig = new_figure((3.6 * len(names), 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names)))
@@ -866,7 +869,9 @@ def plot_recovered_vs_applied(applied: dict, recovered: dict) -> Figure:
         x, y = np.asarray(applied[name], dtype=float), np.asarray(recovered[name], dtype=float)
         correlation = np.corrcoef(x, y)[0, 1]
         ax.scatter(x, y, s=6, alpha=0.5)
-        ax.set(xlabel=f"applied {name}", ylabel=f"recovered from θ", title=f"{name}: r = {correlation:.3f}")
+        quantity = quantities.get(name, name)
+        ax.set(xlabel=f"applied {quantity}", ylabel=f"{quantity} recovered from θ",
+               title=f"{name}: r = {correlation:.3f}")
         ax.grid(alpha=0.3)
     return fig
 

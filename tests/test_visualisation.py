@@ -102,6 +102,11 @@ def test_recovered_vs_applied_reports_the_correlation():
     applied = {"rotation (°)": np.linspace(-90, 90, 50)}
     fig = plot.plot_recovered_vs_applied(applied, {"rotation (°)": -applied["rotation (°)"]})
     assert fig.axes[0].get_title().endswith("r = -1.000")
+    two_models = {"model A": applied["rotation (°)"], "model B": applied["rotation (°)"]}
+    recovered = {"model A": two_models["model A"], "model B": np.cos(two_models["model B"])}
+    fig = plot.plot_recovered_vs_applied(two_models, recovered,
+                                         quantities={"model A": "rotation (°)", "model B": "rotation (°)"})
+    assert fig.axes[0].get_title() == "model A: r = 1.000" and fig.axes[1].get_xlabel() == "applied rotation (°)"
 
 
 def test_smoothing_before_downsampling_removes_aliasing():
