@@ -356,7 +356,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
-                     std: Sequence[float], num_classes: int = 10) -> nn.Module:
+                     std: Sequence[float], num_classes: int = 10, window: int | None = None) -> nn.Module:
     """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
     transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
     two-digit MNIST); the PyTorch STN tutorial's network (``"tutorial-stn"``); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
@@ -364,8 +364,15 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
     transformer, ``"cifar-st-resnet"``, ``"cifar-resnet"`` (:class:`CifarResNet`).
 
     The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
-    about the same number of parameters, as in the paper.
+    about the same number of parameters, as in the paper. Their transformer's output is
+    ``window`` x ``window`` pixels if given (attention: the classifier behind it sees a
+    smaller image), else :func:`attention_window`'s choice for the input.
     """
+    if window is not None:
+        if not name.startswith("st-cnn-"):
+            raise ValueError(f"window is an option of the ST-CNNs (st-cnn-aff, -proj, -tps), not of {name!r}")
+        if not 4 <= window <= min(input_shape[-2:]):
+            raise ValueError(f"window must be between 4 and the input's side {min(input_shape[-2:])}, got {window}")
     if name == "cnn":
         return ConvClassifier(input_shape, mean, std, num_classes=num_classes)
     if name == "st-series":
@@ -390,9 +397,9 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
         raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
     transform = transforms[name]
     params = {"affine": 6, "projective": 8, "tps": 32}[transform]
-    window = attention_window(input_shape)
-    transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform, out_size=window)
-    classifier_shape = (input_shape[0], *(window or input_shape[1:]))
+    out_size = (window, window) if window is not None else attention_window(input_shape)
+    transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform, out_size=out_size)
+    classifier_shape = (input_shape[0], *(out_size or input_shape[1:]))
     baseline = count_parameters(ConvClassifier(input_shape, mean, std, num_classes=num_classes))
 
     # The classifier's size is linear in its hidden units: pick as many as keep the whole

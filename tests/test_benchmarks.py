@@ -19,11 +19,12 @@ def pipeline_benchmark():
 @requires_mnist
 def test_stn_overhead_interleaves_the_models_and_reports_the_median_turn(pipeline_benchmark, capsys):
     overhead = pipeline_benchmark.stn_overhead(limit=6, rounds=3)
-    ratios = overhead["round_ratios"]
-    assert overhead["rounds"] == 3 and len(ratios) == 3
-    assert overhead["ratio"] == pytest.approx(sorted(ratios)[1], abs=1e-3)
+    assert set(overhead["ratios"]) == {"st-cnn-aff", "st-cnn-aff, 28x28 window"} and overhead["rounds"] == 3
+    for ratio in overhead["ratios"].values():
+        assert len(ratio["turns"]) == 3 and ratio["median"] == pytest.approx(sorted(ratio["turns"])[1], abs=1e-3)
+    assert overhead["ratio"] == overhead["ratios"]["st-cnn-aff"]["median"]
     assert {run["batches"] for run in overhead["runs"].values()} == {6}
-    assert "median of 3 rounds" in capsys.readouterr().out
+    assert "over 3 rounds" in capsys.readouterr().out
 
 
 def test_endless_goes_on_past_the_end_of_an_epoch(pipeline_benchmark):

@@ -55,6 +55,15 @@ def test_no_augment_variant_trains_on_plain_images():
     assert distorted.train_loader.augment is not None and plain.train_loader.augment is None
 
 
+@requires_mnist
+def test_window_variant_trains_an_st_cnn_that_samples_a_smaller_window():
+    config = experiments.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28")
+    assert config.name == "rts-mnist_st-cnn-aff_e1_s0_window-28" and config.localisation_lr_scale == 1.0
+    experiment = experiments.run_experiment(config, save=False, use_checkpoints=False)
+    assert experiment.model.transformer.out_size == (28, 28)
+    assert experiment.history.epochs == 1 and 0 <= experiment.history.test_accuracy[0] <= 1
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown dataset"):
         experiments.default_config("svhn", "cnn", 1)
@@ -253,8 +262,13 @@ def test_pipeline_table_states_both_ratios(tmp_path):
     record["pipeline"]["tutorial-stn"]["speedup"] = 0.8
     (tmp_path / "pipeline_benchmark.json").write_text(json.dumps(record))
     assert "| **0.80x** the speed (1.25x slower) |" in experiments.pipeline_benchmark_table(tmp_path)
-    record["stn_overhead"].update(rounds=3, round_ratios=[1.2, 1.1, 1.05])
+    record["stn_overhead"]["rounds"] = 3
+    record["stn_overhead"]["runs"]["st-cnn-aff, 28x28 window"] = run(50.0)
+    record["stn_overhead"]["ratios"] = {"st-cnn-aff": {"median": 1.1, "turns": [1.2, 1.1, 1.05]},
+                                        "st-cnn-aff, 28x28 window": {"median": 0.8, "turns": [0.8, 0.9, 0.7]}}
     (tmp_path / "pipeline_benchmark.json").write_text(json.dumps(record))
-    assert "**1.10x** the CNN's time (median of 3 interleaved turns, 1.05–1.20) |" \
-        in experiments.pipeline_benchmark_table(tmp_path)
+    table = experiments.pipeline_benchmark_table(tmp_path)
+    assert "| `st-cnn-aff` | 66.0 | | | **1.10x** the CNN's time (median of 3 interleaved turns, 1.05–1.20) |" in table
+    assert ("| training | rts-mnist | `st-cnn-aff`, 28x28 window | 50.0 | | | **0.80x** the CNN's time "
+            "(median of 3 interleaved turns, 0.70–0.90) |") in table
     assert "no benchmark recorded" in experiments.pipeline_benchmark_table(tmp_path / "empty")

@@ -136,6 +136,18 @@ def test_large_canvases_get_an_attention_window():
     assert build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD).transformer.out_size is None
 
 
+def test_window_sets_the_transformers_output_and_keeps_the_parameter_count():
+    baseline = count_parameters(build_classifier("cnn", (1, 42, 42), MEAN, STD))
+    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28)
+    assert model(torch.rand(2, 1, 42, 42)).shape == (2, 10)
+    assert model.transformer.last_grid.shape == (2, 28, 28, 2)
+    assert abs(count_parameters(model) - baseline) < 0.01 * baseline
+    with pytest.raises(ValueError, match="between 4 and the input's side 42"):
+        build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=60)
+    with pytest.raises(ValueError, match="option of the ST-CNNs"):
+        build_classifier("cnn", (1, 42, 42), MEAN, STD, window=28)
+
+
 def test_downsampling_output_size():
     st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
