@@ -4,12 +4,13 @@
     python -m stn_course report --update-readme   # the README's results table, from results/*.json
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
-after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<variant>].json``.
+after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<variant>][_w<window>].json``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from .experiments import DATASETS, VARIANTS, default_config, run_experiment
 from .models import MODEL_NAMES
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--variant", choices=sorted(VARIANTS), default="",
                        help="a named change to the default recipe, e.g. momentum or no-augment")
+    train.add_argument("--window", type=int, default=None,
+                       help="ST-CNNs: side of the transformer's output window, e.g. 28 on the 42x42 RTS canvas")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--ship", action="store_true",
                        help="also save the trained weights (float16) to checkpoints/ in the repository")
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from .utils import get_device
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant)
+    if args.window is not None:
+        config = replace(config, window=args.window)
     experiment = run_experiment(config, device=get_device(args.device))
     if args.ship:
         from .experiments import ship_checkpoint

@@ -101,7 +101,17 @@ class RunConfig:
     @property
     def name(self) -> str:
         name = f"{self.dataset}_{self.model}_e{self.epochs}_s{self.seed}"
-        return f"{name}_{self.variant}" if self.variant else name
+        if self.variant:
+            name += f"_{self.variant}"
+        # a window set by hand (not by the variant) must not share the checkpoint of the default size
+        if self.window_by_hand:
+            name += f"_w{self.window}"
+        return name
+
+    @property
+    def window_by_hand(self) -> bool:
+        """True if ``window`` was set on its own, not by the variant."""
+        return self.window is not None and VARIANTS.get(self.variant, {}).get("window") != self.window
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -109,6 +119,8 @@ class RunConfig:
                  "--model", self.model, "--epochs", str(self.epochs), "--seed", str(self.seed)]
         if self.variant:
             parts += ["--variant", self.variant]
+        if self.window_by_hand:
+            parts += ["--window", str(self.window)]
         return shlex.join(parts)
 
 

@@ -59,6 +59,10 @@ def test_no_augment_variant_trains_on_plain_images():
 def test_window_variant_trains_an_st_cnn_that_samples_a_smaller_window():
     config = experiments.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28")
     assert config.name == "rts-mnist_st-cnn-aff_e1_s0_window-28" and config.localisation_lr_scale == 1.0
+    assert replace(config, window=20).name == "rts-mnist_st-cnn-aff_e1_s0_window-28_w20"
+    assert replace(config, variant="", window=28).name == "rts-mnist_st-cnn-aff_e1_s0_w28", \
+        "a window set by hand gets its own checkpoint"
+    assert replace(config, variant="", window=28).command().endswith("--epochs 1 --seed 0 --window 28")
     experiment = experiments.run_experiment(config, save=False, use_checkpoints=False)
     assert experiment.model.transformer.out_size == (28, 28)
     assert experiment.history.epochs == 1 and 0 <= experiment.history.test_accuracy[0] <= 1
