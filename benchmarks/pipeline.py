@@ -152,8 +152,9 @@ def pipeline_comparison(dataset: str, model_name: str, test: BatchLoader, limit:
             "data_speedup": round(data_speedup, 1), "num_workers": num_workers}
 
 
-#: the models timed for the overhead: name -> build_classifier options
-OVERHEAD_MODELS = {"cnn": {}, "st-cnn-aff": {}, "st-cnn-aff, 28x28 window": {"window": 28}}
+#: the models timed for the overhead: label -> (model name, build_classifier options)
+OVERHEAD_MODELS = {"cnn": ("cnn", {}), "st-cnn-aff": ("st-cnn-aff", {}),
+                   "st-cnn-aff, 28x28 window": ("st-cnn-aff", {"window": 28})}
 
 
 def stn_overhead(limit: int | None, rounds: int) -> dict:
@@ -166,9 +167,8 @@ def stn_overhead(limit: int | None, rounds: int) -> dict:
     """
     train = load_mnist(train=True)
     steps, batches = {}, {}
-    for name, options in OVERHEAD_MODELS.items():
+    for name, (model_name, options) in OVERHEAD_MODELS.items():
         set_seed(0)
-        model_name = name.split(",")[0]
         steps[name] = training_step(build_classifier(model_name, (1, 42, 42), train.mean, train.std, **options))
         loader = BatchLoader(train, 128, shuffle=True, augment=distortion("rts"), seed=0)
         batches[name] = endless(loader)
