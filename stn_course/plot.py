@@ -778,6 +778,16 @@ def plot_image_rows(rows: dict, columns: Optional[int] = None) -> Figure:
     return fig
 
 
+def plot_transformer_at_work(model, images) -> Figure:
+    """``images`` ``(N, C, H, W)`` with the region that ``model``'s spatial transformer samples
+    drawn on each (orange), beside the transformer's outputs (``align_corners=False``, the
+    course's convention)."""
+    from .models import apply_transformer
+
+    outputs, _, grids = apply_transformer(model, images)
+    return plot_transformed_batch(images, outputs, grids, align_corners=False)
+
+
 def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:
     """Save ``fig`` as ``plots_dir() / name`` and return it, so a cell can end with
     ``save_figure(fig, "name.png")`` to both keep and show it. (``plots/`` in a full run,
