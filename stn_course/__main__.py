@@ -1,10 +1,12 @@
 """Command line: reproduce the course's results without Jupyter.
 
     python -m stn_course train --dataset mnist --model st-cnn-aff --epochs 5
+    python -m stn_course train --dataset rts-mnist --model st-cnn-aff --epochs 8 --set window=28 --set amp=true
     python -m stn_course report --update-readme   # the README's results table, from results/*.json
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
-after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<variant>][_w<window>].json``.
+after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json``, the recipe label
+naming the variant and every setting changed with ``--set`` (e.g. ``_window-28_amp``).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from .experiments import DATASETS, VARIANTS, default_config, run_experiment
+from .experiments import DATASETS, VARIANTS, default_config, parse_setting, run_experiment
 from .models import MODEL_NAMES
 
 
@@ -27,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--variant", choices=sorted(VARIANTS), default="",
                        help="a named change to the default recipe, e.g. momentum or no-augment")
-    train.add_argument("--window", type=int, default=None,
-                       help="ST-CNNs: side of the transformer's output window, e.g. 28 on the 42x42 RTS canvas")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
+                       help="change one setting of the recipe (repeatable), e.g. window=28 (an ST-CNN's "
+                            "output window), amp=true (bfloat16 mixed precision on the CPU), lr=0.001")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     train.add_argument("--ship", action="store_true",
                        help="also save the trained weights (float16) to checkpoints/ in the repository")
@@ -48,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from .utils import get_device
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant)
-    if args.window is not None:
-        config = replace(config, window=args.window)
+    try:
+        config = replace(config, **dict(parse_setting(setting) for setting in args.settings))
+    except ValueError as error:
+        parser.error(f"--set: {error}")
     experiment = run_experiment(config, device=get_device(args.device))
     if args.ship:
         from .experiments import ship_checkpoint

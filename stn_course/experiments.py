@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import statistics
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -92,6 +93,7 @@ class RunConfig:
     augment: bool = True  # apply the dataset's training augmentation (crop + flip, or the distortion)
     channels_last: bool = False  # memory format of model and batches (faster convolutions)
     window: int | None = None  # ST-CNNs: side of the transformer's output (None: the model's default)
+    amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
     log_interval: int = 500
     seed: int = 0
     train_limit: int | None = None
@@ -100,18 +102,26 @@ class RunConfig:
 
     @property
     def name(self) -> str:
+        """``<dataset>_<model>_e<epochs>_s<seed>`` and, unless it is the default, ``_<recipe>``."""
         name = f"{self.dataset}_{self.model}_e{self.epochs}_s{self.seed}"
-        if self.variant:
-            name += f"_{self.variant}"
-        # a window set by hand (not by the variant) must not share the checkpoint of the default size
-        if self.window_by_hand:
-            name += f"_w{self.window}"
-        return name
+        return f"{name}_{self.recipe}" if self.recipe else name
 
     @property
-    def window_by_hand(self) -> bool:
-        """True if ``window`` was set on its own, not by the variant."""
-        return self.window is not None and VARIANTS.get(self.variant, {}).get("window") != self.window
+    def changes(self) -> dict[str, object]:
+        """The fields set by hand: those that differ from the recipe of this dataset, model and
+        variant (:func:`recipe_config`), apart from the run's identity, the quick-mode limits
+        and the log interval (:data:`UNNAMED_FIELDS`)."""
+        recipe = recipe_config(self.dataset, self.model, self.epochs, self.seed, self.variant)
+        return {field.name: getattr(self, field.name) for field in fields(self)
+                if field.name not in UNNAMED_FIELDS and getattr(self, field.name) != getattr(recipe, field.name)}
+
+    @property
+    def recipe(self) -> str:
+        """The recipe's label: the variant, then each change set by hand, e.g.
+        ``"window-28_amp"``; ``""`` for the default recipe. Two runs with different settings
+        never share a label, so never a checkpoint or a results file."""
+        changes = [_change_label(name, value) for name, value in self.changes.items()]
+        return "_".join(([self.variant] if self.variant else []) + changes)
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -119,9 +129,60 @@ class RunConfig:
                  "--model", self.model, "--epochs", str(self.epochs), "--seed", str(self.seed)]
         if self.variant:
             parts += ["--variant", self.variant]
-        if self.window_by_hand:
-            parts += ["--window", str(self.window)]
+        for name, value in self.changes.items():
+            parts += ["--set", f"{name}={_format_setting(value)}"]
         return shlex.join(parts)
+
+
+#: RunConfig fields that never enter a run's recipe label: the name spells out the run's
+#: identity, the limits only shrink quick (test) runs, and the log interval changes no result.
+UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "train_limit", "test_limit",
+                            "log_interval"})
+
+
+def _change_label(name: str, value: object) -> str:
+    name = name.replace("_", "-")
+    if value is True:
+        return name
+    if value is False:
+        return f"no-{name}"
+    return f"{name}-{_format_setting(value)}"
+
+
+def _format_setting(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "none" if value is None else str(value)
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``"window=28"`` → ``("window", 28)``: one RunConfig field set by hand on the command
+    line (``--set``), its value converted to the field's type (``none`` for None, ``true`` /
+    ``false`` for booleans). Raises ValueError with the settable fields for anything else."""
+    settable = {field.name: str(field.type) for field in fields(RunConfig)
+                if field.name not in {"dataset", "model", "epochs", "seed", "variant"}}
+    name, equals, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    if not equals or name not in settable:
+        raise ValueError(f"expected FIELD=VALUE with FIELD one of {', '.join(settable)}; got {text!r}")
+    kind = settable[name]
+    if raw.lower() == "none":
+        if "None" not in kind:
+            raise ValueError(f"{name} cannot be none")
+        return name, None
+    base = kind.split("|")[0].strip()
+    try:
+        if base == "bool":
+            value = {"true": True, "false": False}[raw.lower()]
+        elif base == "int":
+            value = int(raw)
+        elif base == "float":
+            value = float(raw)
+        else:
+            value = raw
+    except (KeyError, ValueError):
+        raise ValueError(f"{name} takes a{'n' if base == 'int' else ''} {base}, got {raw!r}") from None
+    return name, value
 
 
 #: where the "final-drop" schedule divides the learning rate by 10, as a fraction of training
@@ -148,7 +209,14 @@ VARIANTS: dict[str, dict] = {
 
 
 def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "") -> RunConfig:
-    """The course's recipe for a dataset and model.
+    """The course's recipe for a dataset and model (:func:`recipe_config`), shrunk by
+    :func:`quick_config` in quick (test) mode."""
+    config = recipe_config(dataset, model, epochs, seed, variant)
+    return quick_config(config) if is_quick() else config
+
+
+def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "") -> RunConfig:
+    """The course's recipe for a dataset and model, whatever the mode.
 
     * The CIFAR-10 networks of the course material (``cifar-net-a``, ``cifar-net-b``) train
       like the PyTorch STN tutorial: plain SGD, lr 0.01, batch 64, no schedule, no clipping
@@ -159,7 +227,7 @@ def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant
     * Everything else: AdamW with a one-cycle schedule.
 
     Elsewhere transformers' localisation networks train at a tenth of the learning rate,
-    with gradient clipping (norm 5). In quick (test) mode the run is shrunk by :func:`quick_config`.
+    with gradient clipping (norm 5).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
@@ -176,7 +244,7 @@ def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant
                          weight_decay=5e-4, label_smoothing=0.1, channels_last=True, log_interval=100)
     if variant:
         config = replace(config, **VARIANTS[variant], variant=variant)
-    return quick_config(config) if is_quick() else config
+    return config
 
 
 def quick_config(config: RunConfig) -> RunConfig:
@@ -252,7 +320,7 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, **fit_options)
+        seed=config.seed, **{"amp": config.amp, **fit_options})
     only_loaded = experiment.history.trained_now == 0
     if only_loaded and replay_log:
         print_log(experiment.history)
@@ -497,8 +565,13 @@ def table1_block(folder: Path | None = None) -> str:
     return distorted_mnist_table(load_run_results(folder))
 
 
-README_BLOCKS = {"table1": table1_block, "results": results_table, "benchmark": sampler_benchmark_table,
-                 "pipeline": pipeline_benchmark_table}
+def mixed_precision_block(folder: Path | None = None) -> str:
+    """The README's copy of :func:`mixed_precision_table`, from ``results/*.json``."""
+    return mixed_precision_table(load_run_results(folder))
+
+
+README_BLOCKS = {"table1": table1_block, "amp": mixed_precision_block, "results": results_table,
+                 "benchmark": sampler_benchmark_table, "pipeline": pipeline_benchmark_table}
 
 
 def update_readme_results(readme: Path | None = None) -> None:
@@ -522,19 +595,26 @@ PAPER_TABLE1 = {
     "st-cnn-tps": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
 }
 TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": "elastic-mnist", "TC": "clutter-mnist"}
-#: Table 1's rows: (model, variant). A variant row holds the runs of that named change to the
-#: default recipe, beside the paper's figures for the same model.
-TABLE1_ROWS = [("cnn", ""), ("st-cnn-aff", ""), ("st-cnn-aff", "full-localisation-lr"),
-               ("st-cnn-aff", "window-28"), ("st-cnn-proj", ""), ("st-cnn-tps", "")]
+#: Table 1's rows: (model, recipe label, see :attr:`RunConfig.recipe`). A row other than the
+#: default holds the runs of that change to the recipe, beside the paper's figures for the same model.
+TABLE1_ROWS = [("cnn", ""), ("cnn", "amp"), ("st-cnn-aff", ""), ("st-cnn-aff", "amp"),
+               ("st-cnn-aff", "full-localisation-lr"), ("st-cnn-aff", "full-localisation-lr_amp"),
+               ("st-cnn-aff", "window-28"), ("st-cnn-aff", "window-28_amp"), ("st-cnn-proj", ""), ("st-cnn-tps", "")]
+
+
+def config_of(record: dict) -> RunConfig:
+    """The :class:`RunConfig` of a results record (fields added since it was written take their defaults)."""
+    known = {field.name for field in fields(RunConfig)}
+    return RunConfig(**{key: value for key, value in record["config"].items() if key in known})
 
 
 def latest_results(records: list[dict]) -> dict[tuple[str, str, str], dict]:
-    """The most recent finished record for each (dataset, model, variant); variant ``""`` is
-    the default recipe."""
+    """The most recent finished record for each (dataset, model, recipe label); the label
+    (:attr:`RunConfig.recipe`) is ``""`` for the default recipe."""
     latest: dict[tuple[str, str, str], dict] = {}
     for record in sorted(records, key=lambda r: r["finished_at"]):
-        config = record["config"]
-        latest[(config["dataset"], config["model"], config.get("variant", ""))] = record
+        config = config_of(record)
+        latest[(config.dataset, config.model, config.recipe)] = record
     return latest
 
 
@@ -547,14 +627,35 @@ def distorted_mnist_table(records: list[dict]) -> str:
     latest = latest_results(records)
     header = "| model | " + " | ".join(TABLE1_COLUMNS) + " |"
     lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
-    for model, variant in TABLE1_ROWS:
+    for model, recipe in TABLE1_ROWS:
         paper = PAPER_TABLE1[model]
         cells = []
         for column, dataset in TABLE1_COLUMNS.items():
-            record = latest.get((dataset, model, variant))
+            record = latest.get((dataset, model, recipe))
             ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
                     f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
             cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
-        row = f"{model} ({variant})" if variant else model
+        row = f"{model} ({recipe.replace('_', ', ')})" if recipe else model
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mixed_precision_table(records: list[dict]) -> str:
+    """Each mixed-precision run (``amp=True``) beside the latest run of the same recipe
+    without it, as Markdown: median seconds per epoch of each, their ratio, and both errors."""
+    latest = latest_results(records)
+    lines = ["| dataset | model | recipe | s/epoch without → with amp | speed-up | test error without → with amp |",
+             "|---|---|---|---|---|---|"]
+    for (dataset, model, recipe), record in sorted(latest.items()):
+        config = config_of(record)
+        if config.amp is not True:
+            continue
+        base = latest.get((dataset, model, replace(config, amp=None).recipe))
+        if base is None:
+            continue
+        seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
+        lines.append(f"| {dataset} | {model} | {replace(config, amp=None).recipe or 'default'} "
+                     f"| {seconds[0]:.0f} → {seconds[1]:.0f} | **{seconds[0] / seconds[1]:.2f}x** "
+                     f"| {base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
+                     f"{record['test_error_percent']:.2f}% ({record['epochs']} ep) |")
     return "\n".join(lines)

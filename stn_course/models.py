@@ -137,6 +137,9 @@ class SpatialTransformer(nn.Module):
         padding_mode: ``grid_sample`` padding for samples outside the input.
         tps_grid_size: control points per side for TPS (4 gives the paper's 16).
 
+    Under mixed precision (``torch.autocast``) the localisation network runs in the low
+    precision; the parameters, grid and sampling are float32, and so is the output.
+
     After each forward, ``last_theta`` (parameters, detached) and ``last_grid``
     (``(N, H_out, W_out, 2)``, detached) hold what was used, for plotting.
     """
@@ -204,11 +207,14 @@ class SpatialTransformer(nn.Module):
         """Returns ``(output (N, C, H_out, W_out), params (N, P), grid (N, H_out, W_out, 2))``."""
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
-        params = self.localisation(x)
+        params = _full_precision(self.localisation(x))
         height, width = self.out_size or x.shape[-2:]
-        grid = self.grid(params, torch.Size((x.shape[0], x.shape[1], height, width)))
-        output = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode,
-                               align_corners=self.align_corners)
+        # Geometry stays in float32 under mixed precision: bfloat16 numbers just below 1 are
+        # 1/256 apart, so grid coordinates would be off by up to 0.06 px on a 60-pixel canvas.
+        with torch.autocast(x.device.type, enabled=False):
+            grid = self.grid(params, torch.Size((x.shape[0], x.shape[1], height, width)))
+            output = F.grid_sample(_full_precision(x), grid, mode="bilinear", padding_mode=self.padding_mode,
+                                   align_corners=self.align_corners)
         return output, params, grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,6 +225,11 @@ class SpatialTransformer(nn.Module):
     def extra_repr(self) -> str:
         return (f"transform={self.transform!r}, out_size={self.out_size}, "
                 f"align_corners={self.align_corners}, padding_mode={self.padding_mode!r}")
+
+
+def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """float16 / bfloat16 → float32; float32 and float64 unchanged."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
 def _flat_size(module: nn.Module, input_shape: Sequence[int]) -> int:

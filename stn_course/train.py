@@ -138,7 +138,10 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         on_step: ``on_step(global_step, model)`` after every optimiser step (and once
             with step 0 before training), e.g. to record θ during training.
         progress: show a tqdm bar; default: not in quick mode.
-        amp: mixed precision on CUDA; default: on when the model is on CUDA.
+        amp: mixed precision: float16 with loss scaling on CUDA, bfloat16 on the CPU (about
+            twice as fast on CPUs with native bfloat16, e.g. AVX-512 BF16 or AMX; slower on
+            others); default: on when the model is on CUDA. Spatial transformers keep their
+            sampling in float32 (see :class:`~stn_course.models.SpatialTransformer`).
         stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
     Returns:
         the :class:`History` of all epochs, resumed ones included.
@@ -148,7 +151,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
     device = next(model.parameters()).device
     amp = device.type == "cuda" if amp is None else amp
     progress = not is_quick() if progress is None else progress
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    # bfloat16 has float32's range, so only float16 (CUDA) needs the loss scaled
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     history, start_epoch = History(), 1
     checkpoint = Path(checkpoint) if checkpoint is not None else None
 
@@ -181,7 +186,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
                    disable=not progress)
         for batch_index, (images, labels) in enumerate(bar):
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, enabled=amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 loss = F.cross_entropy(model(images), labels, label_smoothing=label_smoothing)
             if not math.isfinite(loss.item()):
                 raise ThetaDivergedError(

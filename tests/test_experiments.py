@@ -1,5 +1,5 @@
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -59,13 +59,42 @@ def test_no_augment_variant_trains_on_plain_images():
 def test_window_variant_trains_an_st_cnn_that_samples_a_smaller_window():
     config = experiments.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28")
     assert config.name == "rts-mnist_st-cnn-aff_e1_s0_window-28" and config.localisation_lr_scale == 1.0
-    assert replace(config, window=20).name == "rts-mnist_st-cnn-aff_e1_s0_window-28_w20"
-    assert replace(config, variant="", window=28).name == "rts-mnist_st-cnn-aff_e1_s0_w28", \
-        "a window set by hand gets its own checkpoint"
-    assert replace(config, variant="", window=28).command().endswith("--epochs 1 --seed 0 --window 28")
+    assert replace(config, window=20).name == "rts-mnist_st-cnn-aff_e1_s0_window-28_window-20"
     experiment = experiments.run_experiment(config, save=False, use_checkpoints=False)
     assert experiment.model.transformer.out_size == (28, 28)
     assert experiment.history.epochs == 1 and 0 <= experiment.history.test_accuracy[0] <= 1
+
+
+def test_every_setting_changed_by_hand_names_the_run_and_its_command():
+    config = experiments.default_config("rts-mnist", "st-cnn-aff", 8)
+    assert config.recipe == "" and config.name == "rts-mnist_st-cnn-aff_e1_s0", "quick-mode limits name nothing"
+    changed = replace(config, window=28, amp=True, lr=0.001, max_grad_norm=None, augment=False)
+    assert changed.changes == {"lr": 0.001, "max_grad_norm": None, "augment": False, "window": 28, "amp": True}
+    assert changed.name == ("rts-mnist_st-cnn-aff_e1_s0_lr-0.001_max-grad-norm-none_no-augment_window-28_amp")
+    assert changed.command().endswith("--seed 0 --set lr=0.001 --set max_grad_norm=none --set augment=false "
+                                      "--set window=28 --set amp=true")
+    # what a variant sets is part of its recipe; only settings beyond it name the run
+    variant = experiments.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28")
+    assert replace(variant, amp=True).recipe == "window-28_amp"
+    assert replace(config, **dict(map(experiments.parse_setting, changed.command().split(" --set ")[1:]))) == changed, \
+        "the command's settings read back to the same run"
+
+
+def test_settings_are_parsed_to_their_fields_types():
+    parse = experiments.parse_setting
+    assert parse("window=28") == ("window", 28) and parse("amp=True") == ("amp", True)
+    assert parse("lr=2e-3") == ("lr", 0.002) and parse("max_grad_norm=none") == ("max_grad_norm", None)
+    assert parse("schedule=constant") == ("schedule", "constant")
+    for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"),
+                          ("window=big", "takes an int"), ("amp=maybe", "takes a bool"), ("lr=none", "cannot be none")]:
+        with pytest.raises(ValueError, match=message):
+            parse(text)
+
+
+def test_command_line_refuses_a_bad_setting(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "rts-mnist", "--set", "window=big"])
+    assert "--set: window takes an int, got 'big'" in capsys.readouterr().err
 
 
 def test_unknown_names_are_refused():
@@ -110,8 +139,9 @@ def test_command_line_rejects_bad_arguments(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def _record(dataset, model, accuracy, finished_at="2026-11-22T01:00:00+0000"):
-    return {"name": f"{dataset}_{model}", "config": {"dataset": dataset, "model": model},
+def _record(dataset, model, accuracy, finished_at="2026-11-22T01:00:00+0000", variant="", **changes):
+    config = replace(experiments.recipe_config(dataset, model, 8, variant=variant), **changes)
+    return {"name": config.name, "config": asdict(config),
             "test_accuracy": accuracy, "test_error_percent": round(100 * (1 - accuracy), 3),
             "epochs": 8, "seconds_total": 600.0, "finished_at": finished_at}
 
@@ -120,8 +150,7 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
     records = [_record("rts-mnist", "st-cnn-aff", 0.9, "2026-11-22T01:00:00+0000"),
                _record("rts-mnist", "st-cnn-aff", 0.99, "2026-11-22T02:00:00+0000"),
                _record("rot-mnist", "cnn", 0.985)]
-    variant = _record("rts-mnist", "st-cnn-aff", 0.999, "2026-11-22T03:00:00+0000")
-    variant["config"]["variant"] = "full-localisation-lr"
+    variant = _record("rts-mnist", "st-cnn-aff", 0.999, "2026-11-22T03:00:00+0000", variant="full-localisation-lr")
     table = experiments.distorted_mnist_table(records + [variant]).splitlines()
     assert table[0] == "| model | R | RTS | P | E | TC |"
     cnn = next(line for line in table if line.startswith("| cnn |")).split(" | ")
@@ -131,6 +160,26 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
     full_rate = next(line for line in table if line.startswith("| st-cnn-aff (full-localisation-lr) |")).split(" | ")
     assert full_rate[2] == "**0.10** (8 ep, 10 min) / 0.5" and full_rate[1] == "— / 0.7", \
         "a variant's runs get a row of their own, beside the paper's figures for the model"
+
+
+def test_table1_keeps_runs_with_settings_changed_by_hand_apart(monkeypatch):
+    by_hand = _record("rts-mnist", "st-cnn-aff", 0.999, "2026-11-22T03:00:00+0000", variant="window-28", amp=True)
+    monkeypatch.setattr(experiments, "TABLE1_ROWS", [("st-cnn-aff", ""), ("st-cnn-aff", "window-28_amp")])
+    table = experiments.distorted_mnist_table([_record("rts-mnist", "st-cnn-aff", 0.99), by_hand]).splitlines()
+    assert table[2].startswith("| st-cnn-aff | — / 0.7 | **1.00** (8 ep, 10 min) / 0.5 |"), \
+        "a later run with a setting changed by hand does not replace the default recipe's"
+    assert table[3].startswith("| st-cnn-aff (window-28, amp) | — / 0.7 | **0.10** (8 ep, 10 min) / 0.5 |")
+
+
+def test_mixed_precision_table_pairs_each_amp_run_with_its_recipe_without_it():
+    fp32 = {**_record("rot-mnist", "st-cnn-aff", 0.99, variant="full-localisation-lr"), "seconds_per_epoch": [50, 40, 60]}
+    other = {**_record("rot-mnist", "cnn", 0.98), "seconds_per_epoch": [10]}
+    amp = {**_record("rot-mnist", "st-cnn-aff", 0.995, variant="full-localisation-lr", amp=True),
+           "seconds_per_epoch": [30, 20, 25, 25]}
+    lonely = {**_record("proj-mnist", "st-cnn-aff", 0.99, amp=True), "seconds_per_epoch": [20]}
+    lines = experiments.mixed_precision_table([fp32, other, amp, lonely]).splitlines()
+    assert lines[2:] == ["| rot-mnist | st-cnn-aff | full-localisation-lr | 50 → 25 | **2.00x** "
+                         "| 1.00% (8 ep) → 0.50% (8 ep) |"], "a run without its float32 twin is left out"
 
 
 def test_results_table_lists_every_training_result(tmp_path):

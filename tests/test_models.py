@@ -153,6 +153,21 @@ def test_downsampling_output_size():
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
 
 
+@pytest.mark.parametrize("transform", ["affine", "projective", "tps"])
+def test_geometry_stays_float32_under_mixed_precision(transform):
+    torch.manual_seed(0)
+    st = SpatialTransformer(localisation_net((1, 28, 28), {"affine": 6, "projective": 8, "tps": 32}[transform]),
+                            transform=transform)
+    nn.init.normal_(st.localisation[-1].weight, std=0.05)  # away from the identity
+    x = torch.rand(3, 1, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, params, grid = st.transform_input(x)
+    assert output.dtype == params.dtype == grid.dtype == torch.float32
+    # the grid is exactly the float32 grid of the (bfloat16-computed) parameters
+    torch.testing.assert_close(grid, st.grid(params, torch.Size((3, 1, 28, 28))), rtol=0, atol=0)
+    assert (params - st.transform_input(x)[1]).abs().max() < 0.05, "bfloat16 θ close to float32 θ"
+
+
 def test_sampling_happens_before_normalisation():
     """A zoom-out pads with 0 = black in [0, 1] input, i.e. with MNIST's own background."""
     theta = torch.tensor([[2.0, 0.0, 0.0, 0.0, 2.0, 0.0]])

@@ -52,6 +52,18 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert straight.test_accuracy[-1] > 0.9
 
 
+def test_mixed_precision_on_the_cpu_trains_in_bfloat16_and_keeps_float32_weights(tmp_path):
+    model, optimizer, scheduler, loaders = _setup()
+    seen = set()
+    model.classifier.features[0].register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+    model.transformer.register_forward_hook(lambda module, inputs, output: seen.add(("transformer", output.dtype)))
+    history = _fit(model, optimizer, scheduler, loaders, tmp_path / "amp.pt", amp=True)
+    assert torch.bfloat16 in seen, "the classifier's convolutions ran in bfloat16 while training"
+    assert ("transformer", torch.bfloat16) not in seen, "the transformer's output stays float32"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert history.test_accuracy[-1] > 0.9
+
+
 def test_finished_checkpoint_is_loaded_not_retrained(tmp_path, capsys):
     trained = _setup()
     _fit(*trained, tmp_path / "run.pt")
