@@ -138,9 +138,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         on_step: ``on_step(global_step, model)`` after every optimiser step (and once
             with step 0 before training), e.g. to record θ during training.
         progress: show a tqdm bar; default: not in quick mode.
-        amp: mixed precision: float16 with loss scaling on CUDA, bfloat16 on the CPU (about
-            twice as fast on CPUs with native bfloat16, e.g. AVX-512 BF16 or AMX; slower on
-            others); default: on when the model is on CUDA. Spatial transformers keep their
+        amp: mixed precision: float16 with loss scaling on CUDA, bfloat16 on the CPU (faster
+            on CPUs with native bfloat16, e.g. AVX-512 BF16 or AMX, slower on others);
+            default: on when the model is on CUDA. Spatial transformers keep their
             sampling in float32 (see :class:`~stn_course.models.SpatialTransformer`).
         stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
     Returns:
