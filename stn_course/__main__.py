@@ -6,7 +6,7 @@
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
 after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json``, the recipe label
-naming the variant and every setting changed with ``--set`` (e.g. ``_window-28_amp``).
+naming the variant and every setting changed with ``--set`` (e.g. ``_window-28_amp=true``).
 """
 from __future__ import annotations
 

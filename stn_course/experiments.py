@@ -117,9 +117,9 @@ class RunConfig:
 
     @property
     def recipe(self) -> str:
-        """The recipe's label: the variant, then each change set by hand, e.g.
-        ``"window-28_amp"``; ``""`` for the default recipe. Two runs with different settings
-        never share a label, so never a checkpoint or a results file."""
+        """The recipe's label: the variant, then each change set by hand as ``field=value``,
+        e.g. ``"full-localisation-lr_amp=true"``; ``""`` for the default recipe. Two runs with
+        different settings never share a label, so never a checkpoint or a results file."""
         changes = [_change_label(name, value) for name, value in self.changes.items()]
         return "_".join(([self.variant] if self.variant else []) + changes)
 
@@ -141,12 +141,8 @@ UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "tr
 
 
 def _change_label(name: str, value: object) -> str:
-    name = name.replace("_", "-")
-    if value is True:
-        return name
-    if value is False:
-        return f"no-{name}"
-    return f"{name}-{_format_setting(value)}"
+    # as on the command line: "=" never appears in a variant's name, so the two cannot clash
+    return f"{name}={_format_setting(value)}"
 
 
 def _format_setting(value: object) -> str:
@@ -597,9 +593,10 @@ PAPER_TABLE1 = {
 TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": "elastic-mnist", "TC": "clutter-mnist"}
 #: Table 1's rows: (model, recipe label, see :attr:`RunConfig.recipe`). A row other than the
 #: default holds the runs of that change to the recipe, beside the paper's figures for the same model.
-TABLE1_ROWS = [("cnn", ""), ("cnn", "amp"), ("st-cnn-aff", ""), ("st-cnn-aff", "amp"),
-               ("st-cnn-aff", "full-localisation-lr"), ("st-cnn-aff", "full-localisation-lr_amp"),
-               ("st-cnn-aff", "window-28"), ("st-cnn-proj", ""), ("st-cnn-tps", "")]
+TABLE1_ROWS = [("cnn", ""), ("cnn", "amp=true"), ("st-cnn-aff", ""), ("st-cnn-aff", "amp=true"),
+               ("st-cnn-aff", "full-localisation-lr"), ("st-cnn-aff", "full-localisation-lr_amp=true"),
+               ("st-cnn-aff", "window-28"), ("st-cnn-aff", "window-28_amp=true"), ("st-cnn-proj", ""),
+               ("st-cnn-tps", "")]
 
 
 def config_of(record: dict) -> RunConfig:

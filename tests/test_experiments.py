@@ -59,7 +59,10 @@ def test_no_augment_variant_trains_on_plain_images():
 def test_window_variant_trains_an_st_cnn_that_samples_a_smaller_window():
     config = experiments.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28")
     assert config.name == "rts-mnist_st-cnn-aff_e1_s0_window-28" and config.localisation_lr_scale == 1.0
-    assert replace(config, window=20).name == "rts-mnist_st-cnn-aff_e1_s0_window-28_window-20"
+    assert replace(config, window=20).name == "rts-mnist_st-cnn-aff_e1_s0_window-28_window=20"
+    by_hand = replace(experiments.default_config("rts-mnist", "st-cnn-aff", 8), window=28)
+    assert by_hand.name == "rts-mnist_st-cnn-aff_e1_s0_window=28" != config.name, \
+        "a window set by hand (at a tenth of the localisation rate) is not the window-28 variant's run"
     experiment = experiments.run_experiment(config, save=False, use_checkpoints=False)
     assert experiment.model.transformer.out_size == (28, 28)
     assert experiment.history.epochs == 1 and 0 <= experiment.history.test_accuracy[0] <= 1
@@ -70,12 +73,12 @@ def test_every_setting_changed_by_hand_names_the_run_and_its_command():
     assert config.recipe == "" and config.name == "rts-mnist_st-cnn-aff_e1_s0", "quick-mode limits name nothing"
     changed = replace(config, window=28, amp=True, lr=0.001, max_grad_norm=None, augment=False)
     assert changed.changes == {"lr": 0.001, "max_grad_norm": None, "augment": False, "window": 28, "amp": True}
-    assert changed.name == ("rts-mnist_st-cnn-aff_e1_s0_lr-0.001_max-grad-norm-none_no-augment_window-28_amp")
+    assert changed.name == ("rts-mnist_st-cnn-aff_e1_s0_lr=0.001_max_grad_norm=none_augment=false_window=28_amp=true")
     assert changed.command().endswith("--seed 0 --set lr=0.001 --set max_grad_norm=none --set augment=false "
                                       "--set window=28 --set amp=true")
     # what a variant sets is part of its recipe; only settings beyond it name the run
     variant = experiments.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28")
-    assert replace(variant, amp=True).recipe == "window-28_amp"
+    assert replace(variant, amp=True).recipe == "window-28_amp=true"
     assert replace(config, **dict(map(experiments.parse_setting, changed.command().split(" --set ")[1:]))) == changed, \
         "the command's settings read back to the same run"
 
@@ -164,11 +167,11 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
 
 def test_table1_keeps_runs_with_settings_changed_by_hand_apart(monkeypatch):
     by_hand = _record("rts-mnist", "st-cnn-aff", 0.999, "2026-11-22T03:00:00+0000", variant="window-28", amp=True)
-    monkeypatch.setattr(experiments, "TABLE1_ROWS", [("st-cnn-aff", ""), ("st-cnn-aff", "window-28_amp")])
+    monkeypatch.setattr(experiments, "TABLE1_ROWS", [("st-cnn-aff", ""), ("st-cnn-aff", "window-28_amp=true")])
     table = experiments.distorted_mnist_table([_record("rts-mnist", "st-cnn-aff", 0.99), by_hand]).splitlines()
     assert table[2].startswith("| st-cnn-aff | — / 0.7 | **1.00** (8 ep, 10 min) / 0.5 |"), \
         "a later run with a setting changed by hand does not replace the default recipe's"
-    assert table[3].startswith("| st-cnn-aff (window-28, amp) | — / 0.7 | **0.10** (8 ep, 10 min) / 0.5 |")
+    assert table[3].startswith("| st-cnn-aff (window-28, amp=true) | — / 0.7 | **0.10** (8 ep, 10 min) / 0.5 |")
 
 
 def test_mixed_precision_table_pairs_each_amp_run_with_its_recipe_without_it():
