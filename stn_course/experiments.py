@@ -103,8 +103,8 @@ class RunConfig:
     @property
     def name(self) -> str:
         """``<dataset>_<model>_e<epochs>_s<seed>`` and, unless it is the default, ``_<recipe>``."""
-        name = f"{self.dataset}_{self.model}_e{self.epochs}_s{self.seed}"
-        return f"{name}_{self.recipe}" if self.recipe else name
+        name, recipe = f"{self.dataset}_{self.model}_e{self.epochs}_s{self.seed}", self.recipe
+        return f"{name}_{recipe}" if recipe else name
 
     @property
     def changes(self) -> dict[str, object]:
@@ -120,8 +120,7 @@ class RunConfig:
         """The recipe's label: the variant, then each change set by hand as ``field=value``,
         e.g. ``"full-localisation-lr_amp=true"``; ``""`` for the default recipe. Two runs with
         different settings never share a label, so never a checkpoint or a results file."""
-        changes = [_change_label(name, value) for name, value in self.changes.items()]
-        return "_".join(([self.variant] if self.variant else []) + changes)
+        return "_".join(recipe_parts(self.variant, self.changes))
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -140,9 +139,12 @@ UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "tr
                             "log_interval"})
 
 
-def _change_label(name: str, value: object) -> str:
-    # as on the command line: "=" never appears in a variant's name, so the two cannot clash
-    return f"{name}={_format_setting(value)}"
+def recipe_parts(variant: str = "", changes: dict[str, object] | None = None) -> list[str]:
+    """The parts of a recipe's label (:attr:`RunConfig.recipe`): the variant, then each change
+    as ``field=value``, as on the command line (``=`` never occurs in a variant's name, so a
+    change can never pass for a variant)."""
+    changes = changes or {}
+    return ([variant] if variant else []) + [f"{name}={_format_setting(value)}" for name, value in changes.items()]
 
 
 def _format_setting(value: object) -> str:
@@ -155,8 +157,8 @@ def parse_setting(text: str) -> tuple[str, object]:
     """``"window=28"`` → ``("window", 28)``: one RunConfig field set by hand on the command
     line (``--set``), its value converted to the field's type (``none`` for None, ``true`` /
     ``false`` for booleans). Raises ValueError with the settable fields for anything else."""
-    settable = {field.name: str(field.type) for field in fields(RunConfig)
-                if field.name not in {"dataset", "model", "epochs", "seed", "variant"}}
+    # only fields that name a run: a setting the name did not show would share another run's checkpoint
+    settable = {field.name: str(field.type) for field in fields(RunConfig) if field.name not in UNNAMED_FIELDS}
     name, equals, raw = text.partition("=")
     name, raw = name.strip(), raw.strip()
     if not equals or name not in settable:
@@ -591,12 +593,13 @@ PAPER_TABLE1 = {
     "st-cnn-tps": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
 }
 TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": "elastic-mnist", "TC": "clutter-mnist"}
-#: Table 1's rows: (model, recipe label, see :attr:`RunConfig.recipe`). A row other than the
-#: default holds the runs of that change to the recipe, beside the paper's figures for the same model.
-TABLE1_ROWS = [("cnn", ""), ("cnn", "amp=true"), ("st-cnn-aff", ""), ("st-cnn-aff", "amp=true"),
-               ("st-cnn-aff", "full-localisation-lr"), ("st-cnn-aff", "full-localisation-lr_amp=true"),
-               ("st-cnn-aff", "window-28"), ("st-cnn-aff", "window-28_amp=true"), ("st-cnn-proj", ""),
-               ("st-cnn-tps", "")]
+#: Table 1's rows: (model, variant, settings changed by hand). A row other than the default holds
+#: the runs of that change to the recipe, beside the paper's figures for the same model.
+TABLE1_ROWS: list[tuple[str, str, dict]] = [
+    ("cnn", "", {}), ("cnn", "", {"amp": True}), ("st-cnn-aff", "", {}), ("st-cnn-aff", "", {"amp": True}),
+    ("st-cnn-aff", "full-localisation-lr", {}), ("st-cnn-aff", "full-localisation-lr", {"amp": True}),
+    ("st-cnn-aff", "window-28", {}), ("st-cnn-aff", "window-28", {"amp": True}),
+    ("st-cnn-proj", "", {}), ("st-cnn-tps", "", {})]
 
 
 def config_of(record: dict) -> RunConfig:
@@ -624,15 +627,16 @@ def distorted_mnist_table(records: list[dict]) -> str:
     latest = latest_results(records)
     header = "| model | " + " | ".join(TABLE1_COLUMNS) + " |"
     lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
-    for model, recipe in TABLE1_ROWS:
+    for model, variant, changes in TABLE1_ROWS:
         paper = PAPER_TABLE1[model]
+        parts = recipe_parts(variant, changes)
         cells = []
         for column, dataset in TABLE1_COLUMNS.items():
-            record = latest.get((dataset, model, recipe))
+            record = latest.get((dataset, model, "_".join(parts)))
             ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
                     f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
             cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
-        row = f"{model} ({recipe.replace('_', ', ')})" if recipe else model
+        row = f"{model} ({', '.join(parts)})" if parts else model
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -647,11 +651,12 @@ def mixed_precision_table(records: list[dict]) -> str:
         config = config_of(record)
         if config.amp is not True:
             continue
-        base = latest.get((dataset, model, replace(config, amp=None).recipe))
+        base_recipe = replace(config, amp=None).recipe
+        base = latest.get((dataset, model, base_recipe))
         if base is None:
             continue
         seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
-        lines.append(f"| {dataset} | {model} | {replace(config, amp=None).recipe or 'default'} "
+        lines.append(f"| {dataset} | {model} | {base_recipe or 'default'} "
                      f"| {seconds[0]:.0f} → {seconds[1]:.0f} | **{seconds[0] / seconds[1]:.2f}x** "
                      f"| {base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
                      f"{record['test_error_percent']:.2f}% ({record['epochs']} ep) |")

@@ -88,7 +88,7 @@ def test_settings_are_parsed_to_their_fields_types():
     assert parse("window=28") == ("window", 28) and parse("amp=True") == ("amp", True)
     assert parse("lr=2e-3") == ("lr", 0.002) and parse("max_grad_norm=none") == ("max_grad_norm", None)
     assert parse("schedule=constant") == ("schedule", "constant")
-    for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"),
+    for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"), ("train_limit=100", "FIELD=VALUE"),
                           ("window=big", "takes an int"), ("amp=maybe", "takes a bool"), ("lr=none", "cannot be none")]:
         with pytest.raises(ValueError, match=message):
             parse(text)
@@ -167,7 +167,7 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
 
 def test_table1_keeps_runs_with_settings_changed_by_hand_apart(monkeypatch):
     by_hand = _record("rts-mnist", "st-cnn-aff", 0.999, "2026-11-22T03:00:00+0000", variant="window-28", amp=True)
-    monkeypatch.setattr(experiments, "TABLE1_ROWS", [("st-cnn-aff", ""), ("st-cnn-aff", "window-28_amp=true")])
+    monkeypatch.setattr(experiments, "TABLE1_ROWS", [("st-cnn-aff", "", {}), ("st-cnn-aff", "window-28", {"amp": True})])
     table = experiments.distorted_mnist_table([_record("rts-mnist", "st-cnn-aff", 0.99), by_hand]).splitlines()
     assert table[2].startswith("| st-cnn-aff | — / 0.7 | **1.00** (8 ep, 10 min) / 0.5 |"), \
         "a later run with a setting changed by hand does not replace the default recipe's"
