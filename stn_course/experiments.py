@@ -563,12 +563,12 @@ def table1_block(folder: Path | None = None) -> str:
     return distorted_mnist_table(load_run_results(folder))
 
 
-def mixed_precision_block(folder: Path | None = None) -> str:
-    """The README's copy of :func:`mixed_precision_table`, from ``results/*.json``."""
-    return mixed_precision_table(load_run_results(folder))
+def speed_block(folder: Path | None = None) -> str:
+    """The README's copy of :func:`speed_table`, from ``results/*.json``."""
+    return speed_table(load_run_results(folder))
 
 
-README_BLOCKS = {"table1": table1_block, "amp": mixed_precision_block, "results": results_table,
+README_BLOCKS = {"table1": table1_block, "speed": speed_block, "results": results_table,
                  "benchmark": sampler_benchmark_table, "pipeline": pipeline_benchmark_table}
 
 
@@ -598,7 +598,9 @@ TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": 
 TABLE1_ROWS: list[tuple[str, str, dict]] = [
     ("cnn", "", {}), ("cnn", "", {"amp": True}), ("st-cnn-aff", "", {}), ("st-cnn-aff", "", {"amp": True}),
     ("st-cnn-aff", "full-localisation-lr", {}), ("st-cnn-aff", "full-localisation-lr", {"amp": True}),
+    ("st-cnn-aff", "full-localisation-lr", {"channels_last": True, "amp": True}),
     ("st-cnn-aff", "window-28", {}), ("st-cnn-aff", "window-28", {"amp": True}),
+    ("st-cnn-aff", "window-28", {"channels_last": True, "amp": True}),
     ("st-cnn-proj", "", {}), ("st-cnn-tps", "", {})]
 
 
@@ -629,34 +631,44 @@ def distorted_mnist_table(records: list[dict]) -> str:
     lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
     for model, variant, changes in TABLE1_ROWS:
         paper = PAPER_TABLE1[model]
-        parts = recipe_parts(variant, changes)
         cells = []
         for column, dataset in TABLE1_COLUMNS.items():
-            record = latest.get((dataset, model, "_".join(parts)))
+            # the label as the run's name spells it (RunConfig.recipe), whatever the order of the row's settings
+            config = replace(recipe_config(dataset, model, 1, variant=variant), **changes)
+            record = latest.get((dataset, model, config.recipe))
             ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
                     f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
             cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
+        parts = recipe_parts(variant, config.changes)
         row = f"{model} ({', '.join(parts)})" if parts else model
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def mixed_precision_table(records: list[dict]) -> str:
-    """Each mixed-precision run (``amp=True``) beside the latest run of the same recipe
-    without it, as Markdown: median seconds per epoch of each, their ratio, and both errors."""
+#: RunConfig fields that change how fast a run computes, not what it computes (up to rounding)
+SPEED_FIELDS = ("amp", "channels_last")
+
+
+def speed_table(records: list[dict]) -> str:
+    """Each run that sets a speed field (:data:`SPEED_FIELDS`: bfloat16 mixed precision,
+    channels-last memory format) beside the latest run of the same recipe without any, as
+    Markdown: median seconds per epoch of each, their ratio, and both errors."""
     latest = latest_results(records)
-    lines = ["| dataset | model | recipe | s/epoch without → with amp | speed-up | test error without → with amp |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| dataset | model | recipe | speed settings | s/epoch without → with | speed-up "
+             "| test error without → with |",
+             "|---|---|---|---|---|---|---|"]
     for (dataset, model, recipe), record in sorted(latest.items()):
         config = config_of(record)
-        if config.amp is not True:
+        speed = {name: value for name, value in config.changes.items() if name in SPEED_FIELDS}
+        if not speed:
             continue
-        base_recipe = replace(config, amp=None).recipe
+        plain = recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
+        base_recipe = replace(config, **{name: getattr(plain, name) for name in speed}).recipe
         base = latest.get((dataset, model, base_recipe))
         if base is None:
             continue
         seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
-        lines.append(f"| {dataset} | {model} | {base_recipe or 'default'} "
+        lines.append(f"| {dataset} | {model} | {base_recipe or 'default'} | {', '.join(recipe_parts('', speed))} "
                      f"| {seconds[0]:.0f} → {seconds[1]:.0f} | **{seconds[0] / seconds[1]:.2f}x** "
                      f"| {base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
                      f"{record['test_error_percent']:.2f}% ({record['epochs']} ep) |")

@@ -174,15 +174,28 @@ def test_table1_keeps_runs_with_settings_changed_by_hand_apart(monkeypatch):
     assert table[3].startswith("| st-cnn-aff (window-28, amp=true) | — / 0.7 | **0.10** (8 ep, 10 min) / 0.5 |")
 
 
-def test_mixed_precision_table_pairs_each_amp_run_with_its_recipe_without_it():
+def test_table1_finds_a_row_whatever_the_order_of_its_settings(monkeypatch):
+    run = _record("rts-mnist", "st-cnn-aff", 0.999, variant="window-28", channels_last=True, amp=True)
+    monkeypatch.setattr(experiments, "TABLE1_ROWS", [("st-cnn-aff", "window-28", {"amp": True, "channels_last": True})])
+    table = experiments.distorted_mnist_table([run]).splitlines()
+    assert table[2].startswith("| st-cnn-aff (window-28, channels_last=true, amp=true) | — / 0.7 "
+                               "| **0.10** (8 ep, 10 min) / 0.5 |"), "the row is labelled as the run's name spells it"
+
+
+def test_speed_table_pairs_each_fast_run_with_its_recipe_without_speed_settings():
     fp32 = {**_record("rot-mnist", "st-cnn-aff", 0.99, variant="full-localisation-lr"), "seconds_per_epoch": [50, 40, 60]}
     other = {**_record("rot-mnist", "cnn", 0.98), "seconds_per_epoch": [10]}
     amp = {**_record("rot-mnist", "st-cnn-aff", 0.995, variant="full-localisation-lr", amp=True),
            "seconds_per_epoch": [30, 20, 25, 25]}
+    both = {**_record("rot-mnist", "st-cnn-aff", 0.996, variant="full-localisation-lr", amp=True, channels_last=True),
+            "seconds_per_epoch": [20]}
     lonely = {**_record("proj-mnist", "st-cnn-aff", 0.99, amp=True), "seconds_per_epoch": [20]}
-    lines = experiments.mixed_precision_table([fp32, other, amp, lonely]).splitlines()
-    assert lines[2:] == ["| rot-mnist | st-cnn-aff | full-localisation-lr | 50 → 25 | **2.00x** "
-                         "| 1.00% (8 ep) → 0.50% (8 ep) |"], "a run without its float32 twin is left out"
+    lines = experiments.speed_table([fp32, other, amp, both, lonely]).splitlines()
+    assert lines[2:] == [
+        "| rot-mnist | st-cnn-aff | full-localisation-lr | amp=true | 50 → 25 | **2.00x** "
+        "| 1.00% (8 ep) → 0.50% (8 ep) |",
+        "| rot-mnist | st-cnn-aff | full-localisation-lr | channels_last=true, amp=true | 50 → 20 | **2.50x** "
+        "| 1.00% (8 ep) → 0.40% (8 ep) |"], "each beside the same recipe without speed settings; a run without one is left out"
 
 
 def test_results_table_lists_every_training_result(tmp_path):
