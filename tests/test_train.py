@@ -64,6 +64,23 @@ def test_mixed_precision_on_the_cpu_trains_in_bfloat16_and_keeps_float32_weights
     assert history.test_accuracy[-1] > 0.9
 
 
+def test_channels_last_changes_the_memory_order_not_the_training(tmp_path):
+    plain = _setup()
+    plain_history = _fit(*plain, None)
+    model, optimizer, scheduler, (train_loader, test_loader) = _setup()
+    model = model.to(memory_format=torch.channels_last)
+    loaders = (BatchLoader(_toy_data(128, 1), 32, shuffle=True, seed=3, channels_last=True),
+               BatchLoader(_toy_data(64, 2), 64, channels_last=True))
+    seen = []
+    model.classifier.features[0].register_forward_hook(
+        lambda module, inputs, output: seen.append(output.is_contiguous(memory_format=torch.channels_last)))
+    history = _fit(model, optimizer, scheduler, loaders, None)
+    assert seen and all(seen), "the classifier's convolutions ran on channels-last tensors"
+    assert history.train_loss == pytest.approx(plain_history.train_loss, rel=1e-4)
+    for name, tensor in plain[0].state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5)
+
+
 def test_finished_checkpoint_is_loaded_not_retrained(tmp_path, capsys):
     trained = _setup()
     _fit(*trained, tmp_path / "run.pt")
