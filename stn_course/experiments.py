@@ -143,8 +143,10 @@ def recipe_parts(variant: str = "", changes: dict[str, object] | None = None) ->
     """The parts of a recipe's label (:attr:`RunConfig.recipe`): the variant, then each change
     as ``field=value``, as on the command line (``=`` never occurs in a variant's name, so a
     change can never pass for a variant)."""
-    changes = changes or {}
-    return ([variant] if variant else []) + [f"{name}={_format_setting(value)}" for name, value in changes.items()]
+    # in RunConfig's order of fields, so that the same settings always spell the same label
+    order = [field.name for field in fields(RunConfig)]
+    changes = sorted((changes or {}).items(), key=lambda change: order.index(change[0]))
+    return ([variant] if variant else []) + [f"{name}={_format_setting(value)}" for name, value in changes]
 
 
 def _format_setting(value: object) -> str:
@@ -596,12 +598,12 @@ TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": 
 #: Table 1's rows: (model, variant, settings changed by hand). A row other than the default holds
 #: the runs of that change to the recipe, beside the paper's figures for the same model.
 TABLE1_ROWS: list[tuple[str, str, dict]] = [
-    ("cnn", "", {}), ("cnn", "", {"amp": True}), ("cnn", "", {"channels_last": True, "amp": True}),
+    ("cnn", "", {}), ("cnn", "", {"amp": True}), ("cnn", "", {"amp": True, "channels_last": True}),
     ("st-cnn-aff", "", {}), ("st-cnn-aff", "", {"amp": True}),
     ("st-cnn-aff", "full-localisation-lr", {}), ("st-cnn-aff", "full-localisation-lr", {"amp": True}),
-    ("st-cnn-aff", "full-localisation-lr", {"channels_last": True, "amp": True}),
+    ("st-cnn-aff", "full-localisation-lr", {"amp": True, "channels_last": True}),
     ("st-cnn-aff", "window-28", {}), ("st-cnn-aff", "window-28", {"amp": True}),
-    ("st-cnn-aff", "window-28", {"channels_last": True, "amp": True}),
+    ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True}),
     ("st-cnn-proj", "", {}), ("st-cnn-tps", "", {})]
 
 
@@ -632,15 +634,13 @@ def distorted_mnist_table(records: list[dict]) -> str:
     lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
     for model, variant, changes in TABLE1_ROWS:
         paper = PAPER_TABLE1[model]
+        parts = recipe_parts(variant, changes)
         cells = []
         for column, dataset in TABLE1_COLUMNS.items():
-            # the label as the run's name spells it (RunConfig.recipe), whatever the order of the row's settings
-            config = replace(recipe_config(dataset, model, 1, variant=variant), **changes)
-            record = latest.get((dataset, model, config.recipe))
+            record = latest.get((dataset, model, "_".join(parts)))
             ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
                     f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
             cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
-        parts = recipe_parts(variant, config.changes)
         row = f"{model} ({', '.join(parts)})" if parts else model
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

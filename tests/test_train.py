@@ -64,10 +64,10 @@ def test_mixed_precision_on_the_cpu_trains_in_bfloat16_and_keeps_float32_weights
     assert history.test_accuracy[-1] > 0.9
 
 
-def test_channels_last_changes_the_memory_order_not_the_training(tmp_path):
+def test_channels_last_changes_the_memory_order_not_the_training():
     plain = _setup()
     plain_history = _fit(*plain, None)
-    model, optimizer, scheduler, (train_loader, test_loader) = _setup()
+    model, optimizer, scheduler, _ = _setup()
     model = model.to(memory_format=torch.channels_last)
     loaders = (BatchLoader(_toy_data(128, 1), 32, shuffle=True, seed=3, channels_last=True),
                BatchLoader(_toy_data(64, 2), 64, channels_last=True))
