@@ -93,6 +93,7 @@ class RunConfig:
     augment: bool = True  # apply the dataset's training augmentation (crop + flip, or the distortion)
     channels_last: bool = False  # memory format of model and batches (faster convolutions)
     window: int | None = None  # ST-CNNs: side of the transformer's output (None: the model's default)
+    dropout: float = 0.0  # CNN and ST-CNNs: dropout before the classifier's last layer
     amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
     log_interval: int = 500
     seed: int = 0
@@ -272,7 +273,8 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
     splits = DATASETS[config.dataset](config.train_limit, config.test_limit, config.seed)
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
     model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
-                             num_classes=len(splits.train.classes), window=config.window).to(device)
+                             num_classes=len(splits.train.classes), window=config.window,
+                             dropout=config.dropout).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Experiment(

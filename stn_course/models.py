@@ -266,6 +266,7 @@ class ConvClassifier(nn.Module):
         channels: filters of the two convolutions.
         hidden: units of the hidden fully connected layer.
         num_classes: outputs (logits).
+        dropout: probability of dropping a hidden unit while training (no parameters).
     """
 
     def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
@@ -367,7 +368,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
-                     std: Sequence[float], num_classes: int = 10, window: int | None = None) -> nn.Module:
+                     std: Sequence[float], num_classes: int = 10, window: int | None = None,
+                     dropout: float = 0.0) -> nn.Module:
     """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
     transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
     two-digit MNIST); the PyTorch STN tutorial's network (``"tutorial-stn"``); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
@@ -377,15 +379,21 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
     The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
     about the same number of parameters, as in the paper. Their transformer's output is
     ``window`` x ``window`` pixels if given (attention: the classifier behind it sees a
-    smaller image), else :func:`attention_window`'s choice for the input.
+    smaller image), else :func:`attention_window`'s choice for the input. ``dropout`` (CNN and
+    ST-CNNs) drops hidden units of the classifier's fully connected layer while training.
     """
+    if dropout:
+        if name != "cnn" and not name.startswith("st-cnn-"):
+            raise ValueError(f"dropout is an option of the CNN and the ST-CNNs, not of {name!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if window is not None:
         if not name.startswith("st-cnn-"):
             raise ValueError(f"window is an option of the ST-CNNs (st-cnn-aff, -proj, -tps), not of {name!r}")
         if not 4 <= window <= min(input_shape[-2:]):
             raise ValueError(f"window must be between 4 and the input's side {min(input_shape[-2:])}, got {window}")
     if name == "cnn":
-        return ConvClassifier(input_shape, mean, std, num_classes=num_classes)
+        return ConvClassifier(input_shape, mean, std, num_classes=num_classes, dropout=dropout)
     if name == "st-series":
         return SeriesSTClassifier(input_shape, mean, std, num_classes=num_classes)
     if name == "st-parallel":
@@ -420,7 +428,8 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
 
     per_unit = classifier_size(2) - classifier_size(1)
     hidden = max(16, round(1 + (baseline - count_parameters(transformer) - classifier_size(1)) / per_unit))
-    classifier = ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes)
+    classifier = ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes,
+                                dropout=dropout)
     return STClassifier(transformer, classifier)
 
 

@@ -86,6 +86,7 @@ def test_every_setting_changed_by_hand_names_the_run_and_its_command():
 def test_settings_are_parsed_to_their_fields_types():
     parse = experiments.parse_setting
     assert parse("window=28") == ("window", 28) and parse("amp=True") == ("amp", True)
+    assert parse("dropout=0.5") == ("dropout", 0.5)
     assert parse("lr=2e-3") == ("lr", 0.002) and parse("max_grad_norm=none") == ("max_grad_norm", None)
     assert parse("schedule=constant") == ("schedule", "constant")
     for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"), ("train_limit=100", "FIELD=VALUE"),

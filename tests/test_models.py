@@ -148,6 +148,24 @@ def test_window_sets_the_transformers_output_and_keeps_the_parameter_count():
         build_classifier("cnn", (1, 42, 42), MEAN, STD, window=28)
 
 
+def test_dropout_is_active_in_training_only_and_adds_no_parameters():
+    torch.manual_seed(0)
+    plain = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28)
+    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28, dropout=0.5)
+    assert count_parameters(model) == count_parameters(plain)
+    model.load_state_dict(plain.state_dict())
+    x = torch.rand(4, 1, 42, 42)
+    model.eval()
+    plain.eval()
+    assert torch.equal(model(x), plain(x)), "dropout changes nothing at test time"
+    model.train()
+    assert not torch.allclose(model(x), model(x)), "while training each pass drops other units"
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        build_classifier("cnn", (1, 28, 28), MEAN, STD, dropout=1.0)
+    with pytest.raises(ValueError, match="option of the CNN and the ST-CNNs"):
+        build_classifier("tutorial-stn", (1, 28, 28), MEAN, STD, dropout=0.5)
+
+
 def test_downsampling_output_size():
     st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
