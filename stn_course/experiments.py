@@ -13,7 +13,7 @@ import statistics
 import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -94,6 +94,7 @@ class RunConfig:
     channels_last: bool = False  # memory format of model and batches (faster convolutions)
     window: int | None = None  # ST-CNNs: side of the transformer's output (None: the model's default)
     dropout: float = 0.0  # CNN and ST-CNNs: dropout before the classifier's last layer
+    batchnorm: bool = False  # CNN and ST-CNNs: batch normalisation after each of the classifier's convolutions
     amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
     log_interval: int = 500
     seed: int = 0
@@ -274,7 +275,7 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
     model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
                              num_classes=len(splits.train.classes), window=config.window,
-                             dropout=config.dropout).to(device)
+                             dropout=config.dropout, batchnorm=config.batchnorm).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Experiment(
@@ -572,8 +573,14 @@ def speed_block(folder: Path | None = None) -> str:
     return speed_table(load_run_results(folder))
 
 
-README_BLOCKS = {"table1": table1_block, "speed": speed_block, "results": results_table,
-                 "benchmark": sampler_benchmark_table, "pipeline": pipeline_benchmark_table}
+def classifier_block(folder: Path | None = None) -> str:
+    """The README's copy of :func:`classifier_table`, from ``results/*.json``."""
+    return classifier_table(load_run_results(folder))
+
+
+README_BLOCKS = {"table1": table1_block, "speed": speed_block, "classifier": classifier_block,
+                 "results": results_table, "benchmark": sampler_benchmark_table,
+                 "pipeline": pipeline_benchmark_table}
 
 
 def update_readme_results(readme: Path | None = None) -> None:
@@ -650,29 +657,44 @@ def distorted_mnist_table(records: list[dict]) -> str:
 
 #: RunConfig fields that change how fast a run computes, not what it computes (up to rounding)
 SPEED_FIELDS = ("amp", "channels_last")
+#: RunConfig fields that change the CNN's (and the ST-CNNs' classifier's) layers, not its size
+CLASSIFIER_FIELDS = ("dropout", "batchnorm")
 
 
-def speed_table(records: list[dict]) -> str:
-    """Each run that sets a speed field (:data:`SPEED_FIELDS`: bfloat16 mixed precision,
-    channels-last memory format) beside the latest run of the same recipe without any, as
-    Markdown: median seconds per epoch of each, their ratio, and both errors."""
+def settings_table(records: list[dict], setting_fields: Sequence[str], heading: str) -> str:
+    """Each run that sets one of ``setting_fields`` by hand beside the latest run of the same
+    recipe without any of them, as Markdown: median seconds per epoch of each, their ratio,
+    and both errors. ``heading`` names the settings column. A run whose recipe without the
+    settings was never run is left out."""
     latest = latest_results(records)
-    lines = ["| dataset | model | recipe | speed settings | s/epoch without → with | speed-up "
+    lines = [f"| dataset | model | recipe | {heading} | s/epoch without → with | speed-up "
              "| test error without → with |",
              "|---|---|---|---|---|---|---|"]
     for (dataset, model, recipe), record in sorted(latest.items()):
         config = config_of(record)
-        speed = {name: value for name, value in config.changes.items() if name in SPEED_FIELDS}
-        if not speed:
+        settings = {name: value for name, value in config.changes.items() if name in setting_fields}
+        if not settings:
             continue
         plain = recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
-        base_recipe = replace(config, **{name: getattr(plain, name) for name in speed}).recipe
+        base_recipe = replace(config, **{name: getattr(plain, name) for name in settings}).recipe
         base = latest.get((dataset, model, base_recipe))
         if base is None:
             continue
         seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
-        lines.append(f"| {dataset} | {model} | {base_recipe or 'default'} | {', '.join(recipe_parts('', speed))} "
+        lines.append(f"| {dataset} | {model} | {base_recipe or 'default'} | {', '.join(recipe_parts('', settings))} "
                      f"| {seconds[0]:.0f} → {seconds[1]:.0f} | **{seconds[0] / seconds[1]:.2f}x** "
                      f"| {base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
                      f"{record['test_error_percent']:.2f}% ({record['epochs']} ep) |")
     return "\n".join(lines)
+
+
+def speed_table(records: list[dict]) -> str:
+    """Each run that sets a speed field (:data:`SPEED_FIELDS`: bfloat16 mixed precision,
+    channels-last memory format) beside the same recipe without any (:func:`settings_table`)."""
+    return settings_table(records, SPEED_FIELDS, "speed settings")
+
+
+def classifier_table(records: list[dict]) -> str:
+    """Each run that changes the classifier's layers (:data:`CLASSIFIER_FIELDS`: dropout,
+    batch norm) beside the same recipe without the change (:func:`settings_table`)."""
+    return settings_table(records, CLASSIFIER_FIELDS, "classifier settings")

@@ -258,7 +258,7 @@ def localisation_net(input_shape: Sequence[int], num_params: int, channels: int 
 
 
 class ConvClassifier(nn.Module):
-    """The baseline CNN: normalise → 2x (conv 5x5 → ReLU → max-pool 2) → FC → ReLU → FC.
+    """The baseline CNN: normalise → 2x (conv 5x5 → [batch norm] → ReLU → max-pool 2) → FC → ReLU → [dropout] → FC.
 
     Args:
         input_shape: ``(C, H, W)``.
@@ -267,17 +267,21 @@ class ConvClassifier(nn.Module):
         hidden: units of the hidden fully connected layer.
         num_classes: outputs (logits).
         dropout: probability of dropping a hidden unit while training (no parameters).
+        batchnorm: batch normalisation after each convolution (in place of its bias).
     """
 
     def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
                  channels: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, batchnorm: bool = False) -> None:
         super().__init__()
-        features = nn.Sequential(
-            nn.Conv2d(input_shape[0], channels[0], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(channels[0], channels[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Flatten(),
-        )
+        def block(in_channels: int, out_channels: int) -> list[nn.Module]:
+            if not batchnorm:
+                return [nn.Conv2d(in_channels, out_channels, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            # batch norm's shift replaces the convolution's bias
+            return [nn.Conv2d(in_channels, out_channels, 5, padding=2, bias=False), nn.BatchNorm2d(out_channels),
+                    nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+
+        features = nn.Sequential(*block(input_shape[0], channels[0]), *block(channels[0], channels[1]), nn.Flatten())
         self.normalize = Normalize(mean, std)
         self.features = features
         self.head = nn.Sequential(
@@ -369,7 +373,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
                      std: Sequence[float], num_classes: int = 10, window: int | None = None,
-                     dropout: float = 0.0) -> nn.Module:
+                     dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
     """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
     transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
     two-digit MNIST); the PyTorch STN tutorial's network (``"tutorial-stn"``); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
@@ -379,21 +383,22 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
     The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
     about the same number of parameters, as in the paper. Their transformer's output is
     ``window`` x ``window`` pixels if given (attention: the classifier behind it sees a
-    smaller image), else :func:`attention_window`'s choice for the input. ``dropout`` (CNN and
-    ST-CNNs) drops hidden units of the classifier's fully connected layer while training.
+    smaller image), else :func:`attention_window`'s choice for the input. Two options of the
+    CNN and the ST-CNNs' classifier: ``dropout`` drops hidden units of its fully connected layer
+    while training; ``batchnorm`` normalises after each convolution.
     """
-    if dropout:
-        if name != "cnn" and not name.startswith("st-cnn-"):
-            raise ValueError(f"dropout is an option of the CNN and the ST-CNNs, not of {name!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    for option, value in (("dropout", dropout), ("batchnorm", batchnorm)):
+        if value and name != "cnn" and not name.startswith("st-cnn-"):
+            raise ValueError(f"{option} is an option of the CNN and the ST-CNNs, not of {name!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if window is not None:
         if not name.startswith("st-cnn-"):
             raise ValueError(f"window is an option of the ST-CNNs (st-cnn-aff, -proj, -tps), not of {name!r}")
         if not 4 <= window <= min(input_shape[-2:]):
             raise ValueError(f"window must be between 4 and the input's side {min(input_shape[-2:])}, got {window}")
     if name == "cnn":
-        return ConvClassifier(input_shape, mean, std, num_classes=num_classes, dropout=dropout)
+        return ConvClassifier(input_shape, mean, std, num_classes=num_classes, dropout=dropout, batchnorm=batchnorm)
     if name == "st-series":
         return SeriesSTClassifier(input_shape, mean, std, num_classes=num_classes)
     if name == "st-parallel":
@@ -419,17 +424,18 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
     out_size = (window, window) if window is not None else attention_window(input_shape)
     transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform, out_size=out_size)
     classifier_shape = (input_shape[0], *(out_size or input_shape[1:]))
-    baseline = count_parameters(ConvClassifier(input_shape, mean, std, num_classes=num_classes))
+    baseline = count_parameters(ConvClassifier(input_shape, mean, std, num_classes=num_classes, batchnorm=batchnorm))
 
     # The classifier's size is linear in its hidden units: pick as many as keep the whole
     # ST-CNN at the baseline CNN's parameter count, as in the paper.
     def classifier_size(hidden: int) -> int:
-        return count_parameters(ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes))
+        return count_parameters(ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes,
+                                               batchnorm=batchnorm))
 
     per_unit = classifier_size(2) - classifier_size(1)
     hidden = max(16, round(1 + (baseline - count_parameters(transformer) - classifier_size(1)) / per_unit))
     classifier = ConvClassifier(classifier_shape, mean, std, hidden=hidden, num_classes=num_classes,
-                                dropout=dropout)
+                                dropout=dropout, batchnorm=batchnorm)
     return STClassifier(transformer, classifier)
 
 

@@ -86,7 +86,7 @@ def test_every_setting_changed_by_hand_names_the_run_and_its_command():
 def test_settings_are_parsed_to_their_fields_types():
     parse = experiments.parse_setting
     assert parse("window=28") == ("window", 28) and parse("amp=True") == ("amp", True)
-    assert parse("dropout=0.5") == ("dropout", 0.5)
+    assert parse("dropout=0.5") == ("dropout", 0.5) and parse("batchnorm=true") == ("batchnorm", True)
     assert parse("lr=2e-3") == ("lr", 0.002) and parse("max_grad_norm=none") == ("max_grad_norm", None)
     assert parse("schedule=constant") == ("schedule", "constant")
     for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"), ("train_limit=100", "FIELD=VALUE"),
@@ -183,7 +183,7 @@ def test_table1_finds_a_row_whatever_the_order_of_its_settings(monkeypatch):
                                "| **0.10** (8 ep, 10 min) / 0.5 |"), "the row is labelled as the run's name spells it"
 
 
-def test_speed_table_pairs_each_fast_run_with_its_recipe_without_speed_settings():
+def test_settings_tables_pair_each_run_with_its_recipe_without_those_settings():
     fp32 = {**_record("rot-mnist", "st-cnn-aff", 0.99, variant="full-localisation-lr"), "seconds_per_epoch": [50, 40, 60]}
     other = {**_record("rot-mnist", "cnn", 0.98), "seconds_per_epoch": [10]}
     amp = {**_record("rot-mnist", "st-cnn-aff", 0.995, variant="full-localisation-lr", amp=True),
@@ -197,6 +197,13 @@ def test_speed_table_pairs_each_fast_run_with_its_recipe_without_speed_settings(
         "| 1.00% (8 ep) → 0.50% (8 ep) |",
         "| rot-mnist | st-cnn-aff | full-localisation-lr | channels_last=true, amp=true | 50 → 20 | **2.50x** "
         "| 1.00% (8 ep) → 0.40% (8 ep) |"], "each beside the same recipe without speed settings; a run without one is left out"
+    dropout = {**_record("rot-mnist", "st-cnn-aff", 0.993, variant="full-localisation-lr", amp=True, channels_last=True,
+                         dropout=0.5), "seconds_per_epoch": [25]}
+    lines = experiments.classifier_table([fp32, amp, both, dropout]).splitlines()
+    assert lines[2:] == [
+        "| rot-mnist | st-cnn-aff | full-localisation-lr_channels_last=true_amp=true | dropout=0.5 | 20 → 25 "
+        "| **0.80x** | 0.40% (8 ep) → 0.70% (8 ep) |"], "beside the same recipe, speed settings included, without dropout"
+    assert "dropout" not in experiments.speed_table([fp32, amp, both, dropout]), "no speed-only base for the dropout run"
 
 
 def test_results_table_lists_every_training_result(tmp_path):

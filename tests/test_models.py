@@ -166,6 +166,21 @@ def test_dropout_is_active_in_training_only_and_adds_no_parameters():
         build_classifier("tutorial-stn", (1, 28, 28), MEAN, STD, dropout=0.5)
 
 
+def test_batchnorm_follows_each_convolution_and_keeps_the_sizes_matched():
+    baseline = build_classifier("cnn", (1, 42, 42), MEAN, STD, batchnorm=True)
+    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28, batchnorm=True)
+    for classifier in (baseline, model.classifier):
+        norms = [m for m in classifier.features if isinstance(m, nn.BatchNorm2d)]
+        assert [norm.num_features for norm in norms] == [32, 64]
+        assert all(conv.bias is None for conv in classifier.features if isinstance(conv, nn.Conv2d))
+    assert abs(count_parameters(model) - count_parameters(baseline)) < 0.01 * count_parameters(baseline)
+    before = model.classifier.features[1].running_mean.clone()
+    model.train()(torch.rand(4, 1, 42, 42))
+    assert not torch.equal(model.classifier.features[1].running_mean, before), "training updates the running means"
+    with pytest.raises(ValueError, match="batchnorm is an option of the CNN and the ST-CNNs"):
+        build_classifier("st-series", (1, 42, 42), MEAN, STD, batchnorm=True)
+
+
 def test_downsampling_output_size():
     st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
