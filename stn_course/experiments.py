@@ -414,6 +414,34 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
     return True
 
 
+def load_trained(config: RunConfig, device: torch.device | None = None) -> Experiment:
+    """The finished run ``config``, loaded (from :func:`checkpoint_dir` or the shipped
+    ``checkpoints/``), never trained. Raises FileNotFoundError, with the command that trains
+    it, if the run has not finished."""
+    experiment = build_experiment(config, device)
+    if load_shipped_checkpoint(experiment):
+        return experiment
+    path = checkpoint_dir() / f"{config.name}.pt"
+    state = load_checkpoint(path) if path.exists() else None
+    if state is None or state["epoch"] < config.epochs:
+        raise FileNotFoundError(f"{config.name} has not finished training; train it with\n  {config.command()}")
+    experiment.model.load_state_dict(state["model"])
+    experiment.history = History(**state["history"])
+    return experiment
+
+
+def record_errors(config: RunConfig, device: torch.device | None = None) -> Path:
+    """Load the finished run ``config`` (:func:`load_trained`) and write
+    ``results/errors_<run name>.json``: what it gets wrong on its test set
+    (:func:`stn_course.analysis.error_summary`), with the command that repeats it."""
+    from .analysis import collect_errors, error_summary
+
+    experiment = load_trained(config, device)
+    summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
+    command = config.command().replace(" train ", " errors ", 1)
+    return save_result(f"errors_{config.name}", {"run": config.name, **summary}, command)
+
+
 def record_result(experiment: Experiment) -> None:
     """Write ``results/<run name>.json``: accuracy, error, timing, parameters, command."""
     history, config = experiment.history, experiment.config
@@ -439,6 +467,32 @@ def load_run_results(folder: Path | None = None) -> list[dict]:
     folder = folder or repo_root() / "results"
     records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
     return [record for record in records if "test_accuracy" in record]
+
+
+def load_error_results(folder: Path | None = None) -> list[dict]:
+    """Every error analysis (``results/errors_*.json``, :func:`record_errors`), sorted by run."""
+    folder = folder or repo_root() / "results"
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("errors_*.json"))]
+
+
+def errors_table(records: list[dict], confusions: int = 3) -> str:
+    """Error analyses as Markdown: per run, the test error, the share of test digits whose ink
+    reaches the image's edge, the error rate on those and on the rest, and the most frequent
+    confusions (``9→4 (6)``: six 9s read as 4)."""
+    lines = ["| run | test error | digits touching the edge | error on those | error on the rest "
+             "| most frequent confusions |", "|---|---|---|---|---|---|"]
+
+    def percent(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}%"
+
+    for record in records:
+        pairs = ", ".join(f"{c['true']}→{c['predicted']} ({c['count']})" for c in record["confusions"][:confusions])
+        at_edge = record["errors_touching_edge"]
+        lines.append(f"| `{record['run']}` | {record['error_percent']:.2f}% ({record['errors']}) "
+                     f"| {100 * record['images_touching_edge'] / record['test_samples']:.1f}% "
+                     f"| {percent(record['error_percent_touching_edge'])} ({at_edge}) "
+                     f"| {percent(record['error_percent_inside'])} ({record['errors'] - at_edge}) | {pairs} |")
+    return "\n".join(lines)
 
 
 def results_table(folder: Path | None = None) -> str:
@@ -573,13 +627,18 @@ def speed_block(folder: Path | None = None) -> str:
     return speed_table(load_run_results(folder))
 
 
+def errors_block(folder: Path | None = None) -> str:
+    """The README's copy of :func:`errors_table`, from ``results/errors_*.json``."""
+    return errors_table(load_error_results(folder))
+
+
 def classifier_block(folder: Path | None = None) -> str:
     """The README's copy of :func:`classifier_table`, from ``results/*.json``."""
     return classifier_table(load_run_results(folder))
 
 
 README_BLOCKS = {"table1": table1_block, "speed": speed_block, "classifier": classifier_block,
-                 "results": results_table, "benchmark": sampler_benchmark_table,
+                 "errors": errors_block, "results": results_table, "benchmark": sampler_benchmark_table,
                  "pipeline": pipeline_benchmark_table}
 
 
@@ -622,14 +681,35 @@ def config_of(record: dict) -> RunConfig:
     return RunConfig(**{key: value for key, value in record["config"].items() if key in known})
 
 
-def latest_results(records: list[dict]) -> dict[tuple[str, str, str], dict]:
-    """The most recent finished record for each (dataset, model, recipe label); the label
-    (:attr:`RunConfig.recipe`) is ``""`` for the default recipe."""
+def latest_results(records: list[dict], seed: int = 0) -> dict[tuple[str, str, str], dict]:
+    """The most recent finished record of ``seed`` for each (dataset, model, recipe label);
+    the label (:attr:`RunConfig.recipe`) is ``""`` for the default recipe. The course's
+    tables compare recipes at one seed; :func:`seed_table` shows what another seed changes."""
     latest: dict[tuple[str, str, str], dict] = {}
     for record in sorted(records, key=lambda r: r["finished_at"]):
         config = config_of(record)
-        latest[(config.dataset, config.model, config.recipe)] = record
+        if config.seed == seed:
+            latest[(config.dataset, config.model, config.recipe)] = record
     return latest
+
+
+def seed_table(records: list[dict]) -> str:
+    """Runs that differ only in their seed (a new initialisation, batch order, training
+    distortions and, for distorted MNIST, test set), as Markdown: each seed's test error and
+    the spread, for every recipe and number of epochs run with more than one seed."""
+    by_run: dict[tuple, dict[int, dict]] = {}
+    for record in sorted(records, key=lambda r: r["finished_at"]):
+        config = config_of(record)
+        by_run.setdefault((config.dataset, config.model, config.recipe, config.epochs), {})[config.seed] = record
+    lines = ["| dataset | model | recipe | epochs | test error by seed | spread |", "|---|---|---|---|---|---|"]
+    for (dataset, model, recipe, epochs), seeds in sorted(by_run.items()):
+        if len(seeds) < 2:
+            continue
+        errors = [seeds[seed]["test_error_percent"] for seed in sorted(seeds)]
+        by_seed = ", ".join(f"{error:.2f}% (seed {seed})" for seed, error in zip(sorted(seeds), errors))
+        lines.append(f"| {dataset} | {model} | {recipe or 'default'} | {epochs} | {by_seed} "
+                     f"| {max(errors) - min(errors):.2f} points |")
+    return "\n".join(lines)
 
 
 def distorted_mnist_table(records: list[dict]) -> str:

@@ -258,7 +258,8 @@ def localisation_net(input_shape: Sequence[int], num_params: int, channels: int 
 
 
 class ConvClassifier(nn.Module):
-    """The baseline CNN: normalise → 2x (conv 5x5 → [batch norm] → ReLU → max-pool 2) → FC → ReLU → [dropout] → FC.
+    """The baseline CNN: normalise → 2x (conv 5x5 → [batch norm] → ReLU → max-pool 2) → FC → ReLU
+    → [dropout] → FC (the parts in brackets only if asked for).
 
     Args:
         input_shape: ``(C, H, W)``.

@@ -778,14 +778,26 @@ def plot_image_rows(rows: dict, columns: Optional[int] = None) -> Figure:
     return fig
 
 
-def plot_transformer_at_work(model, images) -> Figure:
+def plot_transformer_at_work(model, images, labels: Optional[Sequence[str]] = None) -> Figure:
     """``images`` ``(N, C, H, W)`` with the region that ``model``'s spatial transformer samples
     drawn on each (orange), beside the transformer's outputs (``align_corners=False``, the
-    course's convention)."""
+    course's convention); ``labels``, if given, titles each input (e.g. ``"7 read as 1"``)."""
     from .models import apply_transformer
 
     outputs, _, grids = apply_transformer(model, images)
-    return plot_transformed_batch(images, outputs, grids, align_corners=False)
+    return plot_transformed_batch(images, outputs, grids, align_corners=False, labels=labels)
+
+
+def plot_misread(model, errors, count: int = 16) -> Figure:
+    """The first ``count`` test images ``model`` got wrong (``errors``, a
+    :class:`stn_course.analysis.TestErrors` from ``collect_errors(model, ...)``), each titled
+    ``"<true> read as <predicted>"``, with the region the transformer samples beside what it
+    passes to the classifier (:func:`plot_transformer_at_work`)."""
+    if len(errors.images) == 0:
+        raise ValueError("the model made no errors: nothing to show")
+    labels = [f"{true} read as {predicted}"
+              for true, predicted in zip(errors.labels[:count].tolist(), errors.predictions[:count].tolist())]
+    return plot_transformer_at_work(model, errors.images[:count], labels)
 
 
 def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:

@@ -119,6 +119,16 @@ def test_command_line_trains_and_records_a_result(capsys, monkeypatch, tmp_path)
     assert record["test_samples"] == 256 and 0 <= record["test_accuracy"] <= 1
     assert record["machine"]["cpu_count"] >= 1 and record["quick_mode"] is True
 
+    # the errors of the run just trained, read back from its checkpoint
+    assert main(["errors", "--dataset", "rts-mnist", "--model", "st-cnn-aff", "--epochs", "3", "--device", "cpu"]) == 0
+    errors = json.loads((results_dir() / "errors_rts-mnist_st-cnn-aff_e1_s0.json").read_text())
+    assert errors["command"].startswith("python -m stn_course errors --dataset rts-mnist --model st-cnn-aff")
+    assert errors["test_samples"] == 256 and errors["errors"] == 256 - record["test_correct"]
+    assert sum(confusion["count"] for confusion in errors["confusions"]) <= errors["errors"]
+    assert "test_accuracy" not in errors, "an errors file is not a training result"
+    assert main(["errors", "--dataset", "rts-mnist", "--model", "cnn", "--epochs", "3", "--device", "cpu"]) == 1
+    assert "has not finished training; train it with" in capsys.readouterr().err
+
 
 @requires_cifar_folder
 def test_cifar_net_b_runs_on_cifar10():
@@ -204,6 +214,31 @@ def test_settings_tables_pair_each_run_with_its_recipe_without_those_settings():
         "| rot-mnist | st-cnn-aff | full-localisation-lr_channels_last=true_amp=true | dropout=0.5 | 20 → 25 "
         "| **0.80x** | 0.40% (8 ep) → 0.70% (8 ep) |"], "beside the same recipe, speed settings included, without dropout"
     assert "dropout" not in experiments.speed_table([fp32, amp, both, dropout]), "no speed-only base for the dropout run"
+
+
+def test_tables_compare_recipes_at_seed_0_and_the_seed_table_sets_seeds_side_by_side():
+    seed0 = _record("rts-mnist", "st-cnn-aff", 0.9934, variant="window-28")
+    seed1 = _record("rts-mnist", "st-cnn-aff", 0.9925, "2026-11-22T02:00:00+0000", variant="window-28", seed=1)
+    lonely = _record("rot-mnist", "cnn", 0.985)
+    assert experiments.latest_results([seed0, seed1])[("rts-mnist", "st-cnn-aff", "window-28")] is seed0, \
+        "a later run with another seed does not replace the seed-0 run in the tables"
+    assert experiments.latest_results([seed0, seed1], seed=1)[("rts-mnist", "st-cnn-aff", "window-28")] is seed1
+    lines = experiments.seed_table([seed1, lonely, seed0]).splitlines()
+    assert lines[2:] == ["| rts-mnist | st-cnn-aff | window-28 | 8 | 0.66% (seed 0), 0.75% (seed 1) | 0.09 points |"]
+
+
+def test_errors_table_reads_each_error_analysis(tmp_path):
+    record = {"name": "errors_proj-mnist_cnn_e8_s0", "run": "proj-mnist_cnn_e8_s0", "test_samples": 10000,
+              "errors": 150, "error_percent": 1.5, "images_touching_edge": 2500, "errors_touching_edge": 90,
+              "error_percent_touching_edge": 3.6, "error_percent_inside": 0.8,
+              "confusions": [{"true": 2, "predicted": 7, "count": 8}, {"true": 3, "predicted": 5, "count": 7},
+                             {"true": 7, "predicted": 2, "count": 6}, {"true": 1, "predicted": 7, "count": 5}]}
+    (tmp_path / "errors_proj-mnist_cnn_e8_s0.json").write_text(json.dumps(record))
+    (tmp_path / "proj-mnist_cnn_e8_s0.json").write_text(json.dumps(_record("proj-mnist", "cnn", 0.985)))
+    assert experiments.load_error_results(tmp_path) == [record], "only the error analyses"
+    lines = experiments.errors_table([record]).splitlines()
+    assert lines[2] == ("| `proj-mnist_cnn_e8_s0` | 1.50% (150) | 25.0% | 3.60% (90) | 0.80% (60) "
+                        "| 2→7 (8), 3→5 (7), 7→2 (6) |")
 
 
 def test_results_table_lists_every_training_result(tmp_path):

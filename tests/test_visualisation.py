@@ -155,6 +155,28 @@ def test_two_transformers_figure_outlines_both_regions():
     assert max(outlines[0]) < 32 < min(outlines[1]), "left region on the left, right region on the right"
 
 
+def test_transformer_at_work_titles_each_input_with_its_label():
+    model = build_classifier("st-cnn-aff", (1, 42, 42), (0.1307,), (0.3081,), window=28)
+    labels = ["7 read as 1", "9 read as 4", "6 read as 0"]
+    fig = plot.plot_transformer_at_work(model, torch.rand(3, 1, 42, 42), labels=labels)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == labels
+    assert fig.axes[-1].get_images() == [] and fig.axes[4].get_images()[0].get_array().shape[:2] == (28, 28), \
+        "the outputs are the 28x28 windows; unused panels stay empty"
+
+
+def test_misread_digits_are_titled_with_what_the_model_read():
+    from stn_course.analysis import TestErrors
+
+    model = build_classifier("st-cnn-aff", (1, 28, 28), (0.1307,), (0.3081,))
+    errors = TestErrors(images=torch.rand(20, 1, 28, 28), labels=torch.arange(20) % 10,
+                        predictions=(torch.arange(20) + 1) % 10, indices=torch.arange(20),
+                        touches_edge=torch.zeros(100, dtype=torch.bool), wrong=torch.zeros(100, dtype=torch.bool))
+    titles = [ax.get_title() for ax in plot.plot_misread(model, errors, count=3).axes if ax.get_title()]
+    assert titles == ["0 read as 1", "1 read as 2", "2 read as 3"]
+    with pytest.raises(ValueError, match="no errors"):
+        plot.plot_misread(model, TestErrors(*(torch.zeros(0),) * 4, torch.zeros(5), torch.zeros(5)))
+
+
 def test_histories_figure_draws_one_line_per_run_in_both_panels():
     from stn_course.train import History
 
