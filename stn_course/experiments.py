@@ -101,6 +101,7 @@ class RunConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     variant: str = ""  # a named change to the default recipe (see VARIANTS)
+    quick: bool = False  # shrunk for quick (test) mode by quick_config; its limits then name nothing
 
     @property
     def name(self) -> str:
@@ -111,9 +112,12 @@ class RunConfig:
     @property
     def changes(self) -> dict[str, object]:
         """The fields set by hand: those that differ from the recipe of this dataset, model and
-        variant (:func:`recipe_config`), apart from the run's identity, the quick-mode limits
-        and the log interval (:data:`UNNAMED_FIELDS`)."""
+        variant (:func:`recipe_config`), apart from the run's identity and the log interval
+        (:data:`UNNAMED_FIELDS`). A limit set by hand names the run; those of a quick run
+        (:func:`quick_config`) do not."""
         recipe = recipe_config(self.dataset, self.model, self.epochs, self.seed, self.variant)
+        if self.quick:
+            recipe = quick_config(recipe)
         return {field.name: getattr(self, field.name) for field in fields(self)
                 if field.name not in UNNAMED_FIELDS and getattr(self, field.name) != getattr(recipe, field.name)}
 
@@ -136,9 +140,8 @@ class RunConfig:
 
 
 #: RunConfig fields that never enter a run's recipe label: the name spells out the run's
-#: identity, the limits only shrink quick (test) runs, and the log interval changes no result.
-UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "train_limit", "test_limit",
-                            "log_interval"})
+#: identity, the log interval changes no result, and quick runs live in a temporary folder.
+UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "log_interval", "quick"})
 
 
 def recipe_parts(variant: str = "", changes: dict[str, object] | None = None) -> list[str]:
@@ -251,7 +254,7 @@ def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant:
 
 def quick_config(config: RunConfig) -> RunConfig:
     """The same run, shrunk for quick (test) mode: a few hundred images, one epoch."""
-    return replace(config, epochs=1, train_limit=512, test_limit=256)
+    return replace(config, epochs=1, train_limit=512, test_limit=256, quick=True)
 
 
 @dataclass

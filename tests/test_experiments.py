@@ -71,6 +71,8 @@ def test_window_variant_trains_an_st_cnn_that_samples_a_smaller_window():
 def test_every_setting_changed_by_hand_names_the_run_and_its_command():
     config = experiments.default_config("rts-mnist", "st-cnn-aff", 8)
     assert config.recipe == "" and config.name == "rts-mnist_st-cnn-aff_e1_s0", "quick-mode limits name nothing"
+    assert replace(config, train_limit=1000).name == "rts-mnist_st-cnn-aff_e1_s0_train_limit=1000", \
+        "a limit set by hand names the run, so it never shares the whole run's checkpoint"
     changed = replace(config, window=28, amp=True, lr=0.001, max_grad_norm=None, augment=False)
     assert changed.changes == {"lr": 0.001, "max_grad_norm": None, "augment": False, "window": 28, "amp": True}
     assert changed.name == ("rts-mnist_st-cnn-aff_e1_s0_lr=0.001_max_grad_norm=none_augment=false_window=28_amp=true")
@@ -83,13 +85,23 @@ def test_every_setting_changed_by_hand_names_the_run_and_its_command():
         "the command's settings read back to the same run"
 
 
+def test_in_full_mode_any_limit_names_the_run(monkeypatch):
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    config = experiments.default_config("mnist", "st-cnn-aff", 5)
+    assert config.name == "mnist_st-cnn-aff_e5_s0"
+    shrunk = replace(config, train_limit=512, test_limit=256)
+    assert shrunk.name == "mnist_st-cnn-aff_e5_s0_train_limit=512_test_limit=256"
+    assert shrunk.command().endswith("--set train_limit=512 --set test_limit=256")
+
+
 def test_settings_are_parsed_to_their_fields_types():
     parse = experiments.parse_setting
     assert parse("window=28") == ("window", 28) and parse("amp=True") == ("amp", True)
     assert parse("dropout=0.5") == ("dropout", 0.5) and parse("batchnorm=true") == ("batchnorm", True)
     assert parse("lr=2e-3") == ("lr", 0.002) and parse("max_grad_norm=none") == ("max_grad_norm", None)
     assert parse("schedule=constant") == ("schedule", "constant")
-    for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"), ("train_limit=100", "FIELD=VALUE"),
+    assert parse("train_limit=1000") == ("train_limit", 1000)
+    for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"),
                           ("window=big", "takes an int"), ("amp=maybe", "takes a bool"), ("lr=none", "cannot be none")]:
         with pytest.raises(ValueError, match=message):
             parse(text)
