@@ -21,7 +21,7 @@ EDGE_INK = 0.3
 
 
 @dataclass
-class TestErrors:
+class ModelErrors:
     """A model's errors on a test set.
 
     Attributes:
@@ -48,7 +48,7 @@ def touches_edge(images: torch.Tensor, threshold: float = EDGE_INK) -> torch.Ten
     return frame.flatten(1).amax(dim=1) >= threshold
 
 
-def collect_errors(model: nn.Module, loader: BatchLoader) -> TestErrors:
+def collect_errors(model: nn.Module, loader: BatchLoader) -> ModelErrors:
     """Run ``model`` (in eval mode) over ``loader`` (not shuffled) and keep what it got wrong."""
     model.eval()
     kept: dict[str, list[torch.Tensor]] = {"images": [], "labels": [], "predictions": [], "indices": []}
@@ -64,11 +64,11 @@ def collect_errors(model: nn.Module, loader: BatchLoader) -> TestErrors:
             edge.append(touches_edge(images).cpu())
             wrong.append(mistaken.cpu())
             start += len(labels)
-    return TestErrors(**{name: torch.cat(parts) for name, parts in kept.items()},
-                      touches_edge=torch.cat(edge), wrong=torch.cat(wrong))
+    return ModelErrors(**{name: torch.cat(parts) for name, parts in kept.items()},
+                       touches_edge=torch.cat(edge), wrong=torch.cat(wrong))
 
 
-def error_summary(errors: TestErrors, top: int = 8) -> dict:
+def error_summary(errors: ModelErrors, top: int = 8) -> dict:
     """Counts for a results file: test images, errors, the error rate of images whose ink
     reaches the edge and of the others, and the ``top`` most frequent confusions
     (``{"true": class, "predicted": class, "count": ...}``)."""

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .analysis import collect_errors, error_summary
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
 from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
@@ -437,8 +438,6 @@ def record_errors(config: RunConfig, device: torch.device | None = None) -> Path
     """Load the finished run ``config`` (:func:`load_trained`) and write
     ``results/errors_<run name>.json``: what it gets wrong on its test set
     (:func:`stn_course.analysis.error_summary`), with the command that repeats it."""
-    from .analysis import collect_errors, error_summary
-
     experiment = load_trained(config, device)
     summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
     command = config.command().replace(" train ", " errors ", 1)
@@ -620,29 +619,17 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def table1_block(folder: Path | None = None) -> str:
-    """The README's copy of Table 1 (:func:`distorted_mnist_table`), from ``results/*.json``."""
-    return distorted_mnist_table(load_run_results(folder))
-
-
-def speed_block(folder: Path | None = None) -> str:
-    """The README's copy of :func:`speed_table`, from ``results/*.json``."""
-    return speed_table(load_run_results(folder))
-
-
-def errors_block(folder: Path | None = None) -> str:
-    """The README's copy of :func:`errors_table`, from ``results/errors_*.json``."""
-    return errors_table(load_error_results(folder))
-
-
-def classifier_block(folder: Path | None = None) -> str:
-    """The README's copy of :func:`classifier_table`, from ``results/*.json``."""
-    return classifier_table(load_run_results(folder))
-
-
-README_BLOCKS = {"table1": table1_block, "speed": speed_block, "classifier": classifier_block,
-                 "errors": errors_block, "results": results_table, "benchmark": sampler_benchmark_table,
-                 "pipeline": pipeline_benchmark_table}
+#: The README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``): name → table.
+README_BLOCKS: dict[str, Callable[[], str]] = {
+    "table1": lambda: distorted_mnist_table(load_run_results()),
+    "speed": lambda: speed_table(load_run_results()),
+    "classifier": lambda: classifier_table(load_run_results()),
+    "seeds": lambda: seed_table(load_run_results()),
+    "errors": lambda: errors_table(load_error_results()),
+    "results": results_table,
+    "benchmark": sampler_benchmark_table,
+    "pipeline": pipeline_benchmark_table,
+}
 
 
 def update_readme_results(readme: Path | None = None) -> None:

@@ -790,7 +790,7 @@ def plot_transformer_at_work(model, images, labels: Optional[Sequence[str]] = No
 
 def plot_misread(model, errors, count: int = 16) -> Figure:
     """The first ``count`` test images ``model`` got wrong (``errors``, a
-    :class:`stn_course.analysis.TestErrors` from ``collect_errors(model, ...)``), each titled
+    :class:`stn_course.analysis.ModelErrors` from ``collect_errors(model, ...)``), each titled
     ``"<true> read as <predicted>"``, with the region the transformer samples beside what it
     passes to the classifier (:func:`plot_transformer_at_work`)."""
     if len(errors.images) == 0:

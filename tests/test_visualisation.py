@@ -165,16 +165,16 @@ def test_transformer_at_work_titles_each_input_with_its_label():
 
 
 def test_misread_digits_are_titled_with_what_the_model_read():
-    from stn_course.analysis import TestErrors
+    from stn_course.analysis import ModelErrors
 
     model = build_classifier("st-cnn-aff", (1, 28, 28), (0.1307,), (0.3081,))
-    errors = TestErrors(images=torch.rand(20, 1, 28, 28), labels=torch.arange(20) % 10,
-                        predictions=(torch.arange(20) + 1) % 10, indices=torch.arange(20),
-                        touches_edge=torch.zeros(100, dtype=torch.bool), wrong=torch.zeros(100, dtype=torch.bool))
+    errors = ModelErrors(images=torch.rand(20, 1, 28, 28), labels=torch.arange(20) % 10,
+                         predictions=(torch.arange(20) + 1) % 10, indices=torch.arange(20),
+                         touches_edge=torch.zeros(100, dtype=torch.bool), wrong=torch.zeros(100, dtype=torch.bool))
     titles = [ax.get_title() for ax in plot.plot_misread(model, errors, count=3).axes if ax.get_title()]
     assert titles == ["0 read as 1", "1 read as 2", "2 read as 3"]
     with pytest.raises(ValueError, match="no errors"):
-        plot.plot_misread(model, TestErrors(*(torch.zeros(0),) * 4, torch.zeros(5), torch.zeros(5)))
+        plot.plot_misread(model, ModelErrors(*(torch.zeros(0),) * 4, torch.zeros(5), torch.zeros(5)))
 
 
 def test_histories_figure_draws_one_line_per_run_in_both_panels():
