@@ -418,30 +418,32 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
     return True
 
 
-def load_trained(config: RunConfig, device: torch.device | None = None) -> Experiment:
-    """The finished run ``config``, loaded (from :func:`checkpoint_dir` or the shipped
-    ``checkpoints/``), never trained. Raises FileNotFoundError, with the command that trains
-    it, if the run has not finished."""
+def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple[Experiment, bool]:
+    """The finished run ``config``, loaded, never trained, and whether its weights are the
+    shipped float16 ones (``checkpoints/``, rounded, so a prediction or two may differ from
+    the run's) rather than the run's own checkpoint in :func:`checkpoint_dir`. Raises
+    FileNotFoundError, with the command that trains it, if the run has not finished."""
     experiment = build_experiment(config, device)
     if load_shipped_checkpoint(experiment):
-        return experiment
+        return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
     state = load_checkpoint(path) if path.exists() else None
     if state is None or state["epoch"] < config.epochs:
         raise FileNotFoundError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])
     experiment.history = History(**state["history"])
-    return experiment
+    return experiment, False
 
 
 def record_errors(config: RunConfig, device: torch.device | None = None) -> Path:
     """Load the finished run ``config`` (:func:`load_trained`) and write
     ``results/errors_<run name>.json``: what it gets wrong on its test set
     (:func:`stn_course.analysis.error_summary`), with the command that repeats it."""
-    experiment = load_trained(config, device)
+    experiment, shipped = load_trained(config, device)
     summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
     command = config.command().replace(" train ", " errors ", 1)
-    return save_result(f"errors_{config.name}", {"run": config.name, **summary}, command)
+    weights = "shipped float16" if shipped else "trained"
+    return save_result(f"errors_{config.name}", {"run": config.name, "weights": weights, **summary}, command)
 
 
 def record_result(experiment: Experiment) -> None:
@@ -480,7 +482,8 @@ def load_error_results(folder: Path | None = None) -> list[dict]:
 def errors_table(records: list[dict], confusions: int = 3) -> str:
     """Error analyses as Markdown: per run, the test error, the share of test digits whose ink
     reaches the image's edge, the error rate on those and on the rest, and the most frequent
-    confusions (``9→4 (6)``: six 9s read as 4)."""
+    confusions (``9→4 (6)``: six 9s read as 4). A run analysed with its shipped float16
+    weights says so."""
     lines = ["| run | test error | digits touching the edge | error on those | error on the rest "
              "| most frequent confusions |", "|---|---|---|---|---|---|"]
 
@@ -490,7 +493,8 @@ def errors_table(records: list[dict], confusions: int = 3) -> str:
     for record in records:
         pairs = ", ".join(f"{c['true']}→{c['predicted']} ({c['count']})" for c in record["confusions"][:confusions])
         at_edge = record["errors_touching_edge"]
-        lines.append(f"| `{record['run']}` | {record['error_percent']:.2f}% ({record['errors']}) "
+        shipped = " (shipped float16 weights)" if record.get("weights") == "shipped float16" else ""
+        lines.append(f"| `{record['run']}`{shipped} | {record['error_percent']:.2f}% ({record['errors']}) "
                      f"| {100 * record['images_touching_edge'] / record['test_samples']:.1f}% "
                      f"| {percent(record['error_percent_touching_edge'])} ({at_edge}) "
                      f"| {percent(record['error_percent_inside'])} ({record['errors'] - at_edge}) | {pairs} |")

@@ -136,6 +136,7 @@ def test_command_line_trains_and_records_a_result(capsys, monkeypatch, tmp_path)
     errors = json.loads((results_dir() / "errors_rts-mnist_st-cnn-aff_e1_s0.json").read_text())
     assert errors["command"].startswith("python -m stn_course errors --dataset rts-mnist --model st-cnn-aff")
     assert errors["test_samples"] == 256 and errors["errors"] == 256 - record["test_correct"]
+    assert errors["weights"] == "trained", "the run's own checkpoint, not shipped float16 weights"
     assert sum(confusion["count"] for confusion in errors["confusions"]) <= errors["errors"]
     assert "test_accuracy" not in errors, "an errors file is not a training result"
     assert main(["errors", "--dataset", "rts-mnist", "--model", "cnn", "--epochs", "3", "--device", "cpu"]) == 1
@@ -248,9 +249,10 @@ def test_errors_table_reads_each_error_analysis(tmp_path):
     (tmp_path / "errors_proj-mnist_cnn_e8_s0.json").write_text(json.dumps(record))
     (tmp_path / "proj-mnist_cnn_e8_s0.json").write_text(json.dumps(_record("proj-mnist", "cnn", 0.985)))
     assert experiments.load_error_results(tmp_path) == [record], "only the error analyses"
-    lines = experiments.errors_table([record]).splitlines()
+    lines = experiments.errors_table([record, {**record, "weights": "shipped float16"}]).splitlines()
     assert lines[2] == ("| `proj-mnist_cnn_e8_s0` | 1.50% (150) | 25.0% | 3.60% (90) | 0.80% (60) "
                         "| 2→7 (8), 3→5 (7), 7→2 (6) |")
+    assert lines[3].startswith("| `proj-mnist_cnn_e8_s0` (shipped float16 weights) | 1.50% (150) |")
 
 
 def test_results_table_lists_every_training_result(tmp_path):
