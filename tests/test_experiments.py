@@ -68,6 +68,15 @@ def test_window_variant_trains_an_st_cnn_that_samples_a_smaller_window():
     assert experiment.history.epochs == 1 and 0 <= experiment.history.test_accuracy[0] <= 1
 
 
+@requires_mnist
+def test_classifier_settings_reach_the_model():
+    config = replace(experiments.default_config("rts-mnist", "cnn", 8), dropout=0.5, batchnorm=True)
+    model = experiments.build_experiment(config, torch.device("cpu")).model
+    assert [m.p for m in model.head if isinstance(m, torch.nn.Dropout)] == [0.5]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features) == 2
+    assert config.name == "rts-mnist_cnn_e1_s0_dropout=0.5_batchnorm=true"
+
+
 def test_every_setting_changed_by_hand_names_the_run_and_its_command():
     config = experiments.default_config("rts-mnist", "st-cnn-aff", 8)
     assert config.recipe == "" and config.name == "rts-mnist_st-cnn-aff_e1_s0", "quick-mode limits name nothing"
