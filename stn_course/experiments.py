@@ -129,9 +129,10 @@ class RunConfig:
         different settings never share a label, so never a checkpoint or a results file."""
         return "_".join(recipe_parts(self.variant, self.changes))
 
-    def command(self) -> str:
-        """The command line that reproduces this run."""
-        parts = ["python", "-m", "stn_course", "train", "--dataset", self.dataset,
+    def command(self, subcommand: str = "train") -> str:
+        """The command line that reproduces this run (``train``), or another command of
+        ``python -m stn_course`` on it (e.g. ``errors``)."""
+        parts = ["python", "-m", "stn_course", subcommand, "--dataset", self.dataset,
                  "--model", self.model, "--epochs", str(self.epochs), "--seed", str(self.seed)]
         if self.variant:
             parts += ["--variant", self.variant]
@@ -441,9 +442,9 @@ def record_errors(config: RunConfig, device: torch.device | None = None) -> Path
     (:func:`stn_course.analysis.error_summary`), with the command that repeats it."""
     experiment, shipped = load_trained(config, device)
     summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
-    command = config.command().replace(" train ", " errors ", 1)
     weights = "shipped float16" if shipped else "trained"
-    return save_result(f"errors_{config.name}", {"run": config.name, "weights": weights, **summary}, command)
+    return save_result(f"errors_{config.name}", {"run": config.name, "weights": weights, **summary},
+                       config.command("errors"))
 
 
 def record_result(experiment: Experiment) -> None:
@@ -493,7 +494,7 @@ def errors_table(records: list[dict], confusions: int = 3) -> str:
     for record in records:
         pairs = ", ".join(f"{c['true']}→{c['predicted']} ({c['count']})" for c in record["confusions"][:confusions])
         at_edge = record["errors_touching_edge"]
-        shipped = " (shipped float16 weights)" if record.get("weights") == "shipped float16" else ""
+        shipped = " (shipped float16 weights)" if record["weights"] == "shipped float16" else ""
         lines.append(f"| `{record['run']}`{shipped} | {record['error_percent']:.2f}% ({record['errors']}) "
                      f"| {100 * record['images_touching_edge'] / record['test_samples']:.1f}% "
                      f"| {percent(record['error_percent_touching_edge'])} ({at_edge}) "
@@ -699,10 +700,10 @@ def seed_table(records: list[dict]) -> str:
     for (dataset, model, recipe, epochs), seeds in sorted(by_run.items()):
         if len(seeds) < 2:
             continue
-        errors = [seeds[seed]["test_error_percent"] for seed in sorted(seeds)]
-        by_seed = ", ".join(f"{error:.2f}% (seed {seed})" for seed, error in zip(sorted(seeds), errors))
+        errors = {seed: seeds[seed]["test_error_percent"] for seed in sorted(seeds)}
+        by_seed = ", ".join(f"{error:.2f}% (seed {seed})" for seed, error in errors.items())
         lines.append(f"| {dataset} | {model} | {recipe or 'default'} | {epochs} | {by_seed} "
-                     f"| {max(errors) - min(errors):.2f} points |")
+                     f"| {max(errors.values()) - min(errors.values()):.2f} points |")
     return "\n".join(lines)
 
 

@@ -250,7 +250,8 @@ def test_tables_compare_recipes_at_seed_0_and_the_seed_table_sets_seeds_side_by_
 
 
 def test_errors_table_reads_each_error_analysis(tmp_path):
-    record = {"name": "errors_proj-mnist_cnn_e8_s0", "run": "proj-mnist_cnn_e8_s0", "test_samples": 10000,
+    record = {"name": "errors_proj-mnist_cnn_e8_s0", "run": "proj-mnist_cnn_e8_s0", "weights": "trained",
+              "test_samples": 10000,
               "errors": 150, "error_percent": 1.5, "images_touching_edge": 2500, "errors_touching_edge": 90,
               "error_percent_touching_edge": 3.6, "error_percent_inside": 0.8,
               "confusions": [{"true": 2, "predicted": 7, "count": 8}, {"true": 3, "predicted": 5, "count": 7},
