@@ -628,7 +628,7 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
 README_BLOCKS: dict[str, Callable[[], str]] = {
     "table1": lambda: distorted_mnist_table(load_run_results()),
     "speed": lambda: speed_table(load_run_results()),
-    "classifier": lambda: classifier_table(load_run_results()),
+    "regularisation": lambda: regularisation_table(load_run_results()),
     "seeds": lambda: seed_table(load_run_results()),
     "errors": lambda: errors_table(load_error_results()),
     "results": results_table,
@@ -662,11 +662,14 @@ TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": 
 #: the runs of that change to the recipe, beside the paper's figures for the same model.
 TABLE1_ROWS: list[tuple[str, str, dict]] = [
     ("cnn", "", {}), ("cnn", "", {"amp": True}), ("cnn", "", {"amp": True, "channels_last": True}),
+    ("cnn", "", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
     ("st-cnn-aff", "", {}), ("st-cnn-aff", "", {"amp": True}),
     ("st-cnn-aff", "full-localisation-lr", {}), ("st-cnn-aff", "full-localisation-lr", {"amp": True}),
     ("st-cnn-aff", "full-localisation-lr", {"amp": True, "channels_last": True}),
+    ("st-cnn-aff", "full-localisation-lr", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
     ("st-cnn-aff", "window-28", {}), ("st-cnn-aff", "window-28", {"amp": True}),
     ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True}),
+    ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
     ("st-cnn-proj", "", {}), ("st-cnn-tps", "", {})]
 
 
@@ -690,20 +693,20 @@ def latest_results(records: list[dict], seed: int = 0) -> dict[tuple[str, str, s
 
 def seed_table(records: list[dict]) -> str:
     """Runs that differ only in their seed (a new initialisation, batch order, training
-    distortions and, for distorted MNIST, test set), as Markdown: each seed's test error and
-    the spread, for every recipe and number of epochs run with more than one seed."""
+    distortions and, for distorted MNIST, test set), as Markdown: each seed's test error, their
+    mean and spread, for every recipe and number of epochs run with more than one seed."""
     by_run: dict[tuple, dict[int, dict]] = {}
     for record in sorted(records, key=lambda r: r["finished_at"]):
         config = config_of(record)
         by_run.setdefault((config.dataset, config.model, config.recipe, config.epochs), {})[config.seed] = record
-    lines = ["| dataset | model | recipe | epochs | test error by seed | spread |", "|---|---|---|---|---|---|"]
+    lines = ["| dataset | model | recipe | epochs | test error by seed | mean | spread |", "|---|---|---|---|---|---|---|"]
     for (dataset, model, recipe, epochs), seeds in sorted(by_run.items()):
         if len(seeds) < 2:
             continue
         errors = {seed: seeds[seed]["test_error_percent"] for seed in sorted(seeds)}
         by_seed = ", ".join(f"{error:.2f}% (seed {seed})" for seed, error in errors.items())
         lines.append(f"| {dataset} | {model} | {recipe or 'default'} | {epochs} | {by_seed} "
-                     f"| {max(errors.values()) - min(errors.values()):.2f} points |")
+                     f"| {statistics.mean(errors.values()):.2f}% | {max(errors.values()) - min(errors.values()):.2f} points |")
     return "\n".join(lines)
 
 
@@ -732,19 +735,20 @@ def distorted_mnist_table(records: list[dict]) -> str:
 
 #: RunConfig fields that change how fast a run computes, not what it computes (up to rounding)
 SPEED_FIELDS = ("amp", "channels_last")
-#: RunConfig fields that change the CNN's (and the ST-CNNs' classifier's) layers, not its size
-CLASSIFIER_FIELDS = ("dropout", "batchnorm")
+#: RunConfig fields that regularise the classifier without changing its size: dropout and batch
+#: norm in its layers, label smoothing in its loss
+REGULARISATION_FIELDS = ("dropout", "batchnorm", "label_smoothing")
 
 
-def settings_table(records: list[dict], setting_fields: Sequence[str], heading: str) -> str:
+def settings_table(records: list[dict], setting_fields: Sequence[str], heading: str, timed: bool = True) -> str:
     """Each run that sets one of ``setting_fields`` by hand beside the latest run of the same
-    recipe without any of them, as Markdown: median seconds per epoch of each, their ratio,
-    and both errors. ``heading`` names the settings column. A run whose recipe without the
-    settings was never run is left out."""
+    recipe without any of them, as Markdown: both errors and, if ``timed``, the median seconds
+    per epoch of each and their ratio. ``heading`` names the settings column. A run whose
+    recipe without the settings was never run is left out."""
     latest = latest_results(records)
-    lines = [f"| dataset | model | recipe | {heading} | s/epoch without → with | speed-up "
-             "| test error without → with |",
-             "|---|---|---|---|---|---|---|"]
+    timing = " s/epoch without → with | speed-up |" if timed else ""
+    lines = [f"| dataset | model | recipe | {heading} |{timing} test error without → with |",
+             "|---|---|---|---|" + ("---|---|" if timed else "") + "---|"]
     for (dataset, model, recipe), record in sorted(latest.items()):
         config = config_of(record)
         settings = {name: value for name, value in config.changes.items() if name in setting_fields}
@@ -755,11 +759,13 @@ def settings_table(records: list[dict], setting_fields: Sequence[str], heading: 
         base = latest.get((dataset, model, base_recipe))
         if base is None:
             continue
-        seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
-        lines.append(f"| {dataset} | {model} | {base_recipe or 'default'} | {', '.join(recipe_parts('', settings))} "
-                     f"| {seconds[0]:.0f} → {seconds[1]:.0f} | **{seconds[0] / seconds[1]:.2f}x** "
-                     f"| {base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
-                     f"{record['test_error_percent']:.2f}% ({record['epochs']} ep) |")
+        cells = [dataset, model, base_recipe or "default", ", ".join(recipe_parts("", settings))]
+        if timed:
+            seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
+            cells += [f"{seconds[0]:.0f} → {seconds[1]:.0f}", f"**{seconds[0] / seconds[1]:.2f}x**"]
+        cells.append(f"{base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
+                     f"{record['test_error_percent']:.2f}% ({record['epochs']} ep)")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -769,7 +775,9 @@ def speed_table(records: list[dict]) -> str:
     return settings_table(records, SPEED_FIELDS, "speed settings")
 
 
-def classifier_table(records: list[dict]) -> str:
-    """Each run that changes the classifier's layers (:data:`CLASSIFIER_FIELDS`: dropout,
-    batch norm) beside the same recipe without the change (:func:`settings_table`)."""
-    return settings_table(records, CLASSIFIER_FIELDS, "classifier settings")
+def regularisation_table(records: list[dict]) -> str:
+    """Each run that regularises the classifier (:data:`REGULARISATION_FIELDS`: dropout, batch
+    norm, label smoothing) beside the same recipe without it (:func:`settings_table`), errors
+    only: the runs compared were often made on different days of a shared machine, whose
+    speed varies more than these settings change it."""
+    return settings_table(records, REGULARISATION_FIELDS, "regularisation", timed=False)

@@ -231,22 +231,28 @@ def test_settings_tables_pair_each_run_with_its_recipe_without_those_settings():
         "| 1.00% (8 ep) → 0.40% (8 ep) |"], "each beside the same recipe without speed settings; a run without one is left out"
     dropout = {**_record("rot-mnist", "st-cnn-aff", 0.993, variant="full-localisation-lr", amp=True, channels_last=True,
                          dropout=0.5), "seconds_per_epoch": [25]}
-    lines = experiments.classifier_table([fp32, amp, both, dropout]).splitlines()
-    assert lines[2:] == [
-        "| rot-mnist | st-cnn-aff | full-localisation-lr_channels_last=true_amp=true | dropout=0.5 | 20 → 25 "
-        "| **0.80x** | 0.40% (8 ep) → 0.70% (8 ep) |"], "beside the same recipe, speed settings included, without dropout"
+    smoothed = {**_record("rot-mnist", "st-cnn-aff", 0.997, variant="full-localisation-lr", amp=True,
+                          channels_last=True, label_smoothing=0.1), "seconds_per_epoch": [20]}
+    lines = experiments.regularisation_table([fp32, amp, both, dropout, smoothed]).splitlines()
+    assert lines == [
+        "| dataset | model | recipe | regularisation | test error without → with |", "|---|---|---|---|---|",
+        "| rot-mnist | st-cnn-aff | full-localisation-lr_channels_last=true_amp=true | dropout=0.5 "
+        "| 0.40% (8 ep) → 0.70% (8 ep) |",
+        "| rot-mnist | st-cnn-aff | full-localisation-lr_channels_last=true_amp=true | label_smoothing=0.1 "
+        "| 0.40% (8 ep) → 0.30% (8 ep) |"], \
+        "each beside the same recipe, speed settings included, without dropout or label smoothing; errors only"
     assert "dropout" not in experiments.speed_table([fp32, amp, both, dropout]), "no speed-only base for the dropout run"
 
 
 def test_tables_compare_recipes_at_seed_0_and_the_seed_table_sets_seeds_side_by_side():
     seed0 = _record("rts-mnist", "st-cnn-aff", 0.9934, variant="window-28")
-    seed1 = _record("rts-mnist", "st-cnn-aff", 0.9925, "2026-11-22T02:00:00+0000", variant="window-28", seed=1)
+    seed1 = _record("rts-mnist", "st-cnn-aff", 0.9924, "2026-11-22T02:00:00+0000", variant="window-28", seed=1)
     lonely = _record("rot-mnist", "cnn", 0.985)
     assert experiments.latest_results([seed0, seed1])[("rts-mnist", "st-cnn-aff", "window-28")] is seed0, \
         "a later run with another seed does not replace the seed-0 run in the tables"
     assert experiments.latest_results([seed0, seed1], seed=1)[("rts-mnist", "st-cnn-aff", "window-28")] is seed1
     lines = experiments.seed_table([seed1, lonely, seed0]).splitlines()
-    assert lines[2:] == ["| rts-mnist | st-cnn-aff | window-28 | 8 | 0.66% (seed 0), 0.75% (seed 1) | 0.09 points |"]
+    assert lines[2:] == ["| rts-mnist | st-cnn-aff | window-28 | 8 | 0.66% (seed 0), 0.76% (seed 1) | 0.71% | 0.10 points |"]
 
 
 def test_errors_table_reads_each_error_analysis(tmp_path):
