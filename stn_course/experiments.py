@@ -705,8 +705,9 @@ def seed_table(records: list[dict]) -> str:
             continue
         errors = {seed: seeds[seed]["test_error_percent"] for seed in sorted(seeds)}
         by_seed = ", ".join(f"{error:.2f}% (seed {seed})" for seed, error in errors.items())
+        spread = max(errors.values()) - min(errors.values())
         lines.append(f"| {dataset} | {model} | {recipe or 'default'} | {epochs} | {by_seed} "
-                     f"| {statistics.mean(errors.values()):.2f}% | {max(errors.values()) - min(errors.values()):.2f} points |")
+                     f"| {statistics.mean(errors.values()):.2f}% | {spread:.2f} points |")
     return "\n".join(lines)
 
 
