@@ -59,3 +59,11 @@ def test_readme_lists_the_notebook_with_a_colab_badge(path):
     assert f"notebooks/{path.name}" in readme
     badge = f"https://colab.research.google.com/github/{REPO_URL.removeprefix('https://github.com/')}/blob/main/notebooks/{path.name}"
     assert badge in readme
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_test_markers_are_cell_tags_not_comments_in_learner_code(path):
+    """nbval's markers live in cell metadata, so learners read clean code."""
+    for i, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "code":
+            assert "NBVAL_" not in _source(cell), f"{path.name} cell {i}: use an nbval-* cell tag"
