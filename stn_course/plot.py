@@ -35,6 +35,7 @@ Sections:
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -263,6 +264,10 @@ def format_theta(theta, decimals: int = 2) -> str:
 # The θ view (used by the θ explorer and notebooks 00 and 01)
 # ---------------------------------------------------------------------------
 
+#: Figures laid out by :func:`plot_theta_view`, which redraws into their axes in place.
+_THETA_VIEW_FIGURES: "weakref.WeakSet[Figure]" = weakref.WeakSet()
+
+
 @dataclass(frozen=True)
 class ThetaView:
     """What :func:`plot_theta_view` drew: the figure, the output image ``(Ho, Wo, C)`` and
@@ -300,7 +305,7 @@ def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str
 
     if fig is None:
         fig = new_figure((11.0, 4.0), dpi=dpi)
-    if len(fig.axes) == 3 and getattr(fig, "stn_theta_view", False):
+    if len(fig.axes) == 3 and fig in _THETA_VIEW_FIGURES:
         ax_in, ax_grid, ax_out = fig.axes  # redraw in place: faster than new axes
         for ax in fig.axes:
             ax.clear()
@@ -310,7 +315,7 @@ def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str
         # fixed positions (no layout engine): every redraw has the same geometry, and is fast
         ax_in, ax_grid, ax_out = fig.subplots(1, 3, gridspec_kw=dict(
             left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.06))
-        fig.stn_theta_view = True
+        _THETA_VIEW_FIGURES.add(fig)
 
     _show(ax_in, img, vmin, vmax)
     draw_image_border(ax_in, (h, w))
