@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "report":
-        from .experiments import results_table, update_readme_results
+        from .report import results_table, update_readme_results
 
         print(results_table())
         if args.update_readme:
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    from .utils import get_device
+    from .utils import get_device, is_quick
 
-    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant)
+    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
         config = replace(config, **dict(parse_setting(setting) for setting in args.settings))
     except ValueError as error:

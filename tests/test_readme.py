@@ -1,7 +1,7 @@
 """The README states only what the repository can show."""
 import re
 
-from stn_course.experiments import README_BLOCKS
+from stn_course.report import README_BLOCKS
 from stn_course.utils import repo_root
 
 README = (repo_root() / "README.md").read_text()
