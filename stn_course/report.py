@@ -164,30 +164,129 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def best_run(latest: dict[tuple[str, str, str], dict], dataset: str, models: Sequence[str] | None = None) -> dict | None:
+    """The record of lowest test error among ``latest`` (:func:`latest_results`) on ``dataset``,
+    of one of ``models`` if given; None if there is none."""
+    runs = [record for (name, model, _), record in latest.items()
+            if name == dataset and (models is None or model in models)]
+    return min(runs, key=lambda record: record["test_error_percent"], default=None)
+
+
+def headline_table(records: list[dict]) -> str:
+    """The README's headline table: plain MNIST, each column of the paper's Table 1 and the
+    CIFAR-10 models, the reference figure (the paper's best model for the cell, the accuracy
+    the course material reports, or the course's target) beside the course's best recorded
+    run at seed 0. The best is chosen on the test set, as the paper's table is read."""
+    latest = latest_results(records)
+    lines = ["| task | measure | reference | ours | our run |", "|---|---|---|---|---|"]
+
+    def ours(record: dict | None, accuracy: bool) -> tuple[str, str]:
+        if record is None:
+            return "—", "not run yet"
+        value = 100 * record["test_accuracy"] if accuracy else record["test_error_percent"]
+        return f"**{value:.2f}%**", f"`{record['name']}`"
+
+    mnist = ours(best_run(latest, "mnist"), accuracy=False)
+    lines.append(f"| MNIST | test error | — | {mnist[0]} | {mnist[1]} |")
+    for column, dataset in TABLE1_COLUMNS.items():
+        figures = {model: errors[column] for model, errors in PAPER_TABLE1.items() if column in errors}
+        best = min(figures.values())
+        models = ", ".join(model for model, error in figures.items() if error == best)
+        cell = ours(best_run(latest, dataset, list(PAPER_TABLE1)), accuracy=False)
+        lines.append(f"| {dataset} ({column}) | test error | {best}% (paper, {models}) | {cell[0]} | {cell[1]} |")
+    for model in [*CIFAR10_REPORTED, *CIFAR10_TARGET]:
+        reference = (f"{CIFAR10_REPORTED[model]:.0f}% (course material)" if model in CIFAR10_REPORTED
+                     else f"≥ {CIFAR10_TARGET[model]:.0f}% (the course's target)")
+        runs = {key: record for key, record in latest.items() if key[1] == model}
+        cell = ours(best_run(runs, "cifar10"), accuracy=True)
+        lines.append(f"| CIFAR-10, `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
+    return "\n".join(lines)
+
+
 #: The README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``): name → table.
 README_BLOCKS: dict[str, Callable[[], str]] = {
-    "table1": lambda: distorted_mnist_table(load_run_results()),
-    "speed": lambda: speed_table(load_run_results()),
-    "regularisation": lambda: regularisation_table(load_run_results()),
-    "seeds": lambda: seed_table(load_run_results()),
-    "errors": lambda: errors_table(load_error_results()),
-    "results": results_table,
-    "benchmark": sampler_benchmark_table,
-    "pipeline": pipeline_benchmark_table,
+    "headline": lambda: headline_table(load_run_results()),
 }
 
+#: RESULTS.md, in order: (heading, what the table shows, table).
+RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
+    ("Headline", "The README's table: the reference figure beside the course's best recorded run at seed 0.",
+     README_BLOCKS["headline"]),
+    ("The paper's Table 1: distorted MNIST",
+     "Test error (%): ours, with the epochs and minutes of training, / the paper's (Jaderberg et al., 2015). "
+     "Each cell is the latest seed-0 run of its row's recipe: `full-localisation-lr` trains the localisation "
+     "network at the full learning rate instead of a tenth, `window-28` makes the RTS transformer's output a "
+     "28x28 window of the 42x42 canvas, `amp=true` trains with bfloat16 mixed precision, `channels_last=true` "
+     "in the channels-last memory format, `label_smoothing` with label smoothing "
+     "([notebook 03](notebooks/03_distorted_mnist.ipynb) explains them).",
+     lambda: distorted_mnist_table(load_run_results())),
+    ("Speed settings",
+     "Each run with a speed setting (`--set amp=true`: bfloat16 mixed precision on the CPU, the transformer's "
+     "grid and sampling kept in float32; `--set channels_last=true`) beside the latest run of the same recipe "
+     "without either, with the median seconds per epoch. They change the order of sums (so the rounding), "
+     "not the model.",
+     lambda: speed_table(load_run_results())),
+    ("Regularisation",
+     "Dropout before the classifier's last layer, batch norm after each convolution and label smoothing, each "
+     "beside the same recipe without it. Errors only: the runs compared were often made on different days of "
+     "a shared machine, whose speed varies more than these settings change it.",
+     lambda: regularisation_table(load_run_results())),
+    ("Seeds",
+     "Runs of one recipe with other seeds (`--seed 1`: a new initialisation, batch order, training "
+     "distortions and test set). The tables above compare recipes at seed 0.",
+     lambda: seed_table(load_run_results())),
+    ("What the models get wrong",
+     "From `python -m stn_course errors` with a run's options. A digit touches the edge when a pixel of the "
+     "image's outermost frame holds ink: the distortion most likely pushed part of it out of the image.",
+     lambda: errors_table(load_error_results())),
+    ("CIFAR-10",
+     "Each run beside the accuracy the course material reports for its network, or the course's target for "
+     "its own model ([notebook 04](notebooks/04_cifar10.ipynb)).",
+     lambda: cifar10_table(load_run_results())),
+    ("Every run",
+     "Every training run with the command that repeats it. Training times were measured on a shared CPU, "
+     "often while other work ran beside the training; the per-epoch seconds are in each JSON file.",
+     results_table),
+    ("The NumPy sampler against PyTorch",
+     "`python benchmarks/sampler.py`, recorded in [`results/sampler_benchmark.json`](results/sampler_benchmark.json).",
+     sampler_benchmark_table),
+    ("The data pipeline and the transformer's cost",
+     "`python benchmarks/pipeline.py`, recorded in [`results/pipeline_benchmark.json`](results/pipeline_benchmark.json). "
+     "The tutorial's DataLoader runs with the tutorial's own worker count; \"the data alone\" draws an epoch's "
+     "batches without a model. Each pipeline figure is a single measurement on a shared machine, so read "
+     "ratios near 1 as \"about the same\". For the transformer's cost the models take turns over several "
+     "rounds, and the table gives the median round's ratio with the range over rounds.",
+     pipeline_benchmark_table),
+]
 
-def update_readme_results(readme: Path | None = None) -> None:
-    """Rewrite the README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``,
-    one per entry of :data:`README_BLOCKS`) from ``results/``."""
-    readme = readme or repo_root() / "README.md"
-    text = readme.read_text()
+
+def results_page() -> str:
+    """``RESULTS.md``: every table of :data:`RESULTS_SECTIONS` under its heading, made from ``results/``."""
+    parts = ["# Results", "",
+             "Generated by `python -m stn_course report --update-readme` from [`results/`](results/), where "
+             "each JSON file also records the machine, the library versions, the time and the per-epoch "
+             "history. Do not edit by hand."]
+    for heading, explanation, make in RESULTS_SECTIONS:
+        parts += ["", f"## {heading}", "", explanation, "", make()]
+    return "\n".join(parts) + "\n"
+
+
+def readme_with_blocks(text: str) -> str:
+    """``text`` (the README) with each generated block of :data:`README_BLOCKS` remade from ``results/``."""
     for name, make in README_BLOCKS.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"{readme} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
+            raise ValueError(f"the README has no <!-- {name}:start --> ... <!-- {name}:end --> block")
         text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
-    readme.write_text(text)
+    return text
+
+
+def update_readme_results(readme: Path | None = None, results: Path | None = None) -> None:
+    """Rewrite the README's generated blocks (:func:`readme_with_blocks`) and ``RESULTS.md``
+    (:func:`results_page`) from ``results/``."""
+    readme = readme or repo_root() / "README.md"
+    readme.write_text(readme_with_blocks(readme.read_text()))
+    (results or repo_root() / "RESULTS.md").write_text(results_page())
 
 
 #: The paper's Table 1 (Jaderberg et al., 2015): test error (%) on distorted MNIST.

@@ -1,6 +1,8 @@
-"""The tables made from results/: each number in its cell, and README.md and RESULTS.md current."""
+"""The tables made from results/, each number in its cell, and the README block and RESULTS.md written from them."""
 import json
 from dataclasses import asdict, replace
+
+import pytest
 
 from stn_course import report
 from stn_course.experiments import recipe_config
@@ -180,3 +182,31 @@ def test_every_stored_pipeline_record_has_the_fields_the_table_reads():
         assert all("data_seconds_per_epoch" in run for run in comparison["runs"].values())
     assert all(ratio["turns"] for ratio in record["stn_overhead"]["ratios"].values())
     assert "| training | rts-mnist | `cnn` |" in report.pipeline_benchmark_table()
+
+
+def test_headline_table_sets_the_best_run_of_each_cell_beside_the_reference():
+    records = [_record("rts-mnist", "st-cnn-aff", 0.99), _record("rts-mnist", "cnn", 0.995),
+               _record("rts-mnist", "st-cnn-aff", 0.996, variant="window-28"),
+               _record("rts-mnist", "st-series", 0.999),  # not a model of the paper's Table 1
+               _record("rts-mnist", "st-cnn-aff", 0.998, variant="window-28", seed=1),  # seed 0 only
+               {**_record("cifar10", "cifar-net-b", 0.6612), "name": "net-b"}]
+    rows = {line.split(" | ")[0]: line for line in report.headline_table(records).splitlines()[2:]}
+    assert rows["| rts-mnist (RTS)"] == ("| rts-mnist (RTS) | test error | 0.5% (paper, st-cnn-aff, st-cnn-tps) "
+                                         "| **0.40%** | `rts-mnist_st-cnn-aff_e8_s0_window-28` |")
+    assert rows["| MNIST"] == "| MNIST | test error | — | — | not run yet |"
+    assert rows["| CIFAR-10, `cifar-net-b`"] == ("| CIFAR-10, `cifar-net-b` | test accuracy | 65% (course material) "
+                                                "| **66.12%** | `net-b` |")
+    assert "≥ 85% (the course's target) | — |" in rows["| CIFAR-10, `cifar-st-resnet`"]
+
+
+def test_update_writes_the_readme_blocks_and_the_results_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "README_BLOCKS", {"headline": lambda: "| new |"})
+    monkeypatch.setattr(report, "RESULTS_SECTIONS", [("Heading", "What it shows.", lambda: "| table |")])
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- headline:start -->\n| old |\n<!-- headline:end -->\nend\n")
+    report.update_readme_results(readme, tmp_path / "RESULTS.md")
+    assert readme.read_text() == "intro\n<!-- headline:start -->\n| new |\n<!-- headline:end -->\nend\n"
+    assert (tmp_path / "RESULTS.md").read_text().endswith("## Heading\n\nWhat it shows.\n\n| table |\n")
+    readme.write_text("no blocks\n")
+    with pytest.raises(ValueError, match="headline"):
+        report.update_readme_results(readme, tmp_path / "RESULTS.md")
