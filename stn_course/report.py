@@ -54,7 +54,7 @@ def errors_table(records: list[dict], confusions: int = 3) -> str:
 
 
 def results_table(folder: Path | None = None) -> str:
-    """The README's results table (Markdown), made from ``results/*.json``."""
+    """Every training run (Markdown), made from ``results/*.json``."""
     lines = [
         "| run | test accuracy | test error | epochs | training time | machine | command |",
         "|---|---|---|---|---|---|---|",
@@ -110,7 +110,7 @@ def cifar10_table(records: list[dict]) -> str:
 
 
 def sampler_benchmark_table(folder: Path | None = None) -> str:
-    """The README's NumPy-vs-PyTorch sampler table, from ``results/sampler_benchmark.json``."""
+    """The NumPy-vs-PyTorch sampler table, from ``results/sampler_benchmark.json``."""
     path = (folder or repo_root() / "results") / "sampler_benchmark.json"
     if not path.exists():
         return "(no benchmark recorded yet: run `python benchmarks/sampler.py`)"
@@ -130,7 +130,7 @@ def sampler_benchmark_table(folder: Path | None = None) -> str:
 
 
 def pipeline_benchmark_table(folder: Path | None = None) -> str:
-    """The README's data-pipeline and STN-overhead table, from ``results/pipeline_benchmark.json``."""
+    """The data-pipeline and STN-overhead table, from ``results/pipeline_benchmark.json``."""
     path = (folder or repo_root() / "results") / "pipeline_benchmark.json"
     if not path.exists():
         return "(no benchmark recorded yet: run `python benchmarks/pipeline.py`)"
@@ -164,7 +164,8 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def best_run(latest: dict[tuple[str, str, str], dict], dataset: str, models: Sequence[str] | None = None) -> dict | None:
+def best_run(latest: dict[tuple[str, str, str], dict], dataset: str,
+             models: Sequence[str] | None = None) -> dict | None:
     """The record of lowest test error among ``latest`` (:func:`latest_results`) on ``dataset``,
     of one of ``models`` if given; None if there is none."""
     runs = [record for (name, model, _), record in latest.items()
@@ -251,7 +252,8 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
      "`python benchmarks/sampler.py`, recorded in [`results/sampler_benchmark.json`](results/sampler_benchmark.json).",
      sampler_benchmark_table),
     ("The data pipeline and the transformer's cost",
-     "`python benchmarks/pipeline.py`, recorded in [`results/pipeline_benchmark.json`](results/pipeline_benchmark.json). "
+     "`python benchmarks/pipeline.py`, recorded in "
+     "[`results/pipeline_benchmark.json`](results/pipeline_benchmark.json). "
      "The tutorial's DataLoader runs with the tutorial's own worker count; \"the data alone\" draws an epoch's "
      "batches without a model. Each pipeline figure is a single measurement on a shared machine, so read "
      "ratios near 1 as \"about the same\". For the transformer's cost the models take turns over several "

@@ -35,8 +35,9 @@ def test_a_variant_changes_the_recipe_the_name_and_the_command():
 
 
 def test_final_drop_schedule_divides_the_rate_by_ten_for_the_last_fifth():
-    # tests run in quick mode, which shrinks every run to one epoch
-    config = replace(experiments.default_config("cifar10", "cifar-net-b", 50, variant="no-augment-drop", quick=True), epochs=5)
+    # a quick run is one small epoch: five epochs here so that the schedule has a last fifth
+    config = experiments.default_config("cifar10", "cifar-net-b", 50, variant="no-augment-drop", quick=True)
+    config = replace(config, epochs=5)
     assert (config.augment, config.schedule, config.lr) == (False, "final-drop", 0.01)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
     scheduler = experiments.make_scheduler(config, optimizer, steps_per_epoch=10)
@@ -54,7 +55,8 @@ def test_final_drop_schedule_divides_the_rate_by_ten_for_the_last_fifth():
 @requires_mnist
 def test_no_augment_variant_trains_on_plain_images():
     distorted = experiments.build_experiment(experiments.default_config("rot-mnist", "cnn", 1, quick=True))
-    plain = experiments.build_experiment(experiments.default_config("rot-mnist", "cnn", 1, variant="no-augment", quick=True))
+    plain = experiments.build_experiment(experiments.default_config("rot-mnist", "cnn", 1, variant="no-augment",
+                                                                    quick=True))
     assert distorted.train_loader.augment is not None and plain.train_loader.augment is None
 
 
@@ -156,7 +158,8 @@ def test_command_line_trains_and_records_a_result(capsys, monkeypatch, tmp_path)
 
 @requires_cifar_folder
 def test_cifar_net_b_runs_on_cifar10():
-    experiment = experiments.run_experiment(experiments.default_config("cifar10", "cifar-net-b", 50, quick=True), save=False)
+    config = experiments.default_config("cifar10", "cifar-net-b", 50, quick=True)
+    experiment = experiments.run_experiment(config, save=False)
     assert experiment.model.transformer.last_theta.shape[1] == 6
     assert experiment.history.epochs == 1
 
