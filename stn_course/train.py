@@ -168,8 +168,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         if start_epoch <= epochs:
             print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
         else:
-            print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epochs, test accuracy "
-                  f"{100 * history.test_accuracy[-1]:.2f}%); delete it to train again.")
+            print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epoch{'s' * (history.epochs != 1)}, "
+                  f"test accuracy {100 * history.test_accuracy[-1]:.2f}% when it trained); to train it again, "
+                  f"delete {checkpoint.resolve()}")
 
     batches = len(train_loader)
     global_step = (start_epoch - 1) * batches
