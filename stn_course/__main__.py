@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as error:
         if getattr(args, "debug", False):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(error, file=sys.stderr)
         return 1
 
 
@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _train(config, device, args: argparse.Namespace) -> int:
     """Train (or load) the run and say where its checkpoint and result are."""
-    from .experiments import describe_finished_run, run_experiment, ship_checkpoint
+    from .experiments import describe_finished_run, format_duration, run_experiment, ship_checkpoint
     from .utils import checkpoint_dir, results_dir
 
     experiment = run_experiment(config, device=device, record=args.record, use_shipped=not args.no_shipped)
@@ -148,7 +148,7 @@ def _train(config, device, args: argparse.Namespace) -> int:
     accuracy = history.test_accuracy[-1]
     print(f"{config.name}: test accuracy {100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%), "
           f"{history.trained_now} epoch{'s' * (history.trained_now != 1)} trained in "
-          f"{sum(history.seconds[-history.trained_now:]) / 60:.1f} min")
+          f"{format_duration(sum(history.seconds[-history.trained_now:]))}")
     print(f"Checkpoint: {checkpoint_dir() / f'{config.name}.pt'}")
     result = results_dir(args.record) / f"{config.name}.json"
     if history.epochs == config.epochs and result.exists():

@@ -456,7 +456,12 @@ def describe_finished_run(name: str, history: History) -> str:
     where = f" on a {machine.get('cpu_count')}-core {machine.get('processor')} CPU" if machine.get("cpu_count") else ""
     if machine.get("cuda"):
         where = f" on {machine['cuda']}"
-    return f"{text}, trained in {seconds / 60:.1f} min{where}"
+    return f"{text}, trained in {format_duration(seconds)}{where}"
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"`` under a minute, else ``"4.1 min"``."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple[Experiment, bool]:

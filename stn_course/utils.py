@@ -230,7 +230,7 @@ def machine_info() -> dict[str, Any]:
 def save_result(name: str, payload: dict[str, Any], command: str, record: bool | None = None) -> Path:
     """Write ``<results dir>/<name>.json`` with the payload, the command, machine and time:
     into the course's ``results/`` only if ``record`` (see :func:`results_dir`)."""
-    record = {
+    document = {
         "name": name,
         "command": command,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -239,7 +239,7 @@ def save_result(name: str, payload: dict[str, Any], command: str, record: bool |
         **payload,
     }
     path = results_dir(record) / f"{name}.json"
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n"))
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n"))
     return path
 
 
