@@ -122,3 +122,50 @@ def test_a_learners_run_writes_outside_the_repository(tmp_path, monkeypatch, cap
     assert cli.main(args + ["--record"]) == 0
     assert (tmp_path / "recorded" / f"{name}.json").exists()
     assert _tracked_results() == before
+
+
+@pytest.fixture
+def read_only_data_root(tmp_path, monkeypatch):
+    """A data root holding MNIST that no folder can be created in: chmod 555, and, since
+    chmod does not stop root, ``Path.mkdir`` refused inside it as a read-only mount would."""
+    from pathlib import Path
+
+    from stn_course import utils
+
+    data = tmp_path / "shared"
+    data.mkdir()
+    (data / "MNIST").symlink_to(utils.data_root() / "MNIST")
+    data.chmod(0o555)
+    if os.geteuid() == 0:
+        real_mkdir = Path.mkdir
+
+        def mkdir(self, *args, **kwargs):
+            if data.resolve() in self.resolve().parents and not self.exists():
+                raise OSError(30, "Read-only file system", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_DATA", str(data))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_RECORD"):
+        monkeypatch.delenv(variable, raising=False)
+    yield data
+    data.chmod(0o755)
+
+
+@requires_mnist
+def test_a_read_only_data_root_works_with_and_without_a_checkpoint_folder(read_only_data_root, tmp_path,
+                                                                          monkeypatch, capsys):
+    contents = sorted(path.name for path in read_only_data_root.iterdir())
+    args = ["train", "--model", "cnn", "--epochs", "1", "--set", "train_limit=128", "--set", "test_limit=64",
+            "--device", "cpu"]
+    name = "mnist_cnn_e1_s0_train_limit=128_test_limit=64"
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "my-checkpoints"))
+    assert cli.main(args) == 0
+    assert (tmp_path / "my-checkpoints" / f"{name}.pt").exists()
+    monkeypatch.delenv("STN_COURSE_CHECKPOINTS")
+    assert cli.main(args + ["--seed", "1"]) == 0
+    assert (tmp_path / "xdg" / "stn_course" / "checkpoints" / f"{name.replace('_s0', '_s1')}.pt").exists()
+    assert "set STN_COURSE_CHECKPOINTS" in capsys.readouterr().out
+    assert sorted(path.name for path in read_only_data_root.iterdir()) == contents
