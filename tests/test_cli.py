@@ -169,3 +169,20 @@ def test_a_read_only_data_root_works_with_and_without_a_checkpoint_folder(read_o
     assert (tmp_path / "xdg" / "stn_course" / "checkpoints" / f"{name.replace('_s0', '_s1')}.pt").exists()
     assert "set STN_COURSE_CHECKPOINTS" in capsys.readouterr().out
     assert sorted(path.name for path in read_only_data_root.iterdir()) == contents
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None], ids=["empty", "random", "truncated"])
+def test_a_bad_checkpoint_is_a_course_error_naming_the_file(tmp_path, content):
+    import torch
+
+    from stn_course.errors import CourseError
+    from stn_course.train import load_checkpoint
+
+    path = tmp_path / "run.pt"
+    if content is None:
+        torch.save({"model": {"w": torch.zeros(1000)}, "epoch": 1}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CourseError, match=f"{path}.*cannot be read.*Delete it"):
+        load_checkpoint(path)
