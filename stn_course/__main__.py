@@ -19,6 +19,12 @@ from __future__ import annotations
 # course's modules are imported by the commands that need them.
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: importing these at run time would import torch
+    import torch
+
+    from .experiments import RunConfig
 
 #: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The command's work, with its imports."""
     if args.command == "report":
         from .experiments import results_table, update_readme_results
 
@@ -133,7 +140,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return _train(config, device, args)
 
 
-def _train(config, device, args: argparse.Namespace) -> int:
+def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace) -> int:
     """Train (or load) the run and say where its checkpoint and result are."""
     from .experiments import describe_finished_run, format_duration, run_experiment, ship_checkpoint
     from .utils import checkpoint_dir, results_dir
@@ -142,14 +149,16 @@ def _train(config, device, args: argparse.Namespace) -> int:
     history = experiment.history
     if args.ship:
         print("Shipped the weights to", ship_checkpoint(experiment))
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
     if history.trained_now == 0:
-        print(f"{config.name}: loaded, not trained: {describe_finished_run(config.name, history)}.")
+        if checkpoint.exists():  # (a shipped model was described when it loaded)
+            print(f"{config.name}: loaded, not trained: {describe_finished_run(config.name, history)}.")
         return 0
     accuracy = history.test_accuracy[-1]
     print(f"{config.name}: test accuracy {100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%), "
           f"{history.trained_now} epoch{'s' * (history.trained_now != 1)} trained in "
           f"{format_duration(sum(history.seconds[-history.trained_now:]))}")
-    print(f"Checkpoint: {checkpoint_dir() / f'{config.name}.pt'}")
+    print(f"Checkpoint: {checkpoint}")
     result = results_dir(args.record) / f"{config.name}.json"
     if history.epochs == config.epochs and result.exists():
         print(f"Result:     {result}")
