@@ -12,7 +12,6 @@ import os
 import re
 import site
 import subprocess
-import sys
 import threading
 import venv
 from pathlib import Path
