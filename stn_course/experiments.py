@@ -7,7 +7,7 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 from __future__ import annotations
 
 import shlex
-import sys
+import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -19,8 +19,10 @@ from .analysis import collect_errors, error_summary
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
 from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
-from .utils import (REPO_URL, checkpoint_dir, get_device, is_quick, results_dir, save_result, set_seed,
-                    shipped_checkpoint_dir)
+from .errors import CourseError
+from .runlock import run_lock
+from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
+                    repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
 
 
 @dataclass(frozen=True)
@@ -293,26 +295,47 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
 
 
 def run_experiment(config: RunConfig, device: torch.device | None = None,
-                   save: bool = True, **fit_options) -> Experiment:
+                   save: bool = True, **options) -> Experiment:
     """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`."""
-    return train_experiment(build_experiment(config, device), save=save, **fit_options)
+    return train_experiment(build_experiment(config, device), save=save, **options)
 
 
 def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,
-                     replay_log: bool = False, **fit_options) -> Experiment:
-    """Train a built experiment (resuming or loading its checkpoint), then record the result.
+                     replay_log: bool = False, record: bool | None = None, use_shipped: bool = True,
+                     **fit_options) -> Experiment:
+    """Train a built experiment (resuming or loading its checkpoint), then save the result.
 
-    The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``;
-    the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
-    With ``use_checkpoints=False`` it trains from scratch, loading and writing nothing
-    (e.g. to record the transformer while it learns). With ``replay_log``, a run that is
-    only loaded prints the log it printed while training.
+    The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``, guarded
+    by a lock file while the run trains (:mod:`stn_course.runlock`); the result goes to
+    ``<name>.json`` in the output folder, or in the course's ``results/`` if ``record``
+    (:func:`stn_course.utils.results_dir`). With ``use_shipped=False`` a model shipped with
+    the course is not loaded (the run trains). With ``use_checkpoints=False`` it trains from
+    scratch, loading and writing nothing (e.g. to record the transformer while it learns).
+    With ``replay_log``, a run that is only loaded prints the log it printed while training.
     """
     config = experiment.config
-    if use_checkpoints and load_shipped_checkpoint(experiment):
+    if use_checkpoints and use_shipped and load_shipped_checkpoint(experiment):
         if replay_log:
             print_log(experiment.history)
         return experiment  # nothing to record: the shipped model comes with its results file
+    if not use_checkpoints:
+        return _train(experiment, None, **fit_options)
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    with run_lock(checkpoint):
+        _train(experiment, checkpoint, **fit_options)
+    only_loaded = experiment.history.trained_now == 0
+    if only_loaded and replay_log:
+        print_log(experiment.history)
+    # A finished run that was only loaded keeps the result recorded when it trained.
+    already_recorded = only_loaded and (results_dir(record) / f"{config.name}.json").exists()
+    if save and experiment.history.epochs == config.epochs and not already_recorded:
+        record_result(experiment, record=record)
+    return experiment
+
+
+def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Experiment:
+    """The optimiser, schedule and :func:`~stn_course.train.fit` of ``experiment.config``."""
+    config = experiment.config
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
@@ -322,20 +345,19 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'sgd' or 'adamw'")
     scheduler = make_scheduler(config, optimizer, len(experiment.train_loader))
-    checkpoint = checkpoint_dir() / f"{config.name}.pt" if use_checkpoints else None
     experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
         seed=config.seed, **{"amp": config.amp, **fit_options})
-    only_loaded = experiment.history.trained_now == 0
-    if only_loaded and replay_log:
-        print_log(experiment.history)
-    # A finished run that was only loaded keeps the result recorded when it trained.
-    already_recorded = only_loaded and (results_dir() / f"{config.name}.json").exists()
-    if save and use_checkpoints and experiment.history.epochs == config.epochs and not already_recorded:
-        record_result(experiment)
     return experiment
+
+
+def find_result(name: str) -> Path | None:
+    """``<name>.json`` among the course's recorded results or, failing that, the learner's own
+    (the output folder), or None. Quick mode looks only in its temporary folder."""
+    folders = [results_dir(record=False)] if is_quick() else [recorded_results_dir(), output_root() / "results"]
+    return next((folder / f"{name}.json" for folder in folders if (folder / f"{name}.json").exists()), None)
 
 
 def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer,
@@ -381,15 +403,16 @@ def ship_checkpoint(experiment: Experiment) -> Path:
 
 
 def fetch_shipped_checkpoint(name: str) -> bool:
-    """On Colab, where the package is installed without the repository's ``checkpoints/``,
-    download ``checkpoints/<name>.pt`` from the repository (``REPO_URL``). Elsewhere, or if
-    the download fails, do nothing and return False (the caller then trains)."""
-    if "google.colab" not in sys.modules:
+    """When the package is installed without the repository (Colab), download
+    ``<repo URL>/raw/main/checkpoints/<name>.pt`` (:func:`stn_course.utils.repo_url`,
+    ``$STN_COURSE_REPO_URL``) into :func:`shipped_checkpoint_dir`. From a clone, or if the
+    download fails, do nothing and return False (the caller then trains)."""
+    if has_repository():
         return False
     path = shipped_checkpoint_dir() / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(f"{REPO_URL}/raw/main/checkpoints/{name}.pt", str(path), progress=False)
+        torch.hub.download_url_to_file(f"{repo_url()}/raw/main/checkpoints/{name}.pt", str(path), progress=False)
     except Exception:  # not shipped, or no network: train instead
         path.unlink(missing_ok=True)
         return False
@@ -412,10 +435,33 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
     model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
                            for key, value in state["model"].items()})
     experiment.history = History(**state["history"])
-    print(f"Loaded the trained model shipped with the course, checkpoints/{name}.pt "
-          f"({experiment.history.epochs} epochs, test accuracy {100 * experiment.history.test_accuracy[-1]:.2f}% "
-          f"when trained); rerun without it to train yourself.")
+    print(f"Loaded the trained model shipped with the course, {shipped}: {describe_finished_run(name, experiment.history)}."
+          f"\nTo train it yourself instead, pass use_shipped=False (command line: --no-shipped).")
     return True
+
+
+def describe_finished_run(name: str, history: History) -> str:
+    """What a loaded run recorded when it trained: ``"5 epochs, test accuracy 99.44% (recorded),
+    trained in 4.1 min on a 2-core x86_64 CPU"`` (the time and machine from its results
+    JSON, :func:`find_result`; from the history alone if there is none)."""
+    epochs = history.epochs
+    text = f"{epochs} epoch{'s' if epochs != 1 else ''}, test accuracy {100 * history.test_accuracy[-1]:.2f}% (recorded)"
+    path = find_result(name)
+    try:
+        record = json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):
+        record = {}
+    seconds = record.get("seconds_total", sum(history.seconds))
+    machine = record.get("machine") or {}
+    where = f" on a {machine.get('cpu_count')}-core {machine.get('processor')} CPU" if machine.get("cpu_count") else ""
+    if machine.get("cuda"):
+        where = f" on {machine['cuda']}"
+    return f"{text}, trained in {format_duration(seconds)}{where}"
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"`` under a minute, else ``"4.1 min"``."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple[Experiment, bool]:
@@ -429,13 +475,17 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     path = checkpoint_dir() / f"{config.name}.pt"
     state = load_checkpoint(path) if path.exists() else None
     if state is None or state["epoch"] < config.epochs:
-        raise FileNotFoundError(f"{config.name} has not finished training; train it with\n  {config.command()}")
+        raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])
     experiment.history = History(**state["history"])
     return experiment, False
 
 
-def record_errors(config: RunConfig, device: torch.device | None = None) -> Path:
+class RunNotFinishedError(CourseError, FileNotFoundError):
+    """A finished run was asked for (e.g. by ``errors``) that has not finished training."""
+
+
+def record_errors(config: RunConfig, device: torch.device | None = None, record: bool | None = None) -> Path:
     """Load the finished run ``config`` (:func:`load_trained`) and write
     ``results/errors_<run name>.json``: what it gets wrong on its test set
     (:func:`stn_course.analysis.error_summary`), with the command that repeats it."""
@@ -443,14 +493,15 @@ def record_errors(config: RunConfig, device: torch.device | None = None) -> Path
     summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
     weights = "shipped float16" if shipped else "trained"
     return save_result(f"errors_{config.name}", {"run": config.name, "weights": weights, **summary},
-                       config.command("errors"))
+                       config.command("errors"), record=record)
 
 
-def record_result(experiment: Experiment) -> None:
-    """Write ``results/<run name>.json``: accuracy, error, timing, parameters, command."""
+def record_result(experiment: Experiment, record: bool | None = None) -> Path:
+    """Write ``<run name>.json`` (accuracy, error, timing, parameters, command) to the output
+    folder, or to the course's ``results/`` if ``record`` (:func:`stn_course.utils.results_dir`)."""
     history, config = experiment.history, experiment.config
     accuracy = history.test_accuracy[-1]
-    save_result(config.name, {
+    return save_result(config.name, {
         "config": asdict(config),
         "test_accuracy": accuracy,
         "test_error_percent": round(100 * (1 - accuracy), 3),
@@ -463,4 +514,4 @@ def record_result(experiment: Experiment) -> None:
         "device": str(next(experiment.model.parameters()).device),
         "history": history.as_dict(),
         "quick": is_quick(),
-    }, command=config.command())
+    }, command=config.command(), record=record)

@@ -1,5 +1,5 @@
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -225,18 +225,17 @@ def test_recording_a_training_run_writes_no_checkpoint(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_colab_fetches_a_shipped_checkpoint_and_falls_back_to_training(tmp_path, monkeypatch):
-    import sys
-    import types
-
+def test_an_installed_package_fetches_a_shipped_checkpoint_and_falls_back_to_training(tmp_path, monkeypatch):
     import torch
 
     from stn_course import experiments as ex
 
     monkeypatch.setattr(ex, "shipped_checkpoint_dir", lambda: tmp_path)
-    assert ex.fetch_shipped_checkpoint("run") is False, "outside Colab nothing is downloaded"
+    monkeypatch.setattr(ex, "has_repository", lambda: True)
+    assert ex.fetch_shipped_checkpoint("run") is False, "a clone has its checkpoints: nothing is downloaded"
 
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(ex, "has_repository", lambda: False)  # installed alone, as on Colab
+    monkeypatch.setenv("STN_COURSE_REPO_URL", "https://example.org/a-fork/")
     asked = []
 
     def fake_download(url, dest, progress):
@@ -247,7 +246,7 @@ def test_colab_fetches_a_shipped_checkpoint_and_falls_back_to_training(tmp_path,
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
     assert ex.fetch_shipped_checkpoint("run") is True and (tmp_path / "run.pt").exists()
-    assert asked[0].endswith("/raw/main/checkpoints/run.pt") and asked[0].startswith(ex.REPO_URL)
+    assert asked[0] == "https://example.org/a-fork/raw/main/checkpoints/run.pt"
     assert ex.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
 
 
