@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stn_course.utils import repo_root
+from stn_course.utils import COLAB_SETUP_CELL, repo_root
 
 NOTEBOOKS = repo_root() / "notebooks"
 SOLUTIONS = sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))
@@ -57,6 +57,12 @@ def test_solutions_are_named_after_a_notebook():
 def test_solutions_open_with_a_link_back_to_their_notebook(path):
     first = _source(_cells(path)[0])
     assert first.startswith("# ") and f"(../{_notebook_of(path).name})" in first
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_first_code_cell_is_the_guarded_colab_setup(path):
+    first_code = next(cell for cell in _cells(path) if cell["cell_type"] == "code")
+    assert _source(first_code) == COLAB_SETUP_CELL and not first_code.get("outputs")
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
