@@ -9,7 +9,8 @@ Each run checkpoints every epoch under the data root (rerun the same command to 
 after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json``, the recipe label
 naming the variant and every setting changed with ``--set`` (e.g. ``_window-28_amp=true``).
 ``errors`` takes the same options as ``train``, loads the finished run and writes
-``results/errors_<run>.json`` (see :mod:`stn_course.analysis`).
+``results/errors_<run>.json`` (see :mod:`stn_course.analysis`). ``record-evolution`` records
+the transformer learning that notebook 05 animates (see :mod:`stn_course.recording`).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="also save the trained weights (float16) to checkpoints/ in the repository")
     errors = commands.add_parser("errors", help="record what a finished run gets wrong on its test set")
     _add_run_arguments(errors)
+    commands.add_parser("record-evolution", help="train one RTS epoch from scratch and write the θ history "
+                        "that notebook 05 animates to checkpoints/ (about 3 min on a 2-core CPU)")
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
     report.add_argument("--update-readme", action="store_true", help="also write it into README.md")
     args = parser.parse_args(argv)
@@ -41,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print(results_table())
         if args.update_readme:
             update_readme_results()
+        return 0
+    if args.command == "record-evolution":
+        from .recording import record_evolution
+
+        print("recorded:", record_evolution())
         return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
