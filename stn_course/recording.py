@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .experiments import default_config, record_transformer_training
 from .models import transformer_of
-from .utils import machine_info, save_result, shipped_checkpoint_dir, write_atomically
+from .utils import checkpoint_dir, machine_info, save_result, shipped_checkpoint_dir, write_atomically
 
 #: the recorded run: one epoch of the default RTS ST-CNN, from the identity
 EVOLUTION_RUN = ("rts-mnist", "st-cnn-aff", 1)
@@ -33,6 +33,13 @@ EVOLUTION_COMMAND = "python -m stn_course record-evolution"
 def evolution_path() -> Path:
     """Where the shipped recording lives: ``checkpoints/<run>_evolution.npz``."""
     return shipped_checkpoint_dir() / f"{default_config(*EVOLUTION_RUN).name}_evolution.npz"
+
+
+def find_evolution() -> Path:
+    """The shipped recording if it is there, else a learner's own: the same file name under
+    :func:`stn_course.utils.checkpoint_dir` (outside the repository; it may not exist yet)."""
+    shipped = evolution_path()
+    return shipped if shipped.exists() else checkpoint_dir() / shipped.name
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,11 @@ class TransformerEvolution:
 
 
 def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
-                     device: torch.device | None = None) -> Path:
+                     device: torch.device | None = None, save: bool = True) -> Path:
     """Train :data:`EVOLUTION_RUN` from scratch, recording θ for the first ``count`` test
-    images every ``every`` steps, and write it to ``path`` (default :func:`evolution_path`),
-    with a results record (command, machine, time) under ``results/``."""
+    images every ``every`` steps, and write it to ``path`` (default :func:`evolution_path`,
+    the shipped file), with, if ``save``, a results record (command, machine, time) under
+    ``results/``. The command, machine and time are also stored in the file itself."""
     path = Path(path) if path is not None else evolution_path()
     config = default_config(*EVOLUTION_RUN)
     images = build_fixed_images(config, count)
@@ -82,8 +90,9 @@ def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
     }
     write_atomically(path, lambda tmp: _save_npz(tmp, arrays))
     check_replay(load_evolution(path), recorder.outputs)
-    save_result(f"{config.name}_evolution", {**record, "file": path.name, "frames": len(recorder.steps)},
-                EVOLUTION_COMMAND)
+    if save:
+        save_result(f"{config.name}_evolution", {**record, "file": path.name, "frames": len(recorder.steps)},
+                    EVOLUTION_COMMAND)
     return path
 
 
