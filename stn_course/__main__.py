@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = commands.add_parser("errors", help="record what a finished run gets wrong on its test set")
     _add_run_arguments(errors)
     commands.add_parser("record-evolution", help="train one RTS epoch from scratch and write the θ history "
-                        "that notebook 05 animates to checkpoints/ (about 3 min on a 2-core CPU)")
+                        "that notebook 05 animates to checkpoints/ (minutes on a CPU)")
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
     report.add_argument("--update-readme", action="store_true", help="also write it into README.md")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """A transformer learning, recorded once and shipped: notebook 05's "Watching it learn".
 
-Recording means training an RTS ST-CNN for one epoch from the identity (about 3 minutes on
-a quiet 2-core CPU), so the course records it once, with
+Recording means training an RTS ST-CNN for one epoch from the identity (minutes on a CPU;
+the file stores how long it took), so the course records it once, with
 
     python -m stn_course record-evolution
 
