@@ -90,9 +90,9 @@ def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
     }
     write_atomically(path, lambda tmp: _save_npz(tmp, arrays))
     check_replay(load_evolution(path), recorder.outputs)
-    if save:
-        save_result(f"{config.name}_evolution", {**record, "file": path.name, "frames": len(recorder.steps)},
-                    EVOLUTION_COMMAND)
+    if save:  # nested: a top-level test accuracy would make it a training result (load_run_results)
+        save_result(f"{config.name}_evolution", {"file": path.name, "frames": len(recorder.steps),
+                                                 "recording": record}, EVOLUTION_COMMAND)
     return path
 
 

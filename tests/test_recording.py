@@ -85,3 +85,10 @@ def test_notebook_05_loads_the_recording_and_trains_nothing(monkeypatch, tmp_pat
     assert isinstance(evolution, recording.TransformerEvolution) and len(evolution.steps) > 10
     assert namespace["recording_path"] == recording.evolution_path()
     assert np.isfinite(evolution.thetas.numpy()).all()
+
+
+def test_the_recordings_results_file_is_not_taken_for_a_training_run():
+    from stn_course.experiments import load_run_results
+
+    names = [record["name"] for record in load_run_results()]
+    assert not any(name.endswith("_evolution") for name in names)
