@@ -29,6 +29,7 @@ def test_recorder_keeps_step_zero_and_every_kth_step():
         recorder(step, model)
     assert recorder.steps == [0, 5, 10]
     assert recorder.outputs[0].shape == (3, 1, 28, 28) and recorder.grids[0].shape == (3, 28, 28, 2)
+    assert recorder.params[0].shape == (3, 6)  # θ, row-major 2x3
     with pytest.raises(ValueError, match="every"):
         TransformerRecorder(torch.rand(1, 1, 28, 28), every=0)
 
