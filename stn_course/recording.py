@@ -63,13 +63,14 @@ class TransformerEvolution:
 
 
 def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
-                     device: torch.device | None = None, save: bool = True) -> Path:
-    """Train :data:`EVOLUTION_RUN` from scratch, recording θ for the first ``count`` test
-    images every ``every`` steps, and write it to ``path`` (default :func:`evolution_path`,
-    the shipped file), with, if ``save``, a results record (command, machine, time) under
-    ``results/``. The command, machine and time are also stored in the file itself."""
+                     device: torch.device | None = None, save: bool = True, config=None) -> Path:
+    """Train :data:`EVOLUTION_RUN` (or ``config``, e.g. a shrunk one in tests) from scratch,
+    recording θ for the first ``count`` test images every ``every`` steps, and write it to
+    ``path`` (default :func:`evolution_path`, the shipped file), with, if ``save``, a results
+    record (command, machine, time) under ``results/``. The command, machine and time are
+    also stored in the file itself."""
     path = Path(path) if path is not None else evolution_path()
-    config = default_config(*EVOLUTION_RUN)
+    config = config or default_config(*EVOLUTION_RUN)
     images = build_fixed_images(config, count)
     start = time.perf_counter()
     experiment, recorder = record_transformer_training(config, images, every=every, device=device)

@@ -1,5 +1,6 @@
 """The shipped recording of a transformer learning, and notebook 05 loading it instead of training."""
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -38,10 +39,11 @@ def test_shipped_recording_is_small_and_loads_with_the_expected_shapes():
 
 
 def test_record_then_load_replays_the_training_frames(tmp_path):
-    path = recording.record_evolution(tmp_path / "evolution.npz", every=2, count=3, save=False)
+    small = replace(recording.default_config(*recording.EVOLUTION_RUN), train_limit=512, test_limit=64)
+    path = recording.record_evolution(tmp_path / "evolution.npz", every=2, count=3, save=False, config=small)
     evolution = recording.load_evolution(path)
     assert evolution.images.shape[0] == 3 and evolution.steps == list(range(0, 2 * len(evolution.steps), 2))
-    assert json.loads(json.dumps(evolution.record))["run"] == "rts-mnist_st-cnn-aff_e1_s0"
+    assert evolution.record["run"].startswith("rts-mnist_st-cnn-aff_e1_s0")
 
 
 def test_check_replay_fails_when_the_frames_differ():
