@@ -776,19 +776,30 @@ def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequenc
     return path
 
 
-def animate_moving_input(inputs, outputs, path, fps: int = 8, dpi: int = 60):
+def animate_moving_input(inputs, outputs, path, grids: Optional[Sequence] = None, align_corners: bool = False,
+                         fps: int = 8, dpi: int = 120):
     """A GIF with the moving input on the left and the transformer's output on the right
-    (both ``(T, C, H, W)``): a good transformer's output stays almost still."""
+    (both ``(T, C, H, W)``): a good transformer's output stays almost still. With the
+    sampling ``grids`` ``(T, Ho, Wo, 2)``, each input shows the region its output was
+    sampled from, with the corner dots of :func:`animate_transformer_evolution`.
+
+    At the default ``dpi`` a frame is 528x288 pixels (big enough to read the digits)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     fig = new_figure((4.4, 2.4), layout="constrained", dpi=dpi)
     ax_in, ax_out = fig.subplots(1, 2)
+    h, w = as_hwc(inputs[0]).shape[:2]
 
     def draw(frame: int):
         for ax, images, title in ((ax_in, inputs, "input"), (ax_out, outputs, "transformer output")):
             ax.clear()
             _show(ax, as_hwc(images[frame]), 0.0, 1.0)
             _clean(ax, title)
+        if grids is not None:
+            draw_grid_outline(ax_in, grids[frame], (h, w), align_corners)
+            # Keep the whole input in view when the region reaches outside it.
+            ax_in.set_xlim(-0.5, w - 0.5)
+            ax_in.set_ylim(h - 0.5, -0.5)
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(inputs), blit=False)

@@ -258,9 +258,10 @@ class TransformerRecorder:
     """An ``on_step`` callback for :func:`fit`: what the spatial transformer does to a fixed
     set of images, from step 0 and then every ``every`` optimiser steps.
 
-    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``) and
-    ``grids`` (list of ``(N, Ho, Wo, 2)``) hold one entry per recording, on the CPU, for
-    e.g. :func:`stn_course.plot.animate_transformer_evolution`.
+    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``),
+    ``grids`` (list of ``(N, Ho, Wo, 2)``) and ``params`` (list of ``(N, P)``, e.g. θ) hold
+    one entry per recording, on the CPU, for e.g.
+    :func:`stn_course.plot.animate_transformer_evolution`.
     """
 
     def __init__(self, images: torch.Tensor, every: int) -> None:
@@ -271,13 +272,15 @@ class TransformerRecorder:
         self.steps: list[int] = []
         self.outputs: list[torch.Tensor] = []
         self.grids: list[torch.Tensor] = []
+        self.params: list[torch.Tensor] = []
 
     def __call__(self, step: int, model: nn.Module) -> None:
         if step % self.every:
             return
         from .models import apply_transformer
 
-        outputs, _, grids = apply_transformer(model, self.images)
+        outputs, params, grids = apply_transformer(model, self.images)
         self.steps.append(step)
         self.outputs.append(outputs)
         self.grids.append(grids)
+        self.params.append(params)
