@@ -777,13 +777,14 @@ def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequenc
 
 
 def animate_moving_input(inputs, outputs, path, grids: Optional[Sequence] = None, align_corners: bool = False,
-                         fps: int = 8, dpi: int = 120):
+                         fps: int = 8, dpi: int = 100):
     """A GIF with the moving input on the left and the transformer's output on the right
     (both ``(T, C, H, W)``): a good transformer's output stays almost still. With the
     sampling ``grids`` ``(T, Ho, Wo, 2)``, each input shows the region its output was
     sampled from, with the corner dots of :func:`animate_transformer_evolution`.
 
-    At the default ``dpi`` a frame is 528x288 pixels (big enough to read the digits)."""
+    At the default ``dpi`` a frame is 440x240 pixels: big enough to read the digits, small
+    enough to keep the notebook that stores it under 2 MB."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     fig = new_figure((4.4, 2.4), layout="constrained", dpi=dpi)
