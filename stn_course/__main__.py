@@ -18,7 +18,7 @@ import sys
 from dataclasses import replace
 
 from .experiments import DATASETS, VARIANTS, default_config, parse_setting, run_experiment
-from .models import MODEL_NAMES
+from .registry import MODEL_NAMES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from torch import nn
 
 from stn_course import train
 from stn_course.data import BatchLoader, ImageTensors
-from stn_course.models import build_classifier, parameter_groups
+from stn_course.registry import build_classifier
 
 
 def _toy_data(count, seed):
@@ -23,7 +23,7 @@ def _toy_data(count, seed):
 def _setup(seed=0):
     torch.manual_seed(seed)
     model = build_classifier("st-cnn-aff", (1, 16, 16), (0.3,), (0.3,), num_classes=2)
-    optimizer = torch.optim.AdamW(parameter_groups(model, 1e-3), lr=1e-3)
+    optimizer = torch.optim.AdamW(train.parameter_groups(model, 1e-3), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[1e-3, 1e-4], epochs=3, steps_per_epoch=4)
     loaders = (BatchLoader(_toy_data(128, 1), 32, shuffle=True, seed=3), BatchLoader(_toy_data(64, 2), 64))
     return model, optimizer, scheduler, loaders

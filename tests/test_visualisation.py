@@ -10,7 +10,8 @@ from PIL import Image  # noqa: E402
 
 from stn_course import plot  # noqa: E402
 from stn_course.distortions import moving_digit  # noqa: E402
-from stn_course.models import build_classifier, grad_cam, last_classifier_conv  # noqa: E402
+from stn_course.inspection import decomposed_theta, grad_cam, last_classifier_conv  # noqa: E402
+from stn_course.registry import build_classifier  # noqa: E402
 from stn_course.train import TransformerRecorder  # noqa: E402
 
 MEAN, STD = (0.1307,), (0.3081,)
@@ -122,8 +123,6 @@ def test_smoothing_before_downsampling_removes_aliasing():
 
 
 def test_decomposed_theta_reads_the_transformers_theta():
-    from stn_course.models import decomposed_theta
-
     model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
     with torch.no_grad():  # make the transformer predict a 30° rotation at scale 0.8
         from stn_course.sampler import theta_from_params
