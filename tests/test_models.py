@@ -182,9 +182,14 @@ def test_batchnorm_follows_each_convolution_and_keeps_the_sizes_matched():
         build_classifier("st-series", (1, 42, 42), MEAN, STD, batchnorm=True)
 
 
-def test_downsampling_output_size():
+def test_downsampling_output_size_and_what_it_samples():
     st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
+    # At the identity with align_corners=False, a half-size output pixel's centre lies
+    # between four input pixels: bilinear sampling averages them, as 2x2 average pooling.
+    half = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 14))
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(half(x), torch.nn.functional.avg_pool2d(x, 2), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("transform", ["affine", "projective", "tps"])
