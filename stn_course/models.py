@@ -467,7 +467,7 @@ class TutorialSTNet(nn.Module):
     Localisation: conv 8@7 → pool → ReLU → conv 10@5 → pool → ReLU → FC 32 → ReLU → FC 6;
     classifier: conv 10@5 → pool → ReLU → conv 20@5 → Dropout2d → pool → ReLU → FC 50 →
     ReLU → dropout → FC 10. Input ``(N, 1, 28, 28)`` in [0, 1]. The keyword arguments
-    change the widths and the input (see :class:`CifarNetA`).
+    change the widths and the input (see :class:`stn_course.cifar_models.CifarNetA`).
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10, *,
