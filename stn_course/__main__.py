@@ -2,7 +2,7 @@
 
     python -m stn_course train --dataset mnist --model st-cnn-aff --epochs 5
     python -m stn_course train --dataset rts-mnist --model st-cnn-aff --epochs 8 --set window=28 --set amp=true
-    python -m stn_course report --update-readme   # the README's results table, from results/*.json
+    python -m stn_course report --update-readme   # README's headline table and RESULTS.md, from results/*.json
     python -m stn_course errors --dataset rts-mnist --model st-cnn-aff --epochs 8   # what a finished run gets wrong
 
 Each run checkpoints every epoch under the data root (rerun the same command to resume
@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     errors = commands.add_parser("errors", help="record what a finished run gets wrong on its test set")
     _add_run_arguments(errors)
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
-    report.add_argument("--update-readme", action="store_true", help="also write it into README.md")
+    report.add_argument("--update-readme", action="store_true",
+                        help="also rewrite the README's generated table and RESULTS.md")
     args = parser.parse_args(argv)
 
     if args.command == "report":
-        from .experiments import results_table, update_readme_results
+        from .report import results_table, update_readme_results
 
         print(results_table())
         if args.update_readme:
@@ -44,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    from .utils import get_device
+    from .utils import get_device, is_quick
 
-    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant)
+    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
         config = replace(config, **dict(parse_setting(setting) for setting in args.settings))
     except ValueError as error:
