@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # annotations only: importing these at run time would import 
 
 #: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
-#: models.MODEL_NAMES and experiments.VARIANTS.
+#: registry.MODEL_NAMES and experiments.VARIANTS.
 DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
                  "rts-mnist", "two-digit-mnist")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",

@@ -701,7 +701,7 @@ def plot_transformer_at_work(model, images, labels: Optional[Sequence[str]] = No
     """``images`` ``(N, C, H, W)`` with the region that ``model``'s spatial transformer samples
     drawn on each (orange), beside the transformer's outputs (``align_corners=False``, the
     course's convention); ``labels``, if given, titles each input (e.g. ``"7 read as 1"``)."""
-    from .models import apply_transformer
+    from .inspection import apply_transformer
 
     outputs, _, grids = apply_transformer(model, images)
     return plot_transformed_batch(images, outputs, grids, align_corners=False, labels=labels)
@@ -835,7 +835,7 @@ def plot_recovered_vs_applied(applied: dict, recovered: dict, quantities: dict |
 
 def plot_theta_distributions(decomposed: dict) -> Figure:
     """Histograms of what trained affine transformers do over a set of images, one colour
-    per model (label → the dict of :func:`stn_course.models.decomposed_theta`): rotation
+    per model (label → the dict of :func:`stn_course.inspection.decomposed_theta`): rotation
     (degrees), zoom (``sqrt(|sx * sy|)``: below 1 zooms in), and horizontal and vertical
     translation (normalised units: 1 is half the image). The identity is a dashed line."""
     quantities = {
