@@ -725,8 +725,39 @@ def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:
     a temporary folder in quick mode.)"""
     from .utils import plots_dir
 
-    fig.savefig(plots_dir() / name, dpi=dpi, bbox_inches="tight")
+    replace_if_changed(plots_dir() / name, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
     return fig
+
+
+def images_look_the_same(first, second, level: int = 16, share: float = 1e-3) -> bool:
+    """Whether two image files (PNG, or GIF with all frames) show the same picture: same size
+    and frame count, and fewer than ``share`` of the pixel values differ by more than
+    ``level`` grey levels. Re-rendering a figure moves a few anti-aliased pixels slightly;
+    such a file is not worth a new version in git."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(first) as a, Image.open(second) as b:
+        frames_a = [np.asarray(frame.convert("RGBA"), dtype=np.int16) for frame in ImageSequence.Iterator(a)]
+        frames_b = [np.asarray(frame.convert("RGBA"), dtype=np.int16) for frame in ImageSequence.Iterator(b)]
+    if len(frames_a) != len(frames_b) or any(x.shape != y.shape for x, y in zip(frames_a, frames_b)):
+        return False
+    differing = sum(int((np.abs(x - y) > level).sum()) for x, y in zip(frames_a, frames_b))
+    return differing <= share * sum(x.size for x in frames_a)
+
+
+def replace_if_changed(path, write) -> None:
+    """Call ``write(tmp_path)`` and move the result to ``path`` unless ``path`` already
+    shows the same picture (:func:`images_look_the_same`): a full run leaves unchanged
+    plots untouched in git."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.new{path.suffix}")
+    write(tmp)
+    if path.exists() and images_look_the_same(path, tmp):
+        tmp.unlink()
+    else:
+        tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------
@@ -772,7 +803,7 @@ def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequenc
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(steps), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    replace_if_changed(path, lambda tmp: animation.save(str(tmp), writer=PillowWriter(fps=fps), dpi=dpi))
     return path
 
 
@@ -804,7 +835,7 @@ def animate_moving_input(inputs, outputs, path, grids: Optional[Sequence] = None
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(inputs), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    replace_if_changed(path, lambda tmp: animation.save(str(tmp), writer=PillowWriter(fps=fps), dpi=dpi))
     return path
 
 
