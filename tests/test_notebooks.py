@@ -67,3 +67,42 @@ def test_test_markers_are_cell_tags_not_comments_in_learner_code(path):
     for i, cell in enumerate(_cells(path)):
         if cell["cell_type"] == "code":
             assert "NBVAL_" not in _source(cell), f"{path.name} cell {i}: use an nbval-* cell tag"
+
+
+SOLUTIONS = sorted((repo_root() / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_belong_to_a_notebook_and_link_back_to_it(path):
+    assert path.name.endswith("_solutions.ipynb")
+    notebook = path.parent.parent / path.name.replace("_solutions.ipynb", ".ipynb")
+    assert notebook.exists(), f"{path.name}: no notebook {notebook.name}"
+    first = _source(_cells(path)[0])
+    assert first.startswith("# ") and f"(../{notebook.name})" in first.split("\n\n")[1]
+    assert f"(solutions/{path.name})" in "".join(_source(c) for c in _cells(notebook)), "the notebook links to it"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_every_solution_ends_with_an_assertion(path):
+    """Each ``## N.`` section's last code cell asserts, so a broken solution fails under nbval."""
+    sections: dict[str, list[str]] = {}
+    heading = None
+    for cell in _cells(path):
+        text = _source(cell)
+        if cell["cell_type"] == "markdown" and re.match(r"## \d+\.", text):
+            heading = text.splitlines()[0]
+            sections[heading] = []
+        elif cell["cell_type"] == "code" and heading is not None:
+            sections[heading].append(text)
+    assert sections, f"{path.name} has no '## 1. ...' solution sections"
+    for heading, code in sections.items():
+        assert code and re.search(r"^\s*assert ", code[-1], re.MULTILINE), f"{heading}: end with an assertion"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_are_stored_run_with_the_colab_cell(path):
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    assert _source(code[0]) == COLAB_SETUP_CELL
+    assert all(c.get("execution_count") for c in code[1:]), "every cell (but Colab's) was run"
+    assert not any(o["output_type"] == "error" for c in code for o in c.get("outputs", []))
+    assert not any("NBVAL_" in _source(c) for c in code)
