@@ -8,6 +8,12 @@ import pytest
 from stn_course.utils import COLAB_SETUP_CELL, REPO_URL, repo_root
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
+#: Worked solutions live in notebooks/solutions/ (not in NOTEBOOKS: they need not follow the
+#: course notebooks' header rules), one per notebook with exercises, named after it.
+SOLUTIONS = sorted((repo_root() / "notebooks" / "solutions").glob("*_solutions.ipynb"))
+#: A course notebook is numbered (``03_distorted_mnist.ipynb``) or an appendix
+#: (``appendix_training_on_a_cpu.ipynb``).
+NOTEBOOK_NAME = re.compile(r"(\d\d|appendix)_[a-z0-9_]+\.ipynb")
 
 
 def _cells(path: Path) -> list[dict]:
@@ -23,8 +29,29 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_name_is_numbered_slug(path):
-    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+def test_name_is_numbered_or_appendix_slug(path):
+    assert NOTEBOOK_NAME.fullmatch(path.name)
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("03_distorted_mnist.ipynb", True), ("appendix_training_on_a_cpu.ipynb", True),
+    ("appendix.ipynb", False), ("3_distorted.ipynb", False), ("Appendix_x.ipynb", False),
+    ("appendix_x.ipynb.bak", False), ("extra_notes.ipynb", False),
+])
+def test_the_naming_rule_allows_numbered_and_appendix_notebooks_only(name, allowed):
+    assert bool(NOTEBOOK_NAME.fullmatch(name)) == allowed
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_link_back_to_their_notebook_and_end_with_an_assertion(path):
+    notebook = path.name.replace("_solutions.ipynb", ".ipynb")
+    assert (repo_root() / "notebooks" / notebook).exists(), f"{path.name} names no notebook"
+    cells = _cells(path)
+    assert cells[0]["cell_type"] == "markdown" and f"../{notebook}" in _source(cells[0])
+    last_code = [c for c in cells if c["cell_type"] == "code"][-1]
+    assert "assert " in _source(last_code), "a solution checks its result, so a broken one fails"
+    markdown = "".join(_source(c) for c in _cells(repo_root() / "notebooks" / notebook) if c["cell_type"] == "markdown")
+    assert f"solutions/{path.name}" in markdown, f"{notebook}'s exercises link to {path.name}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
