@@ -2,87 +2,178 @@
 
     python -m stn_course train --dataset mnist --model st-cnn-aff --epochs 5
     python -m stn_course train --dataset rts-mnist --model st-cnn-aff --epochs 8 --set window=28 --set amp=true
-    python -m stn_course report --update-readme   # the README's results table, from results/*.json
+    python -m stn_course report --update-readme   # README's headline table and RESULTS.md, from results/*.json
     python -m stn_course errors --dataset rts-mnist --model st-cnn-aff --epochs 8   # what a finished run gets wrong
 
-Each run checkpoints every epoch under the data root (rerun the same command to resume
-after an interruption) and writes ``results/<dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json``, the recipe label
-naming the variant and every setting changed with ``--set`` (e.g. ``_window-28_amp=true``).
-``errors`` takes the same options as ``train``, loads the finished run and writes
-``results/errors_<run>.json`` (see :mod:`stn_course.analysis`).
+Each run checkpoints every epoch in $STN_COURSE_CHECKPOINTS (default <data root>/checkpoints;
+rerun the same command to resume after an interruption) and writes its result,
+<dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json, to $STN_COURSE_OUTPUT/results (default
+<data root>/stn_course_output/results), outside the repository; --record writes it to the
+course's results/ instead. The recipe label names the variant and every setting changed with
+--set (e.g. _window-28_amp=true). `errors` takes the same options as `train`, loads the
+finished run and writes errors_<run>.json (see stn_course.analysis). `record-evolution`
+records the transformer learning that notebook 05 animates (see stn_course.recording).
 """
 from __future__ import annotations
 
+# Only the standard library at import time: `--help` answers at once, and torch and the
+# course's modules are imported by the commands that need them.
 import argparse
 import sys
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from .experiments import DATASETS, VARIANTS, default_config, parse_setting, run_experiment
-from .models import MODEL_NAMES
+if TYPE_CHECKING:  # annotations only: importing these at run time would import torch
+    import torch
+
+    from .experiments import RunConfig
+
+#: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
+#: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
+#: models.MODEL_NAMES and experiments.VARIANTS.
+DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
+                 "rts-mnist", "two-digit-mnist")
+MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
+               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
+VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help states it in words), and the
+    description's line breaks kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if "(default:" in text else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m stn_course`` and its commands ``train``, ``errors``, ``report``."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's default must not overwrite a --debug given before it
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error (default: the message alone)")
+    parser = argparse.ArgumentParser(prog="python -m stn_course", description=__doc__,
+                                     formatter_class=_HelpFormatter, parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,errors,report,record-evolution}")
+    train = commands.add_parser("train", help="train one model (or load it if finished) and save its result",
+                                description="Train one run, resuming its checkpoint; a finished run is loaded.",
+                                formatter_class=_HelpFormatter, parents=[common])
+    _add_run_arguments(train)
+    train.add_argument("--no-shipped", action="store_true",
+                       help="train even if the course ships this run's trained model in checkpoints/")
+    train.add_argument("--ship", action="store_true",
+                       help="also save the trained weights (float16) to checkpoints/ in the repository")
+    errors = commands.add_parser("errors", help="save what a finished run gets wrong on its test set",
+                                 description="Load a finished run and save its errors on the test set.",
+                                 formatter_class=_HelpFormatter, parents=[common])
+    _add_run_arguments(errors)
+    evolution = commands.add_parser(
+        "record-evolution", help="train one RTS epoch from scratch and save the θ history that notebook 05 "
+        "animates (minutes on a CPU)", formatter_class=_HelpFormatter, parents=[common])
+    evolution.add_argument("--record", action="store_true",
+                           help="write the shipped file in checkpoints/ and its record in results/ (maintainers)")
+    report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json",
+                                 description="Print the course's results table from results/*.json.",
+                                 formatter_class=_HelpFormatter, parents=[common])
+    report.add_argument("--update-readme", action="store_true", help="also rewrite the README's generated table and RESULTS.md")
+    return parser
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name a run (dataset, model, epochs, seed, variant, settings), and
+    where it runs and records."""
+    parser.add_argument("--dataset", choices=DATASET_NAMES, default="mnist", help="the dataset to train and test on")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="st-cnn-aff",
+                        help="the network (st-*: with spatial transformers)")
+    parser.add_argument("--epochs", type=int, default=5, help="passes over the training set (at least 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights, shuffling and augmentation")
+    parser.add_argument("--variant", choices=VARIANT_NAMES, default="",
+                        help="a named change to the default recipe, e.g. momentum or no-augment (default: none)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
+                        help="change one setting of the recipe (repeatable), e.g. window=28 (an ST-CNN's "
+                             "output window), amp=true (bfloat16 mixed precision on the CPU), lr=0.001 "
+                             "(default: none)")
+    parser.add_argument("--device", default=None,
+                        help="cpu or cuda (default: $STN_COURSE_DEVICE, else cuda if available, else cpu)")
+    parser.add_argument("--record", action="store_true",
+                        help="write the result to the course's results/ (for the course's own recorded runs), "
+                             "not to $STN_COURSE_OUTPUT/results")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stn_course", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train one model and record its result")
-    _add_run_arguments(train)
-    train.add_argument("--ship", action="store_true",
-                       help="also save the trained weights (float16) to checkpoints/ in the repository")
-    errors = commands.add_parser("errors", help="record what a finished run gets wrong on its test set")
-    _add_run_arguments(errors)
-    report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json")
-    report.add_argument("--update-readme", action="store_true", help="also write it into README.md")
+    """Run a command; a known error (:class:`~stn_course.errors.CourseError`) prints its
+    message alone and returns 1, unless ``--debug`` asks for the traceback."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "command", None) in ("train", "errors") and args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    from .errors import CourseError  # no torch: errors.py imports nothing
 
+    try:
+        return _run(args, parser)
+    except CourseError as error:
+        if getattr(args, "debug", False):
+            raise
+        print(error, file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The command's work, with its imports."""
     if args.command == "report":
-        from .experiments import results_table, update_readme_results
+        from .report import results_table, update_readme_results
 
         print(results_table())
         if args.update_readme:
             update_readme_results()
         return 0
-    if args.epochs < 1:
-        parser.error("--epochs must be at least 1")
-    from .utils import get_device
+    if args.command == "record-evolution":
+        from .recording import record_evolution
 
-    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant)
+        print("Recorded:", record_evolution(record=args.record))
+        return 0
+    from dataclasses import replace
+
+    from .experiments import default_config, parse_setting
+    from .utils import get_device, is_quick
+
+    config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
         config = replace(config, **dict(parse_setting(setting) for setting in args.settings))
     except ValueError as error:
         parser.error(f"--set: {error}")
+    device = get_device(args.device)
     if args.command == "errors":
         from .experiments import record_errors
 
-        try:
-            print("recorded:", record_errors(config, device=get_device(args.device)))
-        except FileNotFoundError as error:
-            print(error, file=sys.stderr)
-            return 1
+        print("Saved the errors to", record_errors(config, device=device, record=args.record))
         return 0
-    experiment = run_experiment(config, device=get_device(args.device))
+    return _train(config, device, args)
+
+
+def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace) -> int:
+    """Train (or load) the run and say where its checkpoint and result are."""
+    from .experiments import describe_finished_run, format_duration, run_experiment, ship_checkpoint
+    from .utils import checkpoint_dir, results_dir
+
+    experiment = run_experiment(config, device=device, record=args.record, use_shipped=not args.no_shipped)
+    history = experiment.history
     if args.ship:
-        from .experiments import ship_checkpoint
-
-        print("shipped:", ship_checkpoint(experiment))
-    accuracy = experiment.history.test_accuracy[-1]
-    print(f"{config.name}: test accuracy {100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%) "
-          f"in {sum(experiment.history.seconds):.0f} s")
+        print("Shipped the weights to", ship_checkpoint(experiment))
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    if history.trained_now == 0:
+        if checkpoint.exists():  # (a shipped model was described when it loaded)
+            print(f"{config.name}: loaded, not trained: {describe_finished_run(config.name, history)}.")
+        return 0
+    accuracy = history.test_accuracy[-1]
+    print(f"{config.name}: test accuracy {100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%), "
+          f"{history.trained_now} epoch{'s' * (history.trained_now != 1)} trained in "
+          f"{format_duration(sum(history.seconds[-history.trained_now:]))}")
+    print(f"Checkpoint: {checkpoint}")
+    result = results_dir(args.record) / f"{config.name}.json"
+    if history.epochs == config.epochs and result.exists():
+        print(f"Result:     {result}")
     return 0
-
-
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that name a run: dataset, model, epochs, seed, variant, settings, device."""
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
-    parser.add_argument("--model", choices=MODEL_NAMES, default="st-cnn-aff")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="",
-                        help="a named change to the default recipe, e.g. momentum or no-augment")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="settings",
-                        help="change one setting of the recipe (repeatable), e.g. window=28 (an ST-CNN's "
-                             "output window), amp=true (bfloat16 mixed precision on the CPU), lr=0.001")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .errors import CourseError
 from .utils import cache_dir, data_root, write_atomically
 
 MNIST_MEAN = (0.1307,)
@@ -43,7 +44,7 @@ CIFAR10_CLASSES = (
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(CourseError, FileNotFoundError):
     """A dataset is neither on disk nor downloadable; the message says how to fix it."""
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageTensors, load_mnist, save_atomically
-from .models import _tps_system_inverse, projective_grid, tps_control_points, tps_grid
+from .geometry import homography_from_points, projective_grid, tps_control_points, tps_grid, tps_system_inverse
 from .utils import cache_dir
 
 DIGIT = 28  # MNIST side, pixels
@@ -84,22 +84,6 @@ def random_rts(images: torch.Tensor, generator: torch.Generator, canvas: int = 4
     return place_affine(images, angle, scale, shift, canvas)
 
 
-def homography_from_points(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Homographies ``(B, 3, 3)`` mapping 4 points ``source`` ``(B, 4, 2)`` onto ``target``.
-
-    Direct linear transform with ``H[2, 2] = 1``: two equations per correspondence.
-    """
-    x, y = source[..., 0], source[..., 1]
-    u, v = target[..., 0], target[..., 1]
-    zeros, ones = torch.zeros_like(x), torch.ones_like(x)
-    rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], -1)
-    rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], -1)
-    system = torch.cat([rows_u, rows_v], dim=1)
-    rhs = torch.cat([u, v], dim=1)
-    solution = torch.linalg.solve(system, rhs)
-    return torch.cat([solution, torch.ones_like(solution[:, :1])], dim=1).view(-1, 3, 3)
-
-
 def random_projective(images: torch.Tensor, generator: torch.Generator,
                       scale_range: tuple[float, float] = (0.75, 1.0), corner_std_px: float = 5.0) -> torch.Tensor:
     """P: shrink by a random scale, then move each corner by N(0, ``corner_std_px``)."""
@@ -115,7 +99,7 @@ def random_projective(images: torch.Tensor, generator: torch.Generator,
 @lru_cache(maxsize=4)
 def _tps_system(points_per_side: int) -> tuple[torch.Tensor, torch.Tensor]:
     control = tps_control_points(points_per_side)
-    return control, _tps_system_inverse(control)
+    return control, tps_system_inverse(control)
 
 
 def random_elastic(images: torch.Tensor, generator: torch.Generator, std_px: float = 1.5,

@@ -6,14 +6,11 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 """
 from __future__ import annotations
 
-import json
-import re
 import shlex
-import statistics
-import sys
+import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,8 +19,10 @@ from .analysis import collect_errors, error_summary
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
 from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
 from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
-from .utils import (REPO_URL, checkpoint_dir, get_device, is_quick, repo_root, results_dir, save_result,
-                    set_seed, shipped_checkpoint_dir)
+from .errors import CourseError
+from .runlock import run_lock
+from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
+                    repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
 
 
 @dataclass(frozen=True)
@@ -215,11 +214,13 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "") -> RunConfig:
+def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "", *,
+                   quick: bool = False) -> RunConfig:
     """The course's recipe for a dataset and model (:func:`recipe_config`), shrunk by
-    :func:`quick_config` in quick (test) mode."""
+    :func:`quick_config` if ``quick``. The mode is the caller's to pass (notebooks and the
+    command line pass ``quick=is_quick()``), so the same call always makes the same run."""
     config = recipe_config(dataset, model, epochs, seed, variant)
-    return quick_config(config) if is_quick() else config
+    return quick_config(config) if quick else config
 
 
 def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "") -> RunConfig:
@@ -294,26 +295,47 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
 
 
 def run_experiment(config: RunConfig, device: torch.device | None = None,
-                   save: bool = True, **fit_options) -> Experiment:
+                   save: bool = True, **options) -> Experiment:
     """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`."""
-    return train_experiment(build_experiment(config, device), save=save, **fit_options)
+    return train_experiment(build_experiment(config, device), save=save, **options)
 
 
 def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,
-                     replay_log: bool = False, **fit_options) -> Experiment:
-    """Train a built experiment (resuming or loading its checkpoint), then record the result.
+                     replay_log: bool = False, record: bool | None = None, use_shipped: bool = True,
+                     **fit_options) -> Experiment:
+    """Train a built experiment (resuming or loading its checkpoint), then save the result.
 
-    The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``;
-    the result goes to ``results/<name>.json`` (a temporary folder in quick mode).
-    With ``use_checkpoints=False`` it trains from scratch, loading and writing nothing
-    (e.g. to record the transformer while it learns). With ``replay_log``, a run that is
-    only loaded prints the log it printed while training.
+    The checkpoint lives in :func:`stn_course.utils.checkpoint_dir` as ``<name>.pt``, guarded
+    by a lock file while the run trains (:mod:`stn_course.runlock`); the result goes to
+    ``<name>.json`` in the output folder, or in the course's ``results/`` if ``record``
+    (:func:`stn_course.utils.results_dir`). With ``use_shipped=False`` a model shipped with
+    the course is not loaded (the run trains). With ``use_checkpoints=False`` it trains from
+    scratch, loading and writing nothing (e.g. to record the transformer while it learns).
+    With ``replay_log``, a run that is only loaded prints the log it printed while training.
     """
     config = experiment.config
-    if use_checkpoints and load_shipped_checkpoint(experiment):
+    if use_checkpoints and use_shipped and load_shipped_checkpoint(experiment):
         if replay_log:
             print_log(experiment.history)
         return experiment  # nothing to record: the shipped model comes with its results file
+    if not use_checkpoints:
+        return _train(experiment, None, **fit_options)
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    with run_lock(checkpoint):
+        _train(experiment, checkpoint, **fit_options)
+    only_loaded = experiment.history.trained_now == 0
+    if only_loaded and replay_log:
+        print_log(experiment.history)
+    # A finished run that was only loaded keeps the result recorded when it trained.
+    already_recorded = only_loaded and (results_dir(record) / f"{config.name}.json").exists()
+    if save and experiment.history.epochs == config.epochs and not already_recorded:
+        record_result(experiment, record=record)
+    return experiment
+
+
+def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Experiment:
+    """The optimiser, schedule and :func:`~stn_course.train.fit` of ``experiment.config``."""
+    config = experiment.config
     groups = parameter_groups(experiment.model, config.lr, config.localisation_lr_scale)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
@@ -323,20 +345,19 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'sgd' or 'adamw'")
     scheduler = make_scheduler(config, optimizer, len(experiment.train_loader))
-    checkpoint = checkpoint_dir() / f"{config.name}.pt" if use_checkpoints else None
     experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
         seed=config.seed, **{"amp": config.amp, **fit_options})
-    only_loaded = experiment.history.trained_now == 0
-    if only_loaded and replay_log:
-        print_log(experiment.history)
-    # A finished run that was only loaded keeps the result recorded when it trained.
-    already_recorded = only_loaded and (results_dir() / f"{config.name}.json").exists()
-    if save and use_checkpoints and experiment.history.epochs == config.epochs and not already_recorded:
-        record_result(experiment)
     return experiment
+
+
+def find_result(name: str) -> Path | None:
+    """``<name>.json`` among the course's recorded results or, failing that, the learner's own
+    (the output folder), or None. Quick mode looks only in its temporary folder."""
+    folders = [results_dir(record=False)] if is_quick() else [recorded_results_dir(), output_root() / "results"]
+    return next((folder / f"{name}.json" for folder in folders if (folder / f"{name}.json").exists()), None)
 
 
 def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer,
@@ -382,15 +403,16 @@ def ship_checkpoint(experiment: Experiment) -> Path:
 
 
 def fetch_shipped_checkpoint(name: str) -> bool:
-    """On Colab, where the package is installed without the repository's ``checkpoints/``,
-    download ``checkpoints/<name>.pt`` from the repository (``REPO_URL``). Elsewhere, or if
-    the download fails, do nothing and return False (the caller then trains)."""
-    if "google.colab" not in sys.modules:
+    """When the package is installed without the repository (Colab), download
+    ``<repo URL>/raw/main/checkpoints/<name>.pt`` (:func:`stn_course.utils.repo_url`,
+    ``$STN_COURSE_REPO_URL``) into :func:`shipped_checkpoint_dir`. From a clone, or if the
+    download fails, do nothing and return False (the caller then trains)."""
+    if has_repository():
         return False
     path = shipped_checkpoint_dir() / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(f"{REPO_URL}/raw/main/checkpoints/{name}.pt", str(path), progress=False)
+        torch.hub.download_url_to_file(f"{repo_url()}/raw/main/checkpoints/{name}.pt", str(path), progress=False)
     except Exception:  # not shipped, or no network: train instead
         path.unlink(missing_ok=True)
         return False
@@ -413,10 +435,33 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
     model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
                            for key, value in state["model"].items()})
     experiment.history = History(**state["history"])
-    print(f"Loaded the trained model shipped with the course, checkpoints/{name}.pt "
-          f"({experiment.history.epochs} epochs, test accuracy {100 * experiment.history.test_accuracy[-1]:.2f}% "
-          f"when trained); rerun without it to train yourself.")
+    print(f"Loaded the trained model shipped with the course, {shipped}: {describe_finished_run(name, experiment.history)}."
+          f"\nTo train it yourself instead, pass use_shipped=False (command line: --no-shipped).")
     return True
+
+
+def describe_finished_run(name: str, history: History) -> str:
+    """What a loaded run recorded when it trained: ``"5 epochs, test accuracy 99.44% (recorded),
+    trained in 4.1 min on a 2-core x86_64 CPU"`` (the time and machine from its results
+    JSON, :func:`find_result`; from the history alone if there is none)."""
+    epochs = history.epochs
+    text = f"{epochs} epoch{'s' if epochs != 1 else ''}, test accuracy {100 * history.test_accuracy[-1]:.2f}% (recorded)"
+    path = find_result(name)
+    try:
+        record = json.loads(path.read_text()) if path else {}
+    except (OSError, ValueError):
+        record = {}
+    seconds = record.get("seconds_total", sum(history.seconds))
+    machine = record.get("machine") or {}
+    where = f" on a {machine.get('cpu_count')}-core {machine.get('processor')} CPU" if machine.get("cpu_count") else ""
+    if machine.get("cuda"):
+        where = f" on {machine['cuda']}"
+    return f"{text}, trained in {format_duration(seconds)}{where}"
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"`` under a minute, else ``"4.1 min"``."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple[Experiment, bool]:
@@ -430,13 +475,17 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     path = checkpoint_dir() / f"{config.name}.pt"
     state = load_checkpoint(path) if path.exists() else None
     if state is None or state["epoch"] < config.epochs:
-        raise FileNotFoundError(f"{config.name} has not finished training; train it with\n  {config.command()}")
+        raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])
     experiment.history = History(**state["history"])
     return experiment, False
 
 
-def record_errors(config: RunConfig, device: torch.device | None = None) -> Path:
+class RunNotFinishedError(CourseError, FileNotFoundError):
+    """A finished run was asked for (e.g. by ``errors``) that has not finished training."""
+
+
+def record_errors(config: RunConfig, device: torch.device | None = None, record: bool | None = None) -> Path:
     """Load the finished run ``config`` (:func:`load_trained`) and write
     ``results/errors_<run name>.json``: what it gets wrong on its test set
     (:func:`stn_course.analysis.error_summary`), with the command that repeats it."""
@@ -444,14 +493,15 @@ def record_errors(config: RunConfig, device: torch.device | None = None) -> Path
     summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
     weights = "shipped float16" if shipped else "trained"
     return save_result(f"errors_{config.name}", {"run": config.name, "weights": weights, **summary},
-                       config.command("errors"))
+                       config.command("errors"), record=record)
 
 
-def record_result(experiment: Experiment) -> None:
-    """Write ``results/<run name>.json``: accuracy, error, timing, parameters, command."""
+def record_result(experiment: Experiment, record: bool | None = None) -> Path:
+    """Write ``<run name>.json`` (accuracy, error, timing, parameters, command) to the output
+    folder, or to the course's ``results/`` if ``record`` (:func:`stn_course.utils.results_dir`)."""
     history, config = experiment.history, experiment.config
     accuracy = history.test_accuracy[-1]
-    save_result(config.name, {
+    return save_result(config.name, {
         "config": asdict(config),
         "test_accuracy": accuracy,
         "test_error_percent": round(100 * (1 - accuracy), 3),
@@ -464,321 +514,4 @@ def record_result(experiment: Experiment) -> None:
         "device": str(next(experiment.model.parameters()).device),
         "history": history.as_dict(),
         "quick": is_quick(),
-    }, command=config.command())
-
-
-def load_run_results(folder: Path | None = None) -> list[dict]:
-    """Every training result (``results/*.json`` with a test accuracy), sorted by name."""
-    folder = folder or repo_root() / "results"
-    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
-    return [record for record in records if "test_accuracy" in record]
-
-
-def load_error_results(folder: Path | None = None) -> list[dict]:
-    """Every error analysis (``results/errors_*.json``, :func:`record_errors`), sorted by run."""
-    folder = folder or repo_root() / "results"
-    return [json.loads(path.read_text()) for path in sorted(folder.glob("errors_*.json"))]
-
-
-def errors_table(records: list[dict], confusions: int = 3) -> str:
-    """Error analyses as Markdown: per run, the test error, the share of test digits whose ink
-    reaches the image's edge, the error rate on those and on the rest, and the most frequent
-    confusions (``9→4 (6)``: six 9s read as 4). A run analysed with its shipped float16
-    weights says so."""
-    lines = ["| run | test error | digits touching the edge | error on those | error on the rest "
-             "| most frequent confusions |", "|---|---|---|---|---|---|"]
-
-    def percent(value: float | None) -> str:
-        return "—" if value is None else f"{value:.2f}%"
-
-    for record in records:
-        pairs = ", ".join(f"{c['true']}→{c['predicted']} ({c['count']})" for c in record["confusions"][:confusions])
-        at_edge = record["errors_touching_edge"]
-        shipped = " (shipped float16 weights)" if record["weights"] == "shipped float16" else ""
-        lines.append(f"| `{record['run']}`{shipped} | {record['error_percent']:.2f}% ({record['errors']}) "
-                     f"| {100 * record['images_touching_edge'] / record['test_samples']:.1f}% "
-                     f"| {percent(record['error_percent_touching_edge'])} ({at_edge}) "
-                     f"| {percent(record['error_percent_inside'])} ({record['errors'] - at_edge}) | {pairs} |")
-    return "\n".join(lines)
-
-
-def results_table(folder: Path | None = None) -> str:
-    """The README's results table (Markdown), made from ``results/*.json``."""
-    lines = [
-        "| run | test accuracy | test error | epochs | training time | machine | command |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for record in load_run_results(folder):
-        machine = record["machine"]
-        where = machine["cuda"] or f"{machine['cpu_count']}-core CPU"
-        lines.append(
-            f"| `{record['name']}` | {100 * record['test_accuracy']:.2f}% | {record['test_error_percent']:.2f}% "
-            f"| {record['epochs']} | {record['seconds_total'] / 60:.1f} min | {where}, torch {machine['torch']} "
-            f"| `{record['command']}` |")
-    return "\n".join(lines)
-
-
-#: CIFAR-10 test accuracy (%) reported by the course material, and the course's target for its own model
-CIFAR10_REPORTED = {"cifar-net-a": 60.0, "cifar-net-b": 65.0}
-CIFAR10_TARGET = {"cifar-st-resnet": 85.0, "cifar-resnet": 85.0}
-
-
-def cifar10_table(records: list[dict]) -> str:
-    """CIFAR-10 runs as Markdown: model, recipe, parameters, epochs, test accuracy beside
-    the reported or target accuracy, training time, and the command that reproduces it."""
-    lines = ["| model | recipe | parameters | epochs | test accuracy | reported / target | training time | command |",
-             "|---|---|---|---|---|---|---|---|"]
-    for record in sorted((r for r in records if r["config"]["dataset"] == "cifar10"), key=lambda r: r["name"]):
-        config = record["config"]
-        model = config["model"]
-        recipe = f"{config['optimizer'].upper()} lr {config['lr']:g}"
-        if config.get("momentum"):
-            recipe += f", momentum {config['momentum']:g}" + (" (Nesterov)" if config.get("nesterov") else "")
-        if config.get("schedule") == "onecycle":
-            recipe += ", one-cycle"
-        elif config.get("schedule") == "final-drop":
-            recipe += f", lr ÷ 10 from epoch {round(FINAL_DROP_AT * record['epochs']) + 1}"
-        if config.get("label_smoothing"):
-            recipe += f", label smoothing {config['label_smoothing']:g}"
-        recipe += ", crop + flip" if config.get("augment", True) else ", no augmentation"
-        if model in CIFAR10_REPORTED:
-            goal = f"{CIFAR10_REPORTED[model]:.0f}% reported"
-        elif model in CIFAR10_TARGET:
-            goal = f"≥ {CIFAR10_TARGET[model]:.0f}% target"
-        else:
-            goal = ""
-        variant = f" ({config['variant']})" if config.get("variant") else ""
-        time = f"{record['seconds_total'] / 60:.1f} min"
-        machine = record.get("machine")
-        if machine and not machine.get("cuda"):
-            threads = machine["torch_threads"]
-            time += f" ({threads} CPU thread{'s' if threads > 1 else ''})"
-        lines.append(f"| `{model}`{variant} | {recipe} | {record['parameters']:,} | {record['epochs']} "
-                     f"| **{100 * record['test_accuracy']:.2f}%** | {goal} | {time} | `{record['command']}` |")
-    return "\n".join(lines)
-
-
-def sampler_benchmark_table(folder: Path | None = None) -> str:
-    """The README's NumPy-vs-PyTorch sampler table, from ``results/sampler_benchmark.json``."""
-    path = (folder or repo_root() / "results") / "sampler_benchmark.json"
-    if not path.exists():
-        return "(no benchmark recorded yet: run `python benchmarks/sampler.py`)"
-    record = json.loads(path.read_text())
-    threads = record["machine"]["torch_threads"]
-    lines = [f"| image (batch {record['settings']['batch']}) | pass | NumPy | torch, {threads} threads | ratio "
-             "| torch, 1 thread | ratio |", "|---|---|---|---|---|---|---|"]
-    for row in record["rows"]:
-        lines.append(f"| {row['image']} | {row['pass']} | {1000 * row['numpy_s']:.3f} ms | {1000 * row['torch_s']:.3f} ms "
-                     f"| {row['ratio']:.2f}x | {1000 * row['torch_1_thread_s']:.3f} ms | {row['ratio_1_thread']:.2f}x |")
-    machine = record["machine"]
-    lines.append("")
-    lines.append(f"Measured {record['finished_at'][:16].replace('T', ' ')} on a {machine['cpu_count']}-core "
-                 f"{machine['processor']} CPU, NumPy {machine['numpy']}, torch {machine['torch']}; "
-                 f"ratio = NumPy time / torch time.")
-    return "\n".join(lines)
-
-
-def pipeline_benchmark_table(folder: Path | None = None) -> str:
-    """The README's data-pipeline and STN-overhead table, from ``results/pipeline_benchmark.json``."""
-    path = (folder or repo_root() / "results") / "pipeline_benchmark.json"
-    if not path.exists():
-        return "(no benchmark recorded yet: run `python benchmarks/pipeline.py`)"
-    record = json.loads(path.read_text())
-    lines = ["| measurement | data | model | seconds per epoch | the data alone | test accuracy after training "
-             "| ratio |", "|---|---|---|---|---|---|---|"]
-
-    def data_alone(run: dict) -> str:
-        # older records timed whole training epochs only
-        return f"{run['data_seconds_per_epoch']:.1f}" if "data_seconds_per_epoch" in run else ""
-
-    for key, comparison in record["pipeline"].items():
-        # older records keyed comparisons by model alone, all on MNIST
-        dataset, model = comparison.get("dataset", "mnist"), comparison.get("model", key)
-        (tutorial_name, tutorial), (course_name, course) = comparison["runs"].items()
-        speedup = comparison["speedup"]
-        ratio = f"**{speedup:.2f}x** " + ("faster" if speedup >= 1 else f"the speed ({1 / speedup:.2f}x slower)")
-        if "data_speedup" in comparison:
-            ratio += f"; {comparison['data_speedup']:.0f}x for the data alone"
-        lines.append(f"| {tutorial_name} ({comparison['num_workers']} workers) | {dataset} | `{model}` "
-                     f"| {tutorial['seconds_per_epoch']:.1f} | {data_alone(tutorial)} "
-                     f"| {100 * tutorial['test_accuracy']:.2f}% | |")
-        lines.append(f"| {course_name} | {dataset} | `{model}` | {course['seconds_per_epoch']:.1f} "
-                     f"| {data_alone(course)} | {100 * course['test_accuracy']:.2f}% | {ratio} |")
-    overhead = record["stn_overhead"]
-    lines.append(f"| training | rts-mnist | `cnn` | {overhead['runs']['cnn']['seconds_per_epoch']:.1f} | | | |")
-    # older records timed one ST-CNN once: its ratio alone, in "ratio"
-    ratios = overhead.get("ratios") or {"st-cnn-aff": {"median": overhead["ratio"], "turns": None}}
-    for name, ratio in ratios.items():
-        model, _, detail = name.partition(", ")
-        text = f"**{ratio['median']:.2f}x** the CNN's time"
-        if ratio["turns"]:
-            text += (f" (median of {overhead['rounds']} interleaved turns, "
-                     f"{min(ratio['turns']):.2f}–{max(ratio['turns']):.2f})")
-        lines.append(f"| training | rts-mnist | `{model}`{', ' + detail if detail else ''} "
-                     f"| {overhead['runs'][name]['seconds_per_epoch']:.1f} | | | {text} |")
-    machine = record["machine"]
-    measured = "whole epochs" if record["batches_per_measurement"] is None else \
-        f"{record['batches_per_measurement']} batches per measurement, scaled to an epoch"
-    lines += ["", f"Measured {record['finished_at'][:16].replace('T', ' ')} on a {machine['cpu_count']}-core "
-              f"{machine['processor']} CPU ({measured}), torch {machine['torch']}, batch {record['batch_size']}."]
-    return "\n".join(lines)
-
-
-#: The README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``): name → table.
-README_BLOCKS: dict[str, Callable[[], str]] = {
-    "table1": lambda: distorted_mnist_table(load_run_results()),
-    "speed": lambda: speed_table(load_run_results()),
-    "regularisation": lambda: regularisation_table(load_run_results()),
-    "seeds": lambda: seed_table(load_run_results()),
-    "errors": lambda: errors_table(load_error_results()),
-    "results": results_table,
-    "benchmark": sampler_benchmark_table,
-    "pipeline": pipeline_benchmark_table,
-}
-
-
-def update_readme_results(readme: Path | None = None) -> None:
-    """Rewrite the README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``,
-    one per entry of :data:`README_BLOCKS`) from ``results/``."""
-    readme = readme or repo_root() / "README.md"
-    text = readme.read_text()
-    for name, make in README_BLOCKS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-        if not pattern.search(text):
-            raise ValueError(f"{readme} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
-        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
-    readme.write_text(text)
-
-
-#: The paper's Table 1 (Jaderberg et al., 2015): test error (%) on distorted MNIST.
-PAPER_TABLE1 = {
-    "cnn": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 1.4, "TC": 3.5},
-    "st-cnn-aff": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.2, "TC": 1.7},
-    "st-cnn-proj": {"R": 0.8, "RTS": 0.6, "P": 0.8, "E": 1.3},
-    "st-cnn-tps": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
-}
-TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": "elastic-mnist", "TC": "clutter-mnist"}
-#: Table 1's rows: (model, variant, settings changed by hand). A row other than the default holds
-#: the runs of that change to the recipe, beside the paper's figures for the same model.
-TABLE1_ROWS: list[tuple[str, str, dict]] = [
-    ("cnn", "", {}), ("cnn", "", {"amp": True}), ("cnn", "", {"amp": True, "channels_last": True}),
-    ("cnn", "", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
-    ("st-cnn-aff", "", {}), ("st-cnn-aff", "", {"amp": True}),
-    ("st-cnn-aff", "full-localisation-lr", {}), ("st-cnn-aff", "full-localisation-lr", {"amp": True}),
-    ("st-cnn-aff", "full-localisation-lr", {"amp": True, "channels_last": True}),
-    ("st-cnn-aff", "full-localisation-lr", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
-    ("st-cnn-aff", "window-28", {}), ("st-cnn-aff", "window-28", {"amp": True}),
-    ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True}),
-    ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
-    ("st-cnn-proj", "", {}), ("st-cnn-tps", "", {})]
-
-
-def config_of(record: dict) -> RunConfig:
-    """The :class:`RunConfig` of a results record (fields added since it was written take their defaults)."""
-    known = {field.name for field in fields(RunConfig)}
-    return RunConfig(**{key: value for key, value in record["config"].items() if key in known})
-
-
-def latest_results(records: list[dict], seed: int = 0) -> dict[tuple[str, str, str], dict]:
-    """The most recent finished record of ``seed`` for each (dataset, model, recipe label);
-    the label (:attr:`RunConfig.recipe`) is ``""`` for the default recipe. The course's
-    tables compare recipes at one seed; :func:`seed_table` shows what another seed changes."""
-    latest: dict[tuple[str, str, str], dict] = {}
-    for record in sorted(records, key=lambda r: r["finished_at"]):
-        config = config_of(record)
-        if config.seed == seed:
-            latest[(config.dataset, config.model, config.recipe)] = record
-    return latest
-
-
-def seed_table(records: list[dict]) -> str:
-    """Runs that differ only in their seed (a new initialisation, batch order, training
-    distortions and, for distorted MNIST, test set), as Markdown: each seed's test error, their
-    mean and spread, for every recipe and number of epochs run with more than one seed."""
-    by_run: dict[tuple, dict[int, dict]] = {}
-    for record in sorted(records, key=lambda r: r["finished_at"]):
-        config = config_of(record)
-        by_run.setdefault((config.dataset, config.model, config.recipe, config.epochs), {})[config.seed] = record
-    lines = ["| dataset | model | recipe | epochs | test error by seed | mean | spread |", "|---|---|---|---|---|---|---|"]
-    for (dataset, model, recipe, epochs), seeds in sorted(by_run.items()):
-        if len(seeds) < 2:
-            continue
-        errors = {seed: seeds[seed]["test_error_percent"] for seed in sorted(seeds)}
-        by_seed = ", ".join(f"{error:.2f}% (seed {seed})" for seed, error in errors.items())
-        spread = max(errors.values()) - min(errors.values())
-        lines.append(f"| {dataset} | {model} | {recipe or 'default'} | {epochs} | {by_seed} "
-                     f"| {statistics.mean(errors.values()):.2f}% | {spread:.2f} points |")
-    return "\n".join(lines)
-
-
-def distorted_mnist_table(records: list[dict]) -> str:
-    """Table 1 as Markdown: our test error (%) beside the paper's, and our training time.
-
-    One row per entry of :data:`TABLE1_ROWS`; cells read ``ours (epochs, minutes) / paper``,
-    and a dash marks a run not recorded in ``records`` yet.
-    """
-    latest = latest_results(records)
-    header = "| model | " + " | ".join(TABLE1_COLUMNS) + " |"
-    lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
-    for model, variant, changes in TABLE1_ROWS:
-        paper = PAPER_TABLE1[model]
-        parts = recipe_parts(variant, changes)
-        cells = []
-        for column, dataset in TABLE1_COLUMNS.items():
-            record = latest.get((dataset, model, "_".join(parts)))
-            ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
-                    f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
-            cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
-        row = f"{model} ({', '.join(parts)})" if parts else model
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-#: RunConfig fields that change how fast a run computes, not what it computes (up to rounding)
-SPEED_FIELDS = ("amp", "channels_last")
-#: RunConfig fields that regularise the classifier without changing its size: dropout and batch
-#: norm in its layers, label smoothing in its loss
-REGULARISATION_FIELDS = ("dropout", "batchnorm", "label_smoothing")
-
-
-def settings_table(records: list[dict], setting_fields: Sequence[str], heading: str, timed: bool = True) -> str:
-    """Each run that sets one of ``setting_fields`` by hand beside the latest run of the same
-    recipe without any of them, as Markdown: both errors and, if ``timed``, the median seconds
-    per epoch of each and their ratio. ``heading`` names the settings column. A run whose
-    recipe without the settings was never run is left out."""
-    latest = latest_results(records)
-    timing = " s/epoch without → with | speed-up |" if timed else ""
-    lines = [f"| dataset | model | recipe | {heading} |{timing} test error without → with |",
-             "|---|---|---|---|" + ("---|---|" if timed else "") + "---|"]
-    for (dataset, model, recipe), record in sorted(latest.items()):
-        config = config_of(record)
-        settings = {name: value for name, value in config.changes.items() if name in setting_fields}
-        if not settings:
-            continue
-        plain = recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
-        base_recipe = replace(config, **{name: getattr(plain, name) for name in settings}).recipe
-        base = latest.get((dataset, model, base_recipe))
-        if base is None:
-            continue
-        cells = [dataset, model, base_recipe or "default", ", ".join(recipe_parts("", settings))]
-        if timed:
-            seconds = [statistics.median(r["seconds_per_epoch"]) for r in (base, record)]
-            cells += [f"{seconds[0]:.0f} → {seconds[1]:.0f}", f"**{seconds[0] / seconds[1]:.2f}x**"]
-        cells.append(f"{base['test_error_percent']:.2f}% ({base['epochs']} ep) → "
-                     f"{record['test_error_percent']:.2f}% ({record['epochs']} ep)")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def speed_table(records: list[dict]) -> str:
-    """Each run that sets a speed field (:data:`SPEED_FIELDS`: bfloat16 mixed precision,
-    channels-last memory format) beside the same recipe without any (:func:`settings_table`)."""
-    return settings_table(records, SPEED_FIELDS, "speed settings")
-
-
-def regularisation_table(records: list[dict]) -> str:
-    """Each run that regularises the classifier (:data:`REGULARISATION_FIELDS`: dropout, batch
-    norm, label smoothing) beside the same recipe without it (:func:`settings_table`), errors
-    only: the runs compared were often made on different days of a shared machine, whose
-    speed varies more than these settings change it."""
-    return settings_table(records, REGULARISATION_FIELDS, "regularisation", timed=False)
+    }, command=config.command(), record=record)

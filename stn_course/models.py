@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .geometry import affine_grid, projective_grid, tps_control_points, tps_grid, tps_system_inverse
+
 TRANSFORMS = ("affine", "projective", "tps")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
                "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
@@ -41,84 +43,6 @@ class Normalize(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mean={[round(v, 4) for v in self.mean.flatten().tolist()]}, std={[round(v, 4) for v in self.std.flatten().tolist()]}"
-
-
-def tps_control_points(grid_size: int = 4) -> torch.Tensor:
-    """``grid_size``² control points on a regular grid over [-1, 1]², shape ``(K, 2)`` as (x, y), float64."""
-    axis = torch.linspace(-1.0, 1.0, grid_size, dtype=torch.float64)
-    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([xs.flatten(), ys.flatten()], dim=1)
-
-
-def _tps_kernel(squared_distance: torch.Tensor) -> torch.Tensor:
-    # U(r) = r² log r², with U(0) = 0.
-    return torch.xlogy(squared_distance, squared_distance)  # exactly 0 at r = 0
-
-
-def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(..., M, 2)`` and ``(K, 2)`` → ``(..., M, K)``; exact, unlike ``cdist``'s matmul trick."""
-    return (a.unsqueeze(-2) - b).pow(2).sum(-1)
-
-
-def _tps_system_inverse(control: torch.Tensor) -> torch.Tensor:
-    """Inverse of the TPS system ``[[K, P], [Pᵀ, 0]]`` for control points ``(K, 2)``."""
-    count = control.shape[0]
-    kernel = _tps_kernel(_squared_distances(control, control))
-    poly = torch.cat([torch.ones(count, 1, dtype=control.dtype), control], dim=1)
-    system = torch.zeros(count + 3, count + 3, dtype=control.dtype)
-    system[:count, :count] = kernel
-    system[:count, count:] = poly
-    system[count:, :count] = poly.T
-    return torch.linalg.inv(system)
-
-
-def base_grid(height: int, width: int, align_corners: bool, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Normalised output-pixel coordinates ``(H, W, 2)`` as (x, y), as ``affine_grid`` uses them."""
-    def axis(size: int) -> torch.Tensor:
-        coords = torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype)
-        return coords if align_corners else coords * (size - 1) / size
-
-    ys, xs = torch.meshgrid(axis(height), axis(width), indexing="ij")
-    return torch.stack([xs, ys], dim=-1)
-
-
-def projective_grid(matrix: torch.Tensor, size: Sequence[int], align_corners: bool) -> torch.Tensor:
-    """Sampling grid ``(N, H, W, 2)`` of homographies ``matrix`` ``(N, 3, 3)`` (output → input).
-
-    ``(x', y', w')ᵀ = H (x, y, 1)ᵀ`` and the grid holds ``(x'/w', y'/w')``.
-    """
-    n, _, height, width = size
-    points = base_grid(height, width, align_corners, matrix.device, matrix.dtype).view(1, -1, 2)
-    homogeneous = torch.cat([points, points.new_ones(1, points.shape[1], 1)], dim=2)
-    mapped = homogeneous @ matrix.transpose(1, 2)
-    # Keep the division finite where the plane maps to infinity (w near 0).
-    w = mapped[..., 2:]
-    w = torch.where(w.abs() < 1e-6, torch.full_like(w, 1e-6).copysign(w), w)
-    return (mapped[..., :2] / w).view(n, height, width, 2)
-
-
-def tps_grid(source_points: torch.Tensor, size: Sequence[int], align_corners: bool,
-             control: torch.Tensor | None = None, system_inverse: torch.Tensor | None = None) -> torch.Tensor:
-    """Thin-plate-spline sampling grid ``(N, H, W, 2)``.
-
-    The spline maps each control point ``control[k]`` (output coordinates, default the
-    4x4 grid of :func:`tps_control_points`) to ``source_points[:, k]`` ``(N, K, 2)`` in the
-    input, and bends as little as possible in between. ``system_inverse`` may be given
-    precomputed (:func:`_tps_system_inverse` of ``control``).
-    """
-    n, _, height, width = size
-    if control is None:
-        control = tps_control_points(round(source_points.shape[1] ** 0.5))
-    if system_inverse is None:
-        system_inverse = _tps_system_inverse(control.double())
-    dtype = source_points.dtype
-    points = base_grid(height, width, align_corners, source_points.device, dtype).view(1, -1, 2)
-    rhs = torch.cat([source_points, source_points.new_zeros(n, 3, 2)], dim=1)
-    coefficients = system_inverse.to(dtype) @ rhs
-    # Evaluate the spline at every output pixel: [U(|p - c_k|), 1, x, y] @ coefficients.
-    kernel = _tps_kernel(_squared_distances(points, control.to(dtype)))
-    features = torch.cat([kernel, points.new_ones(1, points.shape[1], 1), points], dim=2)
-    return (features.expand(n, -1, -1) @ coefficients).view(n, height, width, 2)
 
 
 class SpatialTransformer(nn.Module):
@@ -159,7 +83,7 @@ class SpatialTransformer(nn.Module):
             control = tps_control_points(tps_grid_size)
             self.register_buffer("tps_control", control)
             # float64: the system is ill-conditioned enough that float32 costs ~1e-6 in the grid.
-            self.register_buffer("tps_inverse", _tps_system_inverse(control))
+            self.register_buffer("tps_inverse", tps_system_inverse(control))
         self.last_theta: torch.Tensor | None = None
         self.last_grid: torch.Tensor | None = None
         self._init_identity()
@@ -196,7 +120,7 @@ class SpatialTransformer(nn.Module):
         """Sampling grid ``(N, H_out, W_out, 2)`` for parameters ``(N, P)`` and output ``size`` (N, C, H, W)."""
         n = size[0]
         if self.transform == "affine":
-            return F.affine_grid(params.view(n, 2, 3), list(size), align_corners=self.align_corners)
+            return affine_grid(params.view(n, 2, 3), size, self.align_corners)
         if self.transform == "projective":
             matrix = torch.cat([params, params.new_ones(n, 1)], dim=1).view(n, 3, 3)
             return projective_grid(matrix, size, self.align_corners)

@@ -17,12 +17,26 @@ Conventions (the same as :mod:`stn_course.sampler` and PyTorch):
 Colours are the same in every figure: the sampled region is orange, the sampling
 grid is blue, the image border is grey.
 
-Sections: coordinates and the sampled region; the θ view (used by the θ explorer
-widget); pictures for notebook 01 (align_corners, bilinear weights, pitfalls,
-aliasing, homographies).
+This module draws; it computes no coordinates. Where a transform reads, in input
+pixels (corners of the sampled region, grids in pixels, bilinear neighbours, the
+blur against aliasing) comes from :mod:`stn_course.sampler`.
+
+Sections:
+
+1. images and small array helpers (:func:`as_hwc`, :func:`transform_image`, :func:`zone_plate`);
+2. drawing the sampled region and the sampling grid;
+3. the θ view (:func:`plot_theta_view`, :class:`ThetaView`; used by the θ explorer widget);
+4. pictures for notebook 01 (align_corners, bilinear weights, pitfalls, aliasing, homographies);
+5. trained models: learning curves, inputs beside what the transformer made of them;
+6. pictures for notebook 00 (a gallery of transforms, the bilinear kernel);
+7. animations (GIFs, written with matplotlib's Pillow writer);
+8. pictures for notebooks 04 and 05 (recovered transforms, θ distributions, aliasing in a
+   trained transformer, Grad-CAM, two transformers side by side).
 """
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -142,24 +156,6 @@ def transform_image(image, theta, out_hw: Optional[Sequence[int]] = None, align_
     return np.moveaxis(np.asarray(out)[0], 0, -1)
 
 
-def gaussian_blur(image, sigma: float) -> np.ndarray:
-    """Blur an image (any layout :func:`as_hwc` accepts) with a Gaussian of std ``sigma`` pixels.
-
-    Separable convolution with edge replication; returns (H, W, C) float64.
-    """
-    img = as_hwc(image)
-    if sigma <= 0:
-        return img.copy()
-    radius = max(1, int(np.ceil(3 * sigma)))
-    x = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (x / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-    # rows, then columns
-    tmp = sum(k * padded[i:i + img.shape[0], :, :] for i, k in enumerate(kernel))
-    return sum(k * tmp[:, i:i + img.shape[1], :] for i, k in enumerate(kernel))
-
-
 def zone_plate(size: int = 256, k: float = 0.5) -> np.ndarray:
     """A zone plate: ``0.5 + 0.5 cos(k π r² / size)``, a ring pattern whose frequency
     grows towards the edges (a classic aliasing test); (size, size) float64 in [0, 1]."""
@@ -188,62 +184,8 @@ def _clean(ax: Axes, title: Optional[str] = None) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Coordinates and the sampled region
+# Drawing the sampled region and the sampling grid
 # ---------------------------------------------------------------------------
-
-def base_grid_extent(size: int, align_corners: bool) -> float:
-    """Largest normalised coordinate of a base grid with ``size`` points.
-
-    ``align_corners=True``: the points run from -1 to 1 (1 for any size > 1);
-    ``align_corners=False``: they are pixel centres, ±(size - 1) / size.
-    A single point sits at 0 in both conventions (as in PyTorch).
-    """
-    size = int(size)
-    if size <= 1:
-        return 0.0
-    return 1.0 if align_corners else (size - 1) / size
-
-
-def unnormalize(coord, size: int, align_corners: bool):
-    """Normalised coordinate(s) in [-1, 1] to pixel coordinate(s), exactly as grid_sample does.
-
-    ``align_corners=True``: -1 and 1 are the centres of the first and last pixels,
-    ``x_pix = (x + 1) / 2 · (size - 1)``; ``align_corners=False``: -1 and 1 are the
-    outer edges of those pixels, ``x_pix = ((x + 1) · size - 1) / 2``.
-    """
-    coord = np.asarray(coord, dtype=np.float64)
-    if align_corners:
-        return (coord + 1.0) / 2.0 * (size - 1)
-    return ((coord + 1.0) * size - 1.0) / 2.0
-
-
-def grid_to_pixels(grid, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
-    """A sampling grid (..., 2) of normalised (x, y) to input pixel coordinates (..., 2)."""
-    h, w = _hw(in_hw)
-    grid = np.asarray(grid, dtype=np.float64)
-    return np.stack([unnormalize(grid[..., 0], w, align_corners),
-                     unnormalize(grid[..., 1], h, align_corners)], axis=-1)
-
-
-def sampled_region_corners(theta, in_hw: Sequence[int], align_corners: bool,
-                           out_hw: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Corners of the region of the input that the output grid samples, in input pixels.
-
-    The output grid's extreme points (see :func:`base_grid_extent`; ``out_hw`` defaults
-    to ``in_hw``) are mapped through θ and unnormalised as grid_sample does. Returns a
-    (4, 2) array of (x, y) in the order: output top-left, top-right, bottom-right,
-    bottom-left. For the identity θ with ``out_hw == in_hw`` these are the centres of
-    the image's corner pixels, ``(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)``, for both
-    values of ``align_corners``.
-    """
-    th = _as_theta(theta)
-    h, w = _hw(in_hw)
-    ho, wo = _hw(out_hw) if out_hw is not None else (h, w)
-    ex, ey = base_grid_extent(wo, align_corners), base_grid_extent(ho, align_corners)
-    base = np.array([[-ex, -ey, 1.0], [ex, -ey, 1.0], [ex, ey, 1.0], [-ex, ey, 1.0]])
-    normalised = base @ th.T  # (4, 2) input (x, y) in [-1, 1] units
-    return grid_to_pixels(normalised, (h, w), align_corners)
-
 
 def _set_view_limits(ax: Axes, in_hw: HW, points: np.ndarray, margin: float = 0.06) -> None:
     """Show the whole image and all ``points`` (N, 2), with a margin; y axis downwards."""
@@ -270,9 +212,9 @@ def draw_sampled_region(ax: Axes, theta, in_hw: Sequence[int], align_corners: bo
 
     The output's top-left corner gets a bigger dot and the top-right a medium one, so
     rotations and flips can be read off. Returns the corners (see
-    :func:`sampled_region_corners`).
+    :func:`stn_course.sampler.region_corners`).
     """
-    corners = sampled_region_corners(theta, in_hw, align_corners, out_hw)
+    corners = sampler.region_corners(_as_theta(theta), _hw(in_hw), align_corners, out_hw)
     ax.add_patch(Polygon(corners, closed=True, fill=False, ec=color, lw=lw, zorder=4, label=label))
     ax.scatter(corners[:, 0], corners[:, 1], s=[90, 40, 18, 18], c=color, edgecolors="white",
                linewidths=0.8, zorder=5)
@@ -293,7 +235,7 @@ def draw_sampling_grid(ax: Axes, theta, in_hw: Sequence[int], out_hw: Sequence[i
     h, w = _hw(in_hw)
     ho, wo = _hw(out_hw)
     grid = sampler.affine_grid(th[None], (1, 1, ho, wo), align_corners=align_corners)[0]
-    pix = grid_to_pixels(grid, (h, w), align_corners)
+    pix = sampler.grid_to_pixels(grid, (h, w), align_corners)
     if step is None:
         step = max(1, int(np.ceil(max(ho, wo) / 12)))
     rows = sorted(set(range(0, ho, step)) | {ho - 1})
@@ -322,16 +264,35 @@ def format_theta(theta, decimals: int = 2) -> str:
 # The θ view (used by the θ explorer and notebooks 00 and 01)
 # ---------------------------------------------------------------------------
 
+#: Figures laid out by :func:`plot_theta_view`, which redraws into their axes in place.
+_THETA_VIEW_FIGURES: "weakref.WeakSet[Figure]" = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class ThetaView:
+    """What :func:`plot_theta_view` drew: the figure, the output image ``(Ho, Wo, C)`` and
+    the sampled region's corners ``(4, 2)`` in input pixels (output's TL, TR, BR, BL).
+
+    Shows itself as its figure in a notebook (``_repr_png_``).
+    """
+
+    figure: Figure
+    output: np.ndarray
+    corners: np.ndarray
+
+    def _repr_png_(self) -> bytes:
+        return self.figure._repr_png_()
+
+
 def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str = "zeros",
                     out_hw: Optional[Sequence[int]] = None, fig: Optional[Figure] = None,
-                    mode: str = "bilinear", vmin=None, vmax=None, dpi: int = 80) -> Figure:
+                    mode: str = "bilinear", vmin=None, vmax=None, dpi: int = 80) -> ThetaView:
     """Three panels: the input with the sampled region, the sampling grid, the output.
 
     ``image``: (H, W), (H, W, 3) or (C, H, W) float in [0, 1] (uint8 and torch tensors
     work too); ``theta`` (2, 3) maps output to input coordinates; ``out_hw`` defaults to
     the input size. Pass ``fig`` to redraw into an existing figure (it is cleared).
-    The output array is kept as ``fig.stn_output`` (Ho, Wo, C) and the region's corners
-    as ``fig.stn_corners``.
+    Returns a :class:`ThetaView`: the figure, the output array and the region's corners.
     """
     img = as_hwc(image)
     th = _as_theta(theta)
@@ -344,7 +305,7 @@ def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str
 
     if fig is None:
         fig = new_figure((11.0, 4.0), dpi=dpi)
-    if len(fig.axes) == 3 and getattr(fig, "stn_theta_view", False):
+    if len(fig.axes) == 3 and fig in _THETA_VIEW_FIGURES:
         ax_in, ax_grid, ax_out = fig.axes  # redraw in place: faster than new axes
         for ax in fig.axes:
             ax.clear()
@@ -354,7 +315,7 @@ def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str
         # fixed positions (no layout engine): every redraw has the same geometry, and is fast
         ax_in, ax_grid, ax_out = fig.subplots(1, 3, gridspec_kw=dict(
             left=0.01, right=0.99, bottom=0.02, top=0.84, wspace=0.06))
-        fig.stn_theta_view = True
+        _THETA_VIEW_FIGURES.add(fig)
 
     _show(ax_in, img, vmin, vmax)
     draw_image_border(ax_in, (h, w))
@@ -382,9 +343,7 @@ def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str
     _clean(ax_out, f"output ({ho}×{wo})")
     fig.suptitle(f"θ = {format_theta(th)}    align_corners={align_corners}, padding={padding_mode}",
                  fontsize=10)
-    fig.stn_output = out
-    fig.stn_corners = corners
-    return fig
+    return ThetaView(fig, out, corners)
 
 
 # ---------------------------------------------------------------------------
@@ -402,7 +361,7 @@ def plot_align_corners_conventions(width: int = 4) -> Figure:
         for j in range(width):
             ax.add_patch(Rectangle((j - 0.5, -0.5), 1, 1, fc="#dddddd" if j % 2 else "#cccccc",
                                    ec="black", lw=1))
-            xn = -1 + 2 * j / (width - 1) if ac else (2 * j + 1) / width - 1
+            xn = float(sampler.normalise(j, width, ac))
             ax.plot([j], [0], "o", color=GRID_COLOR, ms=6)
             ax.text(j, 0.22, f"{xn:+.2f}", ha="center", va="bottom", fontsize=9, color=GRID_COLOR)
             ax.text(j, -0.3, f"pixel {j}", ha="center", va="center", fontsize=8, color="#444444")
@@ -424,25 +383,13 @@ def plot_align_corners_conventions(width: int = 4) -> Figure:
     return fig
 
 
-def bilinear_weights(x: float, y: float) -> dict:
-    """The four neighbours of pixel location (x, y) and their bilinear weights.
-
-    Returns ``{(x0, y0): w, (x1, y0): w, (x0, y1): w, (x1, y1): w}`` with
-    ``x0 = floor(x)``, ``x1 = x0 + 1`` (same for y); the weights sum to 1.
-    """
-    x0, y0 = int(np.floor(x)), int(np.floor(y))
-    fx, fy = x - x0, y - y0
-    return {(x0, y0): (1 - fx) * (1 - fy), (x0 + 1, y0): fx * (1 - fy),
-            (x0, y0 + 1): (1 - fx) * fy, (x0 + 1, y0 + 1): fx * fy}
-
-
 def plot_bilinear_example(image, x: float, y: float) -> Figure:
     """A small gray image with values written in, the point (x, y) in pixel coordinates
     and its four neighbours, each labelled with its bilinear weight; the title gives the
     interpolated value (zero padding outside the image)."""
     img = as_hwc(image)[:, :, 0]
     h, w = img.shape
-    weights = bilinear_weights(x, y)
+    weights = sampler.bilinear_neighbours(x, y)
     value = sum(wt * (img[yy, xx] if (0 <= xx < w and 0 <= yy < h) else 0.0)
                 for (xx, yy), wt in weights.items())
     fig = new_figure((4.6, 4.6), layout="constrained")
@@ -536,14 +483,12 @@ def plot_aliasing(image, theta, out_hw: Sequence[int], align_corners: bool = Fal
     th = _as_theta(theta)
     h, w = img.shape[:2]
     ho, wo = _hw(out_hw)
-    corners = sampled_region_corners(th, (h, w), align_corners, (ho, wo))
+    corners = sampler.region_corners(th, (h, w), align_corners, (ho, wo))
     if blur_sigma is None:
-        # distance between neighbouring samples, in input pixels
-        span_x = np.linalg.norm(corners[1] - corners[0]) / max(wo - 1, 1)
-        span_y = np.linalg.norm(corners[3] - corners[0]) / max(ho - 1, 1)
-        blur_sigma = 0.5 * max(span_x, span_y)
+        blur_sigma = 0.5 * sampler.sample_spacing(corners, (ho, wo))
     naive = transform_image(img, th, (ho, wo), align_corners)
-    smooth = transform_image(gaussian_blur(img, blur_sigma), th, (ho, wo), align_corners)
+    blurred = np.moveaxis(sampler.gaussian_blur(np.moveaxis(img, -1, 0), blur_sigma), 0, -1)
+    smooth = transform_image(blurred, th, (ho, wo), align_corners)
     fig = new_figure((10.0, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     _show(axes[0], img)
@@ -557,18 +502,6 @@ def plot_aliasing(image, theta, out_hw: Sequence[int], align_corners: bool = Fal
     _show(axes[2], smooth)
     _clean(axes[2], f"blur (σ={blur_sigma:.1f} px), then sample")
     return fig
-
-
-def homography_corners(matrix, in_hw: Sequence[int], align_corners: bool,
-                       out_hw: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Like :func:`sampled_region_corners` for a 3x3 homography (with the projective divide)."""
-    m = np.asarray(matrix, dtype=np.float64).reshape(3, 3)
-    h, w = _hw(in_hw)
-    ho, wo = _hw(out_hw) if out_hw is not None else (h, w)
-    ex, ey = base_grid_extent(wo, align_corners), base_grid_extent(ho, align_corners)
-    base = np.array([[-ex, -ey, 1.0], [ex, -ey, 1.0], [ex, ey, 1.0], [-ex, ey, 1.0]])
-    p = base @ m.T
-    return grid_to_pixels(p[:, :2] / p[:, 2:3], (h, w), align_corners)
 
 
 def plot_homography(image, matrix, align_corners: bool = False, padding_mode: str = "zeros",
@@ -587,8 +520,8 @@ def plot_homography(image, matrix, align_corners: bool = False, padding_mode: st
     out = sampler.grid_sample(np.moveaxis(img, -1, 0)[None], grid, mode="bilinear",
                               padding_mode=padding_mode, align_corners=align_corners)
     out = np.moveaxis(np.asarray(out)[0], 0, -1)
-    corners = homography_corners(m, (h, w), align_corners, (ho, wo))
-    pix = grid_to_pixels(np.asarray(grid)[0], (h, w), align_corners)
+    corners = sampler.region_corners(m, (h, w), align_corners, (ho, wo))
+    pix = sampler.grid_to_pixels(np.asarray(grid)[0], (h, w), align_corners)
     fig = new_figure((9.0, 4.0), layout="constrained")
     ax_in, ax_out = fig.subplots(1, 2)
     _show(ax_in, img)
@@ -652,27 +585,13 @@ def plot_histories(histories: dict, title: Optional[str] = None) -> Figure:
     return fig
 
 
-def grid_outline_pixels(grid, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
-    """The border of a sampling grid ``(Ho, Wo, 2)`` (normalised) as a closed path of input
-    pixel coordinates ``(P, 2)``: top row, right column, bottom row, left column.
-
-    Works for any transform (affine, projective, thin-plate spline): it follows the grid.
-    """
-    if hasattr(grid, "detach"):
-        grid = grid.detach().cpu().numpy()
-    pix = grid_to_pixels(np.asarray(grid, dtype=np.float64), in_hw, align_corners)
-    return np.concatenate([pix[0, :], pix[1:, -1], pix[-1, -2::-1], pix[-2:0:-1, 0], pix[:1, 0]])
-
-
 def draw_grid_outline(ax: Axes, grid, in_hw: Sequence[int], align_corners: bool,
                       color: str = REGION_COLOR, lw: float = 1.5) -> np.ndarray:
     """Draw the region a sampling grid reads from, with dots at its four corners (the
     output's top-left one bigger, as in :func:`draw_sampled_region`)."""
-    path = grid_outline_pixels(grid, in_hw, align_corners)
+    path = sampler.grid_outline_pixels(grid, in_hw, align_corners)
     ax.plot(path[:, 0], path[:, 1], color=color, lw=lw, zorder=4)
-    if hasattr(grid, "detach"):
-        grid = grid.detach().cpu().numpy()
-    corners = grid_to_pixels(np.asarray(grid, dtype=np.float64)[[0, 0, -1, -1], [0, -1, -1, 0]], in_hw, align_corners)
+    corners = sampler.grid_to_pixels(grid, in_hw, align_corners)[[0, 0, -1, -1], [0, -1, -1, 0]]
     ax.scatter(corners[:, 0], corners[:, 1], s=[40, 18, 8, 8], c=color, edgecolors="white",
                linewidths=0.5, zorder=5)
     return path
@@ -857,25 +776,41 @@ def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequenc
     return path
 
 
-def animate_moving_input(inputs, outputs, path, fps: int = 8, dpi: int = 60):
+def animate_moving_input(inputs, outputs, path, grids: Optional[Sequence] = None, align_corners: bool = False,
+                         fps: int = 8, dpi: int = 100):
     """A GIF with the moving input on the left and the transformer's output on the right
-    (both ``(T, C, H, W)``): a good transformer's output stays almost still."""
+    (both ``(T, C, H, W)``): a good transformer's output stays almost still. With the
+    sampling ``grids`` ``(T, Ho, Wo, 2)``, each input shows the region its output was
+    sampled from, with the corner dots of :func:`animate_transformer_evolution`.
+
+    At the default ``dpi`` a frame is 440x240 pixels: big enough to read the digits, small
+    enough to keep the notebook that stores it under 2 MB."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     fig = new_figure((4.4, 2.4), layout="constrained", dpi=dpi)
     ax_in, ax_out = fig.subplots(1, 2)
+    h, w = as_hwc(inputs[0]).shape[:2]
 
     def draw(frame: int):
         for ax, images, title in ((ax_in, inputs, "input"), (ax_out, outputs, "transformer output")):
             ax.clear()
             _show(ax, as_hwc(images[frame]), 0.0, 1.0)
             _clean(ax, title)
+        if grids is not None:
+            draw_grid_outline(ax_in, grids[frame], (h, w), align_corners)
+            # Keep the whole input in view when the region reaches outside it.
+            ax_in.set_xlim(-0.5, w - 0.5)
+            ax_in.set_ylim(h - 0.5, -0.5)
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(inputs), blit=False)
     animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
     return path
 
+
+# ---------------------------------------------------------------------------
+# Pictures for notebooks 04 and 05: what trained transformers do
+# ---------------------------------------------------------------------------
 
 def plot_recovered_vs_applied(applied: dict, recovered: dict, quantities: dict | None = None) -> Figure:
     """Scatter plots of each transformation parameter recovered from θ against the one
@@ -950,14 +885,7 @@ def plot_downsampling_aliasing(images, thetas, out_hw: Sequence[int], sigma: Opt
     ho, wo = _hw(out_hw)
     if sigma is None:
         sigma = 0.5 * max(h / ho, w / wo)
-    radius = max(1, int(np.ceil(3 * sigma)))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    blurred = F.conv2d(F.pad(images.reshape(n * c, 1, h, w), (radius, radius, 0, 0), mode="replicate"),
-                       kernel.view(1, 1, 1, -1))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    blurred = blurred.view(n, c, h, w)
+    blurred = torch.as_tensor(sampler.gaussian_blur(images, sigma), dtype=torch.float32)
     grid = F.affine_grid(thetas, [n, c, ho, wo], align_corners=align_corners)
     sharp = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
     smooth = F.grid_sample(blurred, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)

@@ -41,13 +41,22 @@ corner pixel centres for ``align_corners=True``, about the outer edges for ``Fal
 
 How the sampler works
 ---------------------
-Grid coordinates become pixel coordinates (:func:`_unnormalise`), the padding mode
+Grid coordinates become pixel coordinates (:func:`unnormalise`), the padding mode
 moves them back into the image where needed (:func:`_clip_coordinates`,
 :func:`_reflect_coordinates`), and each point is read from its four neighbouring pixels
 with bilinear weights (:func:`_bilinear_weights`). Everything is vectorised over all
 points at once: the images get a frame of zeros (so "zeros" padding needs no special
 case), are flattened, and the four neighbours are read with one array of flat indices.
 The only Python loops run over channels and over the four neighbours.
+
+Coordinates for pictures
+------------------------
+The same maths, for drawing what a transform does (:mod:`stn_course.plot` only draws):
+:func:`normalise` / :func:`unnormalise` between normalised and pixel coordinates,
+:func:`grid_to_pixels`, :func:`base_grid_extent`, :func:`region_corners` (the input
+quadrilateral an output reads, for θ or a homography), :func:`grid_outline_pixels`,
+:func:`bilinear_neighbours` (one point's four neighbours and weights) and
+:func:`gaussian_blur` (smoothing before sampling, against aliasing).
 """
 from __future__ import annotations
 
@@ -58,6 +67,7 @@ import numpy as np
 __all__ = [
     "MODES",
     "PADDING_MODES",
+    "MIN_HOMOGENEOUS_W",
     "affine_grid",
     "affine_grid_backward",
     "homography_grid",
@@ -65,12 +75,24 @@ __all__ = [
     "grid_sample_backward",
     "theta_from_params",
     "params_from_theta",
+    "normalise",
+    "unnormalise",
+    "grid_to_pixels",
+    "base_grid_extent",
+    "region_corners",
+    "grid_outline_pixels",
+    "bilinear_neighbours",
+    "gaussian_blur",
+    "sample_spacing",
 ]
 
 #: Interpolation modes understood by :func:`grid_sample`.
 MODES: Tuple[str, ...] = ("bilinear", "nearest")
 #: Padding modes understood by :func:`grid_sample`.
 PADDING_MODES: Tuple[str, ...] = ("zeros", "border", "reflection")
+#: Smallest ``|w'|`` a homography's divide uses (:func:`homography_grid`, and
+#: :func:`stn_course.geometry.projective_grid`): smaller values are clamped to it, sign kept.
+MIN_HOMOGENEOUS_W: float = 1e-6
 
 ArrayLike = Any  # anything np.asarray accepts: arrays, nested lists, CPU tensors
 Size = Sequence[int]
@@ -258,9 +280,13 @@ def homography_grid(matrix: ArrayLike, size: Size, align_corners: bool = False) 
     Returns:
         grid ``(N, H, W, 2)`` of the dtype of ``matrix``.
 
-    Raises:
-        ValueError: if ``w' = 0`` at some output pixel (that pixel would sample a point at
-            infinity: the horizon of the projective transform passes through the output).
+    Where ``|w'| < MIN_HOMOGENEOUS_W`` the output pixel looks at (or near) the horizon of
+    the transform, a point at infinity. ``w'`` is then clamped to ``±MIN_HOMOGENEOUS_W``
+    with its sign kept (``+0`` counts as positive), so the pixel reads a point far outside
+    the input, i.e. padding, and the grid stays finite. The torch grid generator
+    (:func:`stn_course.geometry.projective_grid`) does the same: a transformer that is
+    being trained must not stop with an error (or NaN gradients) because one predicted
+    matrix put its horizon through the output.
     """
     matrix = _check_matrices(matrix, "matrix", rows=3)
     n, _, height, width = _check_size(size)
@@ -268,8 +294,7 @@ def homography_grid(matrix: ArrayLike, size: Size, align_corners: bool = False) 
     base = _base_grid(height, width, align_corners, matrix.dtype).reshape(1, height * width, 3)
     projected = np.matmul(base, matrix.transpose(0, 2, 1))  # (N, HW, 3): x', y', w'
     w = projected[..., 2:]
-    if np.any(w == 0):
-        raise ValueError("matrix maps some output pixels to infinity (w' = 0); no grid exists there")
+    w = np.where(np.abs(w) < MIN_HOMOGENEOUS_W, np.copysign(w.dtype.type(MIN_HOMOGENEOUS_W), w), w)
     return (projected[..., :2] / w).reshape(n, height, width, 2)
 
 
@@ -280,21 +305,38 @@ def homography_grid(matrix: ArrayLike, size: Size, align_corners: bool = False) 
 # new coordinate with respect to the old one. The formulas and their order of operations
 # follow PyTorch's CPU kernel, so that even float32 results agree to the last few bits.
 
-def _unnormalise(coord: np.ndarray, size: int, align_corners: bool) -> Tuple[np.ndarray, Any]:
-    """Normalised [-1, 1] -> pixel coordinates along an axis of ``size`` pixels.
+def _unnormalise_scale(size: int, align_corners: bool, dtype: Any = np.float64) -> Any:
+    """d pixel / d x of :func:`unnormalise`: (size - 1) / 2 or size / 2 pixels per unit."""
+    return dtype((size - 1) / 2) if align_corners else dtype(size / 2)
+
+
+def unnormalise(coord: ArrayLike, size: int, align_corners: bool) -> np.ndarray:
+    """Normalised [-1, 1] -> pixel coordinates along an axis of ``size`` pixels, as grid_sample does.
 
     ``align_corners=True``:  ``((x + 1) / 2) * (size - 1)``: -1 and +1 are pixel centres 0
     and size - 1. ``False``: ``((x + 1) * size - 1) / 2``: -1 and +1 are the outer edges,
-    pixel coordinates -0.5 and size - 0.5. Returns (pixel coordinate, d pixel / d x).
+    pixel coordinates -0.5 and size - 0.5. Keeps a float dtype (integers become float64);
+    the order of operations is PyTorch's, so float32 results agree to the last bits.
     """
+    coord = np.asarray(coord)
+    if not np.issubdtype(coord.dtype, np.floating):
+        coord = coord.astype(np.float64)
     dtype = coord.dtype.type
-    scale = dtype((size - 1) / 2) if align_corners else dtype(size / 2)
     pixel = coord + dtype(1)  # a new array, so the next steps may work in place
     with np.errstate(over="ignore"):  # |x| near the float maximum: inf is still "outside"
-        pixel *= scale
+        pixel *= _unnormalise_scale(size, align_corners, dtype)
     if not align_corners:
         pixel -= dtype(0.5)
-    return pixel, scale
+    return pixel
+
+
+def normalise(pixel: ArrayLike, size: int, align_corners: bool) -> np.ndarray:
+    """Pixel -> normalised coordinates along an axis of ``size`` pixels: the inverse of
+    :func:`unnormalise` (float64). ``True``: ``2 p / (size - 1) - 1``; ``False``: ``(2 p + 1) / size - 1``."""
+    pixel = np.asarray(pixel, dtype=np.float64)
+    if align_corners:
+        return 2.0 * pixel / (size - 1) - 1.0
+    return (2.0 * pixel + 1.0) / size - 1.0
 
 
 def _clip_coordinates(coord: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -345,7 +387,8 @@ def _source_coordinates(
     For ``"zeros"`` the coordinate may lie anywhere (the sampler reads zeros outside);
     for ``"border"`` and ``"reflection"`` it ends up within ``[0, size - 1]``.
     """
-    pixel, derivative = _unnormalise(coord, size, align_corners)
+    pixel = unnormalise(coord, size, align_corners)
+    derivative = _unnormalise_scale(size, align_corners, coord.dtype.type)
     if padding_mode == "border":
         pixel, inside = _clip_coordinates(pixel, size)
         return pixel, inside * derivative
@@ -641,6 +684,119 @@ def grid_sample_backward(
     grad_grid[..., 0] = (grad_x * dx).reshape(grid.shape[:3])
     grad_grid[..., 1] = (grad_y * dy).reshape(grid.shape[:3])
     return _remove_frame(grad_flat, images), grad_grid
+
+
+# ---------------------------------------------------------------------------------------
+# Coordinates for pictures: where an output reads, in input pixels
+# ---------------------------------------------------------------------------------------
+
+def _numpy(value: ArrayLike) -> np.ndarray:
+    """float64 array of an array-like or a torch tensor (detached, on the CPU)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def grid_to_pixels(grid: ArrayLike, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
+    """A sampling grid ``(..., 2)`` of normalised (x, y) to input pixel coordinates ``(..., 2)`` (float64)."""
+    grid = _numpy(grid)
+    height, width = (int(v) for v in in_hw)
+    return np.stack([unnormalise(grid[..., 0], width, align_corners),
+                     unnormalise(grid[..., 1], height, align_corners)], axis=-1)
+
+
+def base_grid_extent(size: int, align_corners: bool) -> float:
+    """Largest normalised coordinate of a base grid with ``size`` points.
+
+    ``align_corners=True``: the points run from -1 to 1 (1 for any size > 1);
+    ``align_corners=False``: they are pixel centres, ±(size - 1) / size.
+    A single point sits at 0 in both conventions (as in PyTorch).
+    """
+    size = int(size)
+    if size <= 1:
+        return 0.0
+    return 1.0 if align_corners else (size - 1) / size
+
+
+def region_corners(matrix: ArrayLike, in_hw: Sequence[int], align_corners: bool,
+                   out_hw: Sequence[int] | None = None) -> np.ndarray:
+    """Corners of the region of the input that an output grid samples, in input pixels.
+
+    ``matrix``: an affine θ ``(2, 3)`` or a homography ``(3, 3)`` (a leading batch axis of
+    one is accepted). The output grid's extreme points (:func:`base_grid_extent`;
+    ``out_hw`` defaults to ``in_hw``) are mapped through it, divided by ``w'`` for a
+    homography (clamped as in :func:`homography_grid`) and unnormalised as grid_sample
+    does. Returns ``(4, 2)`` (x, y) in the order: output top-left, top-right,
+    bottom-right, bottom-left. For the identity with ``out_hw == in_hw`` these are the
+    centres of the image's corner pixels, for both values of ``align_corners``.
+    """
+    m = _numpy(matrix)
+    if m.ndim == 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.shape == (2, 3):
+        m = np.vstack([m, [0.0, 0.0, 1.0]])
+    if m.shape != (3, 3):
+        raise ValueError(f"matrix must be (2, 3) or (3, 3), got {m.shape}")
+    height, width = (int(v) for v in in_hw)
+    out_h, out_w = (int(v) for v in out_hw) if out_hw is not None else (height, width)
+    ex, ey = base_grid_extent(out_w, align_corners), base_grid_extent(out_h, align_corners)
+    base = np.array([[-ex, -ey, 1.0], [ex, -ey, 1.0], [ex, ey, 1.0], [-ex, ey, 1.0]])
+    projected = base @ m.T
+    w = projected[:, 2:]
+    w = np.where(np.abs(w) < MIN_HOMOGENEOUS_W, np.copysign(MIN_HOMOGENEOUS_W, w), w)
+    return grid_to_pixels(projected[:, :2] / w, (height, width), align_corners)
+
+
+def sample_spacing(corners: ArrayLike, out_hw: Sequence[int]) -> float:
+    """Distance between neighbouring output samples in input pixels, the larger of the two
+    axes, from the :func:`region_corners` of an ``out_hw`` output."""
+    corners = _numpy(corners)
+    out_h, out_w = (int(v) for v in out_hw)
+    across = np.linalg.norm(corners[1] - corners[0]) / max(out_w - 1, 1)
+    down = np.linalg.norm(corners[3] - corners[0]) / max(out_h - 1, 1)
+    return float(max(across, down))
+
+
+def grid_outline_pixels(grid: ArrayLike, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
+    """The border of a sampling grid ``(Ho, Wo, 2)`` (normalised) as a closed path of input
+    pixel coordinates ``(P, 2)``: top row, right column, bottom row, left column.
+
+    Works for any transform (affine, projective, thin-plate spline): it follows the grid.
+    """
+    pix = grid_to_pixels(grid, in_hw, align_corners)
+    return np.concatenate([pix[0, :], pix[1:, -1], pix[-1, -2::-1], pix[-2:0:-1, 0], pix[:1, 0]])
+
+
+def bilinear_neighbours(x: float, y: float) -> Dict[Tuple[int, int], float]:
+    """The four neighbours of pixel location (x, y) and their bilinear weights.
+
+    Returns ``{(x0, y0): w, (x1, y0): w, (x0, y1): w, (x1, y1): w}`` with
+    ``x0 = floor(x)``, ``x1 = x0 + 1`` (same for y); the weights (those of
+    :func:`grid_sample`, :func:`_bilinear_weights`) sum to 1.
+    """
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    nw, ne, sw, se = _bilinear_weights(np.float64(x - x0), np.float64(y - y0))
+    return {(x0, y0): float(nw), (x0 + 1, y0): float(ne), (x0, y0 + 1): float(sw), (x0 + 1, y0 + 1): float(se)}
+
+
+def gaussian_blur(images: ArrayLike, sigma: float) -> np.ndarray:
+    """Blur images ``(..., H, W)`` (e.g. ``(N, C, H, W)``) with a Gaussian of std ``sigma`` pixels.
+
+    Separable convolution (rows, then columns) over a radius of ``ceil(3 sigma)``, with
+    the edge pixels repeated beyond the border; returns float64 of the same shape. Used
+    before sampling a large region into a small output, against aliasing.
+    """
+    images = _numpy(images)
+    if sigma <= 0:
+        return images.copy()
+    radius = max(1, int(np.ceil(3 * sigma)))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    height, width = images.shape[-2:]
+    padded = np.pad(images, [(0, 0)] * (images.ndim - 2) + [(radius, radius)] * 2, mode="edge")
+    rows = sum(k * padded[..., i:i + height, :] for i, k in enumerate(kernel))
+    return sum(k * rows[..., :, i:i + width] for i, k in enumerate(kernel))
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import BatchLoader, save_atomically
+from .errors import CourseError
 from .models import transformer_of
 from .utils import is_quick
 
@@ -110,8 +111,16 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
+    Raises CourseError naming the file if it is truncated, empty or not a checkpoint."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises zip, unpickling, EOF or key errors for a bad file
+        raise CourseError(f"The checkpoint {Path(path).resolve()} cannot be read ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else 'no details'}): it is truncated or "
+                          f"not a checkpoint. Delete it to train the run again.") from error
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchLoader,
@@ -168,8 +177,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         if start_epoch <= epochs:
             print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
         else:
-            print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epochs, test accuracy "
-                  f"{100 * history.test_accuracy[-1]:.2f}%); delete it to train again.")
+            print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epoch{'s' * (history.epochs != 1)}, "
+                  f"test accuracy {100 * history.test_accuracy[-1]:.2f}% when it trained); to train it again, "
+                  f"delete {checkpoint.resolve()}")
 
     batches = len(train_loader)
     global_step = (start_epoch - 1) * batches
@@ -248,9 +258,10 @@ class TransformerRecorder:
     """An ``on_step`` callback for :func:`fit`: what the spatial transformer does to a fixed
     set of images, from step 0 and then every ``every`` optimiser steps.
 
-    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``) and
-    ``grids`` (list of ``(N, Ho, Wo, 2)``) hold one entry per recording, on the CPU, for
-    e.g. :func:`stn_course.plot.animate_transformer_evolution`.
+    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``),
+    ``grids`` (list of ``(N, Ho, Wo, 2)``) and ``params`` (list of ``(N, P)``, e.g. θ) hold
+    one entry per recording, on the CPU, for e.g.
+    :func:`stn_course.plot.animate_transformer_evolution`.
     """
 
     def __init__(self, images: torch.Tensor, every: int) -> None:
@@ -261,13 +272,15 @@ class TransformerRecorder:
         self.steps: list[int] = []
         self.outputs: list[torch.Tensor] = []
         self.grids: list[torch.Tensor] = []
+        self.params: list[torch.Tensor] = []
 
     def __call__(self, step: int, model: nn.Module) -> None:
         if step % self.every:
             return
         from .models import apply_transformer
 
-        outputs, _, grids = apply_transformer(model, self.images)
+        outputs, params, grids = apply_transformer(model, self.images)
         self.steps.append(step)
         self.outputs.append(outputs)
         self.grids.append(grids)
+        self.params.append(params)

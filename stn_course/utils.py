@@ -2,18 +2,27 @@
 
 Run modes
 ---------
-* **full** (default): notebooks do the real work and write figures to ``plots/`` and
-  results to ``results/`` in the repository.
+* **full** (default): notebooks do the real work. Figures go to ``plots/``; results of runs
+  a learner makes go to the output folder, outside the repository, so following the
+  course never changes a tracked file. The course's own recorded runs are written to
+  ``results/`` only when asked (``--record`` on the command line, ``record=True`` in the
+  API, or ``STN_COURSE_RECORD=1``).
 * **quick** (``STN_COURSE_QUICK=1``, set by ``conftest.py`` under pytest): small subsets
   and few steps, so every notebook runs in well under a minute; figures, results and
   checkpoints go to a temporary output folder (``STN_COURSE_OUTPUT`` if set), so a test
   run never touches tracked files.
 
-Paths
------
-* data root: ``STN_COURSE_DATA`` if set, else ``data/`` in the repository;
-* decoded-tensor cache: ``STN_COURSE_CACHE`` if set, else ``<data root>/cache``;
-* checkpoints: ``<data root>/checkpoints`` (full mode) or the output folder (quick mode).
+Paths (each environment variable overrides its default)
+-------------------------------------------------------
+* data root: ``STN_COURSE_DATA``, else ``data/`` in the repository (it may be read-only);
+* decoded-tensor cache: ``STN_COURSE_CACHE``, else ``<data root>/cache``;
+* checkpoints: ``STN_COURSE_CHECKPOINTS``, else ``<data root>/checkpoints`` (full mode) or
+  the output folder (quick mode);
+* output folder: ``STN_COURSE_OUTPUT``, else ``<data root>/stn_course_output`` (full mode)
+  or a temporary folder (quick mode); results of unrecorded runs go to its ``results/``.
+
+A default under the data root that cannot be created (a read-only classroom mount) falls
+back to ``~/.cache/stn_course`` (``$XDG_CACHE_HOME``), with a note saying so.
 """
 from __future__ import annotations
 
@@ -30,25 +39,40 @@ from typing import Any, Callable
 
 import numpy as np
 
-#: Where the course lives; Colab installs the package from here (see the README).
-REPO_URL = "https://github.com/stn-course/stn-course"
+#: Where the course is published: Colab installs the package and downloads shipped
+#: checkpoints from here. A fork (or a test) points both elsewhere with ``STN_COURSE_REPO_URL``.
+DEFAULT_REPO_URL = "https://github.com/stn-course/stn-course"
+
+
+def repo_url() -> str:
+    """``$STN_COURSE_REPO_URL`` if set, else :data:`DEFAULT_REPO_URL` (no trailing slash)."""
+    return (os.environ.get("STN_COURSE_REPO_URL") or DEFAULT_REPO_URL).rstrip("/")
+
+
+#: the URL in effect when the package was imported (call :func:`repo_url` for the current one)
+REPO_URL = repo_url()
 
 #: The first code cell of every notebook: installs the package only inside Colab.
 COLAB_SETUP_CELL = f"""\
+import os
 import sys
 
 if "google.colab" in sys.modules:  # only on Colab: install the course package
-    %pip install --quiet "stn-course @ git+{REPO_URL}\""""
+    repo = os.environ.get("STN_COURSE_REPO_URL", "{DEFAULT_REPO_URL}")
+    %pip install --quiet "stn-course @ git+{{repo}}\""""
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def has_repository() -> bool:
+    """True when the package runs from a clone of the course (not installed alone, as on Colab)."""
+    candidate = PACKAGE_DIR.parent
+    return (candidate / "pyproject.toml").exists() and (candidate / "notebooks").is_dir()
+
+
 def repo_root() -> Path:
     """The repository folder when the package is installed from a clone, else the cwd."""
-    candidate = PACKAGE_DIR.parent
-    if (candidate / "pyproject.toml").exists() and (candidate / "notebooks").is_dir():
-        return candidate
-    return Path.cwd()
+    return PACKAGE_DIR.parent if has_repository() else Path.cwd()
 
 
 def is_quick() -> bool:
@@ -67,11 +91,9 @@ def data_root() -> Path:
     return Path(env).expanduser().resolve() if env else repo_root() / "data"
 
 
-def _quick_output_root() -> Path:
-    env = os.environ.get("STN_COURSE_OUTPUT")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(tempfile.gettempdir()) / "stn_course_quick"
+def _from_env(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value).expanduser().resolve() if value else None
 
 
 def _ensure(path: Path) -> Path:
@@ -79,32 +101,87 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+def user_cache_root() -> Path:
+    """``$XDG_CACHE_HOME/stn_course`` (default ``~/.cache/stn_course``): where defaults under
+    a read-only data root go instead."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "stn_course"
+
+
+_FALLBACKS_NOTED: set[Path] = set()
+
+
+def _ensure_default(path: Path, variable: str) -> Path:
+    """Create a default folder under the data root, or, if that fails (read-only data root),
+    the same folder under :func:`user_cache_root`, noting once which variable moves it."""
+    try:
+        return _ensure(path)
+    except OSError as error:
+        fallback = user_cache_root() / path.name
+        if path not in _FALLBACKS_NOTED:
+            _FALLBACKS_NOTED.add(path)
+            print(f"Note: cannot create {path} ({error.strerror}); using {fallback} instead "
+                  f"(set {variable} to choose the folder).")
+        return _ensure(fallback)
+
+
+def output_root() -> Path:
+    """Folder for what a learner's runs produce: ``$STN_COURSE_OUTPUT``, else
+    ``<data root>/stn_course_output`` (full mode) or a temporary folder (quick mode)."""
+    env = _from_env("STN_COURSE_OUTPUT")
+    if env:
+        return _ensure(env)
+    if is_quick():
+        return _ensure(Path(tempfile.gettempdir()) / "stn_course_quick")
+    return _ensure_default(data_root() / "stn_course_output", "STN_COURSE_OUTPUT")
+
+
 def cache_dir() -> Path:
     """Folder for decoded uint8 tensors: ``$STN_COURSE_CACHE`` or ``<data root>/cache``."""
-    env = os.environ.get("STN_COURSE_CACHE")
-    return _ensure(Path(env).expanduser().resolve() if env else data_root() / "cache")
+    env = _from_env("STN_COURSE_CACHE")
+    return _ensure(env) if env else _ensure_default(data_root() / "cache", "STN_COURSE_CACHE")
 
 
 def checkpoint_dir() -> Path:
-    """Folder for training checkpoints (never inside git)."""
+    """Folder for training checkpoints (never inside git): ``$STN_COURSE_CHECKPOINTS``, else
+    ``<data root>/checkpoints`` (full mode) or the output folder (quick mode)."""
+    env = _from_env("STN_COURSE_CHECKPOINTS")
+    if env:
+        return _ensure(env)
     if is_quick():
-        return _ensure(_quick_output_root() / "checkpoints")
-    return _ensure(data_root() / "checkpoints")
+        return _ensure(output_root() / "checkpoints")
+    return _ensure_default(data_root() / "checkpoints", "STN_COURSE_CHECKPOINTS")
 
 
 def plots_dir() -> Path:
     """Folder notebooks save figures to: ``plots/`` (full) or a temporary folder (quick)."""
-    return _ensure(_quick_output_root() / "plots" if is_quick() else repo_root() / "plots")
+    return _ensure(output_root() / "plots" if is_quick() else repo_root() / "plots")
 
 
-def results_dir() -> Path:
-    """Folder for results JSON: ``results/`` (full) or a temporary folder (quick)."""
-    return _ensure(_quick_output_root() / "results" if is_quick() else repo_root() / "results")
+def recorded_results_dir() -> Path:
+    """The course's recorded results, ``results/`` in the repository (read by the tables)."""
+    return repo_root() / "results"
+
+
+def should_record(record: bool | None = None) -> bool:
+    """Whether a result goes into the course's ``results/``: ``record`` if given, else
+    ``$STN_COURSE_RECORD``; never in quick mode."""
+    if record is None:
+        record = os.environ.get("STN_COURSE_RECORD", "").strip().lower() in {"1", "true", "yes", "on"}
+    return record and not is_quick()
+
+
+def results_dir(record: bool | None = None) -> Path:
+    """Folder results JSON are written to: ``results/`` in the repository for the course's
+    recorded runs (:func:`should_record`), else ``<output folder>/results``."""
+    return _ensure(recorded_results_dir() if should_record(record) else output_root() / "results")
 
 
 def shipped_checkpoint_dir() -> Path:
-    """Small trained checkpoints committed with the course (``checkpoints/``)."""
-    return repo_root() / "checkpoints"
+    """Small trained checkpoints committed with the course: ``checkpoints/`` in the
+    repository, or, for a package installed alone (Colab), a ``shipped`` folder beside the
+    checkpoints, where :func:`stn_course.experiments.fetch_shipped_checkpoint` downloads them."""
+    return repo_root() / "checkpoints" if has_repository() else checkpoint_dir() / "shipped"
 
 
 def set_seed(seed: int = 0) -> None:
@@ -150,9 +227,10 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def save_result(name: str, payload: dict[str, Any], command: str) -> Path:
-    """Write ``<results dir>/<name>.json`` with the payload, the command, machine and time."""
-    record = {
+def save_result(name: str, payload: dict[str, Any], command: str, record: bool | None = None) -> Path:
+    """Write ``<results dir>/<name>.json`` with the payload, the command, machine and time:
+    into the course's ``results/`` only if ``record`` (see :func:`results_dir`)."""
+    document = {
         "name": name,
         "command": command,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -160,8 +238,8 @@ def save_result(name: str, payload: dict[str, Any], command: str) -> Path:
         "machine": machine_info(),
         **payload,
     }
-    path = results_dir() / f"{name}.json"
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n"))
+    path = results_dir(record) / f"{name}.json"
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n"))
     return path
 
 

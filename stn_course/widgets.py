@@ -240,12 +240,12 @@ class ThetaExplorer(widgets.VBox):
     # -- drawing ---------------------------------------------------------------
     def render_png(self) -> bytes:
         """Draw the current state with plot_theta_view and return the PNG bytes."""
-        fig = plot_theta_view(self.image, self._theta, align_corners=self.align_corners,
-                              padding_mode=self.padding_mode, out_hw=self.out_hw, fig=self._fig)
-        self.output_image = fig.stn_output
-        self.corners = fig.stn_corners
+        view = plot_theta_view(self.image, self._theta, align_corners=self.align_corners,
+                               padding_mode=self.padding_mode, out_hw=self.out_hw, fig=self._fig)
+        self.output_image = view.output
+        self.corners = view.corners
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=72)
+        view.figure.savefig(buf, format="png", dpi=72)
         return buf.getvalue()
 
     def _render(self) -> None:

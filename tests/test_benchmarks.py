@@ -30,3 +30,12 @@ def test_stn_overhead_interleaves_the_models_and_reports_the_median_turn(pipelin
 def test_endless_goes_on_past_the_end_of_an_epoch(pipeline_benchmark):
     batches = pipeline_benchmark.endless([1, 2])
     assert [next(batches) for _ in range(5)] == [1, 2, 1, 2, 1]
+
+
+def test_widget_benchmark_times_each_redraw():
+    path = Path(__file__).parents[1] / "benchmarks" / "widgets.py"
+    spec = importlib.util.spec_from_file_location("widgets_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    times = module.redraw_times(redraws=2, side=40)
+    assert len(times) == 2 and all(0 < t < 60_000 for t in times)

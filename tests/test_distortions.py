@@ -1,10 +1,9 @@
-import math
 
 import pytest
 import torch
 
 from stn_course import distortions
-from stn_course.distortions import DISTORTIONS, distorted_mnist_test, distortion, homography_from_points
+from stn_course.distortions import DISTORTIONS, distorted_mnist_test, distortion
 
 from .markers import requires_mnist
 
@@ -46,15 +45,6 @@ def test_rts_scale_and_shift_move_the_mass_as_asked():
     centre = ((xs * mass).sum() / mass.sum(), (ys * mass).sum() / mass.sum())
     assert centre[0].item() == pytest.approx(20.5 + 6, abs=0.05)
     assert centre[1].item() == pytest.approx(20.5 - 4, abs=0.05)
-
-
-def test_homography_maps_the_four_points():
-    torch.manual_seed(0)
-    source = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]).expand(5, 4, 2).double()
-    target = source + 0.2 * torch.randn(5, 4, 2, dtype=torch.float64)
-    matrix = homography_from_points(source, target)
-    homogeneous = torch.cat([source, torch.ones(5, 4, 1, dtype=torch.float64)], -1) @ matrix.transpose(1, 2)
-    torch.testing.assert_close(homogeneous[..., :2] / homogeneous[..., 2:], target)
 
 
 def test_clutter_keeps_the_whole_digit():

@@ -8,9 +8,6 @@ import pytest
 from stn_course.utils import COLAB_SETUP_CELL, REPO_URL, repo_root
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
-#: Worked solutions live in notebooks/solutions/ (not in NOTEBOOKS: they need not follow the
-#: course notebooks' header rules), one per notebook with exercises, named after it.
-SOLUTIONS = sorted((repo_root() / "notebooks" / "solutions").glob("*_solutions.ipynb"))
 #: A course notebook is numbered (``03_distorted_mnist.ipynb``) or an appendix
 #: (``appendix_training_on_a_cpu.ipynb``).
 NOTEBOOK_NAME = re.compile(r"(\d\d|appendix)_[a-z0-9_]+\.ipynb")
@@ -40,18 +37,6 @@ def test_name_is_numbered_or_appendix_slug(path):
 ])
 def test_the_naming_rule_allows_numbered_and_appendix_notebooks_only(name, allowed):
     assert bool(NOTEBOOK_NAME.fullmatch(name)) == allowed
-
-
-@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_solutions_link_back_to_their_notebook_and_end_with_an_assertion(path):
-    notebook = path.name.replace("_solutions.ipynb", ".ipynb")
-    assert (repo_root() / "notebooks" / notebook).exists(), f"{path.name} names no notebook"
-    cells = _cells(path)
-    assert cells[0]["cell_type"] == "markdown" and f"../{notebook}" in _source(cells[0])
-    last_code = [c for c in cells if c["cell_type"] == "code"][-1]
-    assert "assert " in _source(last_code), "a solution checks its result, so a broken one fails"
-    markdown = "".join(_source(c) for c in _cells(repo_root() / "notebooks" / notebook) if c["cell_type"] == "markdown")
-    assert f"solutions/{path.name}" in markdown, f"{notebook}'s exercises link to {path.name}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,4 +1,7 @@
-"""Tests for stn_course.plot: the sampled-region geometry, the θ view, the notebook pictures."""
+"""Tests for stn_course.plot: the θ view and the notebook pictures (the coordinates they
+draw are tested with stn_course.sampler, in test_sampler.py)."""
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -6,73 +9,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Polygon  # noqa: E402
 
 from stn_course import plot, sampler  # noqa: E402
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-H, W = 5, 8  # non-square on purpose: x and y must not be mixed up
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_identity_corners_are_the_image_corners(align_corners):
-    corners = plot.sampled_region_corners(IDENTITY, (H, W), align_corners)
-    expected = [[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]]  # TL, TR, BR, BL pixel centres
-    np.testing.assert_allclose(corners, expected, atol=1e-12)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-@pytest.mark.parametrize("out_hw", [(H, W), (3, 11), (1, 4)])
-def test_corners_are_the_grid_corners(align_corners, out_hw):
-    rng = np.random.default_rng(0)
-    theta = IDENTITY + 0.3 * rng.standard_normal((2, 3))
-    corners = plot.sampled_region_corners(theta, (H, W), align_corners, out_hw)
-    grid = sampler.affine_grid(theta[None], (1, 1) + out_hw, align_corners=align_corners)[0]
-    pix = plot.grid_to_pixels(grid, (H, W), align_corners)
-    np.testing.assert_allclose(corners, pix[[0, 0, -1, -1], [0, -1, -1, 0]], atol=1e-12)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_corners_are_where_torch_takes_its_samples(align_corners):
-    """Sample ramps whose value is the x (resp. y) pixel coordinate: at the output's
-    corners torch's grid_sample must return exactly the corner coordinates we draw."""
-    theta = np.array([[0.6, -0.2, 0.1], [0.25, 0.5, -0.15]])  # the region lies inside the image
-    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
-    ramps = torch.from_numpy(np.stack([xs, ys])[None])
-    grid = F.affine_grid(torch.from_numpy(theta[None]), (1, 2, 6, 7), align_corners=align_corners)
-    out = F.grid_sample(ramps, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
-    out = out[0].numpy()  # (2, 6, 7): sampled x and y pixel coordinates
-    rows, cols = [0, 0, -1, -1], [0, -1, -1, 0]  # TL, TR, BR, BL
-    sampled = np.stack([out[0][rows, cols], out[1][rows, cols]], axis=-1)
-    corners = plot.sampled_region_corners(theta, (H, W), align_corners, (6, 7))
-    np.testing.assert_allclose(corners, sampled, atol=1e-9)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_zoom_in_gives_half_size_region_centred(align_corners):
-    full = plot.sampled_region_corners(IDENTITY, (H, W), align_corners)
-    half = plot.sampled_region_corners([[0.5, 0, 0], [0, 0.5, 0]], (H, W), align_corners)
-    centre = [(W - 1) / 2, (H - 1) / 2]
-    np.testing.assert_allclose(half.mean(axis=0), centre, atol=1e-12)
-    np.testing.assert_allclose(half - centre, 0.5 * (full - centre), atol=1e-12)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_translation_moves_region_right_and_down(align_corners):
-    base = plot.sampled_region_corners(IDENTITY, (H, W), align_corners)
-    moved = plot.sampled_region_corners([[1, 0, 0.5], [0, 1, -0.25]], (H, W), align_corners)
-    # normalised units: the full width (2 units) spans W (or W - 1) pixels
-    sx = (W - 1) / 2 if align_corners else W / 2
-    sy = (H - 1) / 2 if align_corners else H / 2
-    np.testing.assert_allclose(moved - base, np.tile([0.5 * sx, -0.25 * sy], (4, 1)), atol=1e-12)
-
-
-def test_unnormalize_matches_formulas():
-    assert plot.unnormalize(-1.0, 10, True) == 0.0
-    assert plot.unnormalize(1.0, 10, True) == 9.0
-    assert plot.unnormalize(-1.0, 10, False) == -0.5
-    assert plot.unnormalize(1.0, 10, False) == 9.5
 
 
 @pytest.mark.parametrize("shape", [(12, 10), (12, 10, 3), (3, 12, 10), (1, 12, 10), (12, 10, 1), (1, 3, 12, 10)])
@@ -80,26 +22,33 @@ def test_plot_theta_view_gray_and_rgb(shape):
     rng = np.random.default_rng(1)
     image = rng.random(shape)
     theta = [[0.8, -0.3, 0.1], [0.3, 0.8, 0.0]]
-    fig = plot.plot_theta_view(image, theta, align_corners=False)
-    assert isinstance(fig, Figure)
-    assert len(fig.axes) == 3
+    view = plot.plot_theta_view(image, theta, align_corners=False)
+    assert isinstance(view, plot.ThetaView) and isinstance(view.figure, Figure)
+    assert len(view.figure.axes) == 3
     channels = 3 if 3 in shape[:1] + shape[-1:] or len(shape) == 4 else 1
-    assert fig.stn_output.shape == (12, 10, channels)
-    np.testing.assert_allclose(fig.stn_output, plot.transform_image(image, theta, None, False))
-    # a different output size, redrawn into the same figure
-    fig2 = plot.plot_theta_view(image, theta, align_corners=True, padding_mode="border", out_hw=(7, 9), fig=fig)
-    assert fig2 is fig and len(fig.axes) == 3
-    assert fig.stn_output.shape == (7, 9, channels)
-    fig.canvas.draw()  # renders without error
+    assert view.output.shape == (12, 10, channels)
+    np.testing.assert_allclose(view.output, plot.transform_image(image, theta, None, False))
+    np.testing.assert_allclose(view.corners, sampler.region_corners(theta, (12, 10), False))
+    # the region drawn on the input panel is the one returned
+    polygon = [p for p in view.figure.axes[0].patches if isinstance(p, Polygon)]
+    assert len(polygon) == 1 and np.allclose(polygon[0].get_xy()[:4], view.corners)
+    # a different output size, redrawn into the same figure and, being faster, its same axes
+    axes = list(view.figure.axes)
+    view2 = plot.plot_theta_view(image, theta, align_corners=True, padding_mode="border", out_hw=(7, 9),
+                                 fig=view.figure)
+    assert view2.figure is view.figure and view.figure.axes == axes
+    assert view2.output.shape == (7, 9, channels)
+    np.testing.assert_allclose(view2.corners, sampler.region_corners(theta, (12, 10), True, (7, 9)))
+    view.figure.canvas.draw()  # renders without error
 
 
 def test_plot_theta_view_accepts_torch_and_uint8():
     img = torch.rand(1, 9, 9)
-    fig = plot.plot_theta_view(img, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), align_corners=True)
-    np.testing.assert_allclose(fig.stn_output[:, :, 0], img[0].numpy(), atol=1e-6)
+    view = plot.plot_theta_view(img, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), align_corners=True)
+    np.testing.assert_allclose(view.output[:, :, 0], img[0].numpy(), atol=1e-6)
     u8 = (np.arange(81, dtype=np.uint8).reshape(9, 9))
-    fig = plot.plot_theta_view(u8, IDENTITY, align_corners=True)
-    np.testing.assert_allclose(fig.stn_output[:, :, 0], u8 / 255.0, atol=1e-12)
+    view = plot.plot_theta_view(u8, IDENTITY, align_corners=True)
+    np.testing.assert_allclose(view.output[:, :, 0], u8 / 255.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(5,), (2, 4, 5), (4, 5, 2), (2, 3, 4, 5), (1, 1, 1, 4, 5), (0, 5)])
@@ -120,40 +69,40 @@ def test_identity_output_equals_input(align_corners):
     np.testing.assert_allclose(out, image, atol=1e-12)
 
 
-def test_bilinear_weights_match_torch():
-    img = np.random.default_rng(3).random((3, 3))
-    x, y = 0.7, 1.4
-    weights = plot.bilinear_weights(x, y)
-    assert abs(sum(weights.values()) - 1) < 1e-12
-    value = sum(w * img[yy, xx] for (xx, yy), w in weights.items())
-    # pixel (x, y) -> normalised, align_corners=True
-    g = torch.tensor([[[[x / (3 - 1) * 2 - 1, y / (3 - 1) * 2 - 1]]]], dtype=torch.float64)
-    ref = F.grid_sample(torch.from_numpy(img)[None, None], g, align_corners=True)
-    assert abs(value - ref.item()) < 1e-12
+def _images_shown(fig: Figure) -> list:
+    return [image.get_array() for ax in fig.axes for image in ax.get_images()]
 
 
-def test_gaussian_blur_keeps_constants_and_mean():
-    const = np.full((10, 12), 0.3)
-    np.testing.assert_allclose(plot.gaussian_blur(const, 2.0)[:, :, 0], const)
-    zp = plot.zone_plate(64)
-    blurred = plot.gaussian_blur(zp, 1.5)
-    assert blurred.shape == (64, 64, 1)
-    assert blurred.std() < zp.std()
-
-
-def test_notebook_pictures_draw():
+def test_notebook_pictures_draw_what_they_say():
     rng = np.random.default_rng(4)
     digit = rng.random((28, 28))
-    figs = [
-        plot.plot_align_corners_conventions(4),
-        plot.plot_bilinear_example(rng.random((3, 3)), 0.6, 1.3),
-        plot.plot_padding_pitfall(digit, [[1.4, 0, 0], [0, 1.4, 0]]),
-        plot.plot_align_corners_difference(digit, [[0.5, 0, 0], [0, 0.5, 0]]),
-        plot.plot_aliasing(plot.zone_plate(64), IDENTITY, (16, 16)),
-        plot.plot_homography(digit, [[1.0, 0.2, 0], [0.0, 1.0, 0], [0.3, 0.0, 1.0]]),
-    ]
-    for fig in figs:
-        assert isinstance(fig, Figure)
+
+    conventions = plot.plot_align_corners_conventions(4)
+    labels = [[t.get_text() for t in ax.texts if re.fullmatch(r"[+-]\d\.\d\d", t.get_text())]
+              for ax in conventions.axes]
+    assert labels == [["-1.00", "-0.33", "+0.33", "+1.00"], ["-0.75", "-0.25", "+0.25", "+0.75"]]
+
+    patch = rng.random((3, 3))
+    bilinear = plot.plot_bilinear_example(patch, 0.6, 1.3)
+    expected = sum(w * patch[yy, xx] for (xx, yy), w in sampler.bilinear_neighbours(0.6, 1.3).items())
+    assert f"value {expected:.4f}" in bilinear.axes[0].get_title()
+
+    difference = plot.plot_align_corners_difference(digit, [[0.5, 0, 0], [0, 0.5, 0]])
+    shown = _images_shown(difference)
+    np.testing.assert_allclose(shown[2], shown[0] - shown[1], atol=1e-12)
+
+    pattern = plot.zone_plate(64)
+    aliasing = plot.plot_aliasing(pattern, IDENTITY, (16, 16))
+    _, naive, smooth = _images_shown(aliasing)
+    assert naive.shape == smooth.shape == (16, 16)
+    assert smooth.std() < naive.std(), "blurring first removes the aliased rings"
+    assert "σ=2.0 px" in aliasing.axes[2].get_title()  # half of the 4-pixel sample spacing
+
+    matrix = [[1.0, 0.2, 0], [0.0, 1.0, 0], [0.3, 0.0, 1.0]]
+    homography = plot.plot_homography(digit, matrix)
+    polygon = [p for p in homography.axes[0].patches if isinstance(p, Polygon)]
+    np.testing.assert_allclose(polygon[0].get_xy()[:4], sampler.region_corners(matrix, (28, 28), False))
+    for fig in (conventions, bilinear, difference, aliasing, homography):
         fig.canvas.draw()
 
 
@@ -172,5 +121,6 @@ def test_format_theta():
 
 
 def test_figures_show_themselves_as_png():
-    fig = plot.plot_theta_view(np.zeros((4, 4)), IDENTITY)
-    assert fig._repr_png_().startswith(b"\x89PNG")
+    view = plot.plot_theta_view(np.zeros((4, 4)), IDENTITY)
+    assert view.figure._repr_png_().startswith(b"\x89PNG")
+    assert view._repr_png_().startswith(b"\x89PNG")

@@ -323,10 +323,143 @@ def test_homography_grid_matches_direct_formula(align_corners):
             assert grid[0, i, j] == pytest.approx([xp / wp, yp / wp], abs=1e-12)
 
 
-def test_homography_through_infinity_is_refused():
-    matrix = np.array([[[1.0, 0, 0], [0, 1, 0], [1, 0, 0]]])  # w' = x, zero in the middle column
-    with pytest.raises(ValueError, match="w'"):
-        homography_grid(matrix, (1, 1, 3, 3), align_corners=True)
+def test_homography_through_infinity_clamps_w_keeping_its_sign():
+    """w' = x is 0 in the middle column: |w'| becomes MIN_HOMOGENEOUS_W (+0 counts as
+    positive), so that column reads far outside the input; the other columns are exact."""
+    matrix = np.array([[[1.0, 0, 0], [0, 1, 0], [1, 0, 0]]])
+    grid = homography_grid(matrix, (1, 1, 3, 3), align_corners=True)
+    assert np.isfinite(grid).all()
+    np.testing.assert_array_equal(grid[0, :, 1, 1], np.array([-1.0, 0.0, 1.0]) / sampler.MIN_HOMOGENEOUS_W)
+    np.testing.assert_array_equal(grid[0, :, 1, 0], [0.0, 0.0, 0.0])  # x' = 0 over a tiny w
+    np.testing.assert_allclose(grid[0, :, 0], [[1.0, 1.0], [1.0, 0.0], [1.0, -1.0]])  # w' = -1
+    np.testing.assert_allclose(grid[0, :, 2], [[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]])  # w' = +1
+    tiny = np.array([[[1.0, 0, 0], [0, 1, 0], [0, 0, -1e-9]]])  # w' = -1e-9 everywhere: sign kept
+    clamped = homography_grid(tiny, (1, 1, 2, 2), align_corners=True)
+    np.testing.assert_allclose(clamped[0, 0, 0], [1.0, 1.0] / np.array(sampler.MIN_HOMOGENEOUS_W))
+    out = grid_sample(np.ones((1, 1, 3, 3)), grid, align_corners=True)
+    assert (out[0, 0, [0, 2], 1] == 0).all(), "points at infinity read the zero padding"
+
+
+# ---------------------------------------------------------------------------------------
+# Coordinates for pictures
+# ---------------------------------------------------------------------------------------
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+H, W = 5, 8  # non-square on purpose: x and y must not be mixed up
+
+
+def test_unnormalise_matches_formulas_and_normalise_inverts_it():
+    assert sampler.unnormalise(-1.0, 10, True) == 0.0
+    assert sampler.unnormalise(1.0, 10, True) == 9.0
+    assert sampler.unnormalise(-1.0, 10, False) == -0.5
+    assert sampler.unnormalise(1.0, 10, False) == 9.5
+    assert sampler.unnormalise(np.array([0], dtype=np.int64), 10, False).dtype == np.float64
+    assert sampler.unnormalise(np.float32([0.5]), 10, False).dtype == np.float32
+    x = np.linspace(-1.3, 1.3, 11)
+    for align_corners in (True, False):
+        np.testing.assert_allclose(sampler.normalise(sampler.unnormalise(x, 7, align_corners), 7, align_corners),
+                                   x, atol=1e-12)
+    assert sampler.normalise(0, 4, False) == -0.75 and sampler.normalise(3, 4, True) == 1.0
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_identity_corners_are_the_image_corners(align_corners):
+    corners = sampler.region_corners(IDENTITY, (H, W), align_corners)
+    expected = [[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]]  # TL, TR, BR, BL pixel centres
+    np.testing.assert_allclose(corners, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("out_hw", [(H, W), (3, 11), (1, 4)])
+def test_corners_are_the_grid_corners(align_corners, out_hw):
+    rng = np.random.default_rng(0)
+    theta = IDENTITY + 0.3 * rng.standard_normal((2, 3))
+    corners = sampler.region_corners(theta, (H, W), align_corners, out_hw)
+    grid = sampler.affine_grid(theta[None], (1, 1) + out_hw, align_corners=align_corners)[0]
+    pix = sampler.grid_to_pixels(grid, (H, W), align_corners)
+    np.testing.assert_allclose(corners, pix[[0, 0, -1, -1], [0, -1, -1, 0]], atol=1e-12)
+    matrix = np.vstack([theta, [0.1, -0.2, 1.0]])  # the same for a homography, with its divide
+    corners = sampler.region_corners(matrix, (H, W), align_corners, out_hw)
+    grid = sampler.homography_grid(matrix[None], (1, 1) + out_hw, align_corners=align_corners)[0]
+    pix = sampler.grid_to_pixels(grid, (H, W), align_corners)
+    np.testing.assert_allclose(corners, pix[[0, 0, -1, -1], [0, -1, -1, 0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_corners_are_where_torch_takes_its_samples(align_corners):
+    """Sample ramps whose value is the x (resp. y) pixel coordinate: at the output's
+    corners torch's grid_sample must return exactly the corner coordinates we draw."""
+    theta = np.array([[0.6, -0.2, 0.1], [0.25, 0.5, -0.15]])  # the region lies inside the image
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    ramps = torch.from_numpy(np.stack([xs, ys])[None])
+    grid = F.affine_grid(torch.from_numpy(theta[None]), (1, 2, 6, 7), align_corners=align_corners)
+    out = F.grid_sample(ramps, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
+    out = out[0].numpy()  # (2, 6, 7): sampled x and y pixel coordinates
+    rows, cols = [0, 0, -1, -1], [0, -1, -1, 0]  # TL, TR, BR, BL
+    sampled = np.stack([out[0][rows, cols], out[1][rows, cols]], axis=-1)
+    corners = sampler.region_corners(theta, (H, W), align_corners, (6, 7))
+    np.testing.assert_allclose(corners, sampled, atol=1e-9)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_zoom_in_gives_half_size_region_centred(align_corners):
+    full = sampler.region_corners(IDENTITY, (H, W), align_corners)
+    half = sampler.region_corners([[0.5, 0, 0], [0, 0.5, 0]], (H, W), align_corners)
+    centre = [(W - 1) / 2, (H - 1) / 2]
+    np.testing.assert_allclose(half.mean(axis=0), centre, atol=1e-12)
+    np.testing.assert_allclose(half - centre, 0.5 * (full - centre), atol=1e-12)
+    assert sampler.sample_spacing(half, (H, W)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_translation_moves_region_right_and_down(align_corners):
+    base = sampler.region_corners(IDENTITY, (H, W), align_corners)
+    moved = sampler.region_corners(torch.tensor([[1, 0, 0.5], [0, 1, -0.25]]), (H, W), align_corners)
+    # normalised units: the full width (2 units) spans W (or W - 1) pixels
+    sx = (W - 1) / 2 if align_corners else W / 2
+    sy = (H - 1) / 2 if align_corners else H / 2
+    np.testing.assert_allclose(moved - base, np.tile([0.5 * sx, -0.25 * sy], (4, 1)), atol=1e-12)
+
+
+def test_region_corners_refuses_other_shapes():
+    with pytest.raises(ValueError, match="matrix"):
+        sampler.region_corners(np.eye(4), (H, W), False)
+
+
+def test_grid_outline_is_the_closed_border_of_the_grid():
+    grid = sampler.affine_grid(IDENTITY[None], (1, 1, 3, 4), align_corners=True)[0]
+    path = sampler.grid_outline_pixels(grid, (3, 4), True)
+    expected = [(0, 0), (1, 0), (2, 0), (3, 0), (3, 1), (3, 2), (2, 2), (1, 2), (0, 2), (0, 1), (0, 0)]
+    np.testing.assert_allclose(path, expected, atol=1e-12)
+
+
+def test_bilinear_neighbours_match_torch():
+    img = np.random.default_rng(3).random((3, 3))
+    x, y = 0.7, 1.4
+    weights = sampler.bilinear_neighbours(x, y)
+    assert set(weights) == {(0, 1), (1, 1), (0, 2), (1, 2)}
+    assert weights[(1, 1)] == pytest.approx(0.7 * 0.6) and abs(sum(weights.values()) - 1) < 1e-12
+    value = sum(w * img[yy, xx] for (xx, yy), w in weights.items())
+    g = torch.tensor([[[sampler.normalise([x, y], 3, True).tolist()]]], dtype=torch.float64)
+    ref = F.grid_sample(torch.from_numpy(img)[None, None], g, align_corners=True)
+    assert abs(value - ref.item()) < 1e-12
+
+
+def test_gaussian_blur_keeps_constants_and_mean_and_smooths():
+    const = np.full((2, 10, 12), 0.3)
+    np.testing.assert_allclose(sampler.gaussian_blur(const, 2.0), const)
+    rng = np.random.default_rng(0)
+    noise = rng.random((1, 3, 32, 32))
+    blurred = sampler.gaussian_blur(noise, 1.5)
+    assert blurred.shape == noise.shape
+    assert blurred.std() < 0.5 * noise.std()
+    assert blurred.mean() == pytest.approx(noise.mean(), abs=0.02)
+    np.testing.assert_array_equal(sampler.gaussian_blur(noise, 0), noise)
+    impulse = np.zeros((9, 9))
+    impulse[4, 4] = 1.0
+    spread = sampler.gaussian_blur(impulse, 1.0)
+    assert spread.sum() == pytest.approx(1.0) and spread[4, 4] == spread.max()
+    np.testing.assert_allclose(spread, spread.T, atol=1e-15)  # rows and columns alike
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@ import re
 
 import pytest
 import torch
-from torch import nn
 
 from stn_course import train
 from stn_course.data import BatchLoader, ImageTensors

@@ -52,10 +52,45 @@ def test_quick_mode_writes_outside_the_repository(monkeypatch, tmp_path):
     assert record["quick_mode"] is True and "cpu_count" in record["machine"]
 
 
-def test_full_mode_writes_into_the_repository(monkeypatch):
+def test_full_mode_records_into_the_repository_only_when_asked(monkeypatch, tmp_path):
     monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path))
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_RECORD"):
+        monkeypatch.delenv(variable, raising=False)
     assert utils.plots_dir() == utils.repo_root() / "plots"
+    assert utils.results_dir(record=True) == utils.repo_root() / "results"
+    assert utils.results_dir() == tmp_path.resolve() / "stn_course_output" / "results"
+    assert utils.checkpoint_dir() == tmp_path.resolve() / "checkpoints"
+    monkeypatch.setenv("STN_COURSE_RECORD", "1")
     assert utils.results_dir() == utils.repo_root() / "results"
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "ckpt"))
+    assert utils.results_dir(record=False) == (tmp_path / "out" / "results").resolve()
+    assert utils.checkpoint_dir() == (tmp_path / "ckpt").resolve()
+    monkeypatch.setenv("STN_COURSE_QUICK", "1")
+    assert utils.results_dir(record=True) == (tmp_path / "out" / "results").resolve(), "quick runs never record"
+
+
+def test_defaults_under_an_unwritable_data_root_fall_back_to_the_user_cache(monkeypatch, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mkdir under a file fails, even for root")
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_DATA", str(blocker / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_CACHE"):
+        monkeypatch.delenv(variable, raising=False)
+    assert utils.checkpoint_dir() == tmp_path / "xdg" / "stn_course" / "checkpoints"
+    assert utils.results_dir() == tmp_path / "xdg" / "stn_course" / "stn_course_output" / "results"
+    assert utils.cache_dir() == tmp_path / "xdg" / "stn_course" / "cache"
+    assert "set STN_COURSE_CHECKPOINTS" in capsys.readouterr().out
+
+
+def test_repo_url_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("STN_COURSE_REPO_URL", "http://127.0.0.1:8000/fork/")
+    assert utils.repo_url() == "http://127.0.0.1:8000/fork"
+    monkeypatch.delenv("STN_COURSE_REPO_URL")
+    assert utils.repo_url() == utils.DEFAULT_REPO_URL
+    assert 'os.environ.get("STN_COURSE_REPO_URL"' in utils.COLAB_SETUP_CELL
 
 
 def test_quick_or_full(monkeypatch):

@@ -29,6 +29,7 @@ def test_recorder_keeps_step_zero_and_every_kth_step():
         recorder(step, model)
     assert recorder.steps == [0, 5, 10]
     assert recorder.outputs[0].shape == (3, 1, 28, 28) and recorder.grids[0].shape == (3, 28, 28, 2)
+    assert recorder.params[0].shape == (3, 6)  # θ, row-major 2x3
     with pytest.raises(ValueError, match="every"):
         TransformerRecorder(torch.rand(1, 1, 28, 28), every=0)
 
@@ -204,3 +205,19 @@ def test_theta_distributions_histogram_each_model_and_mark_the_identity():
     assert count == 5 and left <= 0.5 < left + zoom_ax.containers[0].patches[0].get_width()
     assert zoom_bins["identity"][0][1] == 5 and zoom_bins["identity"][0][0] <= 1.0
     assert [line.get_xdata()[0] for line in (rotation_ax.lines[0], zoom_ax.lines[0], tx_ax.lines[0])] == [0, 1, 0]
+
+
+def test_moving_digit_gif_is_readable_and_shows_the_sampled_region(tmp_path):
+    frames, _ = moving_digit(_blob(), frames=3)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(3, 2, 3)
+    grids = torch.nn.functional.affine_grid(identity, [3, 1, 42, 42], align_corners=False)
+    plain = plot.animate_moving_input(frames, frames, tmp_path / "plain.gif")
+    outlined = plot.animate_moving_input(frames, frames, tmp_path / "outlined.gif", grids=grids)
+    with Image.open(plain) as gif:
+        assert gif.size[0] >= 400 and gif.size[1] >= 220  # readable: well above the old 264x144
+        plain_frame = np.asarray(gif.convert("RGB"), dtype=float)
+    with Image.open(outlined) as gif:
+        outlined_frame = np.asarray(gif.convert("RGB"), dtype=float)
+    # The orange outline and corner dots: pixels with much more red than blue.
+    assert ((outlined_frame[..., 0] - outlined_frame[..., 2]) > 100).sum() > 100
+    assert ((plain_frame[..., 0] - plain_frame[..., 2]) > 100).sum() == 0

@@ -1,0 +1,188 @@
+"""The command line: instant help, every option documented, known errors as one message."""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stn_course import __main__ as cli
+from stn_course.utils import repo_root
+
+from .markers import requires_mnist
+
+
+def _run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "PYTHONPATH": str(repo_root()), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "stn_course", *args], capture_output=True, text=True,
+                          env=environ, timeout=timeout, cwd=repo_root())
+
+
+def test_train_help_is_instant_and_imports_no_torch():
+    started = time.perf_counter()
+    result = _run_cli("train", "--help", timeout=60)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0 and "--dataset" in result.stdout
+    assert seconds < 3, f"`train --help` took {seconds:.1f} s"
+    probe = subprocess.run([sys.executable, "-c", "import sys, stn_course.__main__ as m; m.build_parser(); "
+                            "print(sorted(n for n in ('torch', 'numpy', 'stn_course.experiments') if n in sys.modules))"],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo_root())})
+    assert probe.stdout.strip() == "[]"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("command", ["train", "errors", "report"])
+def test_every_option_has_a_help_text_and_its_default(command):
+    parser = _subparsers(cli.build_parser())[command]
+    text = parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{action.option_strings} has no help text"
+        shown = parser._get_formatter()._get_help_string(action)
+        assert "(default:" in shown, f"{action.option_strings} does not show its default"
+        assert action.option_strings[0] in text
+    if command != "report":
+        for option in ("--dataset", "--model", "--epochs", "--seed", "--variant", "--set", "--device", "--record"):
+            assert option in text
+        assert "(default: mnist)" in " ".join(text.split())
+        assert "(default: 5)" in text
+
+
+def test_cli_names_match_the_package():
+    from stn_course import experiments, models
+
+    assert set(cli.DATASET_NAMES) == set(experiments.DATASETS)
+    assert tuple(cli.MODEL_NAMES) == tuple(models.MODEL_NAMES)
+    assert set(cli.VARIANT_NAMES) == set(experiments.VARIANTS)
+
+
+def test_missing_dataset_is_one_message_and_exit_1_and_debug_shows_the_traceback(tmp_path):
+    env = {"STN_COURSE_DATA": str(tmp_path / "empty"), "STN_COURSE_CACHE": str(tmp_path / "cache"),
+           "STN_COURSE_OUTPUT": str(tmp_path / "out")}
+    (tmp_path / "empty").mkdir()
+    result = _run_cli("train", "--model", "cnn", env=env)
+    assert result.returncode == 1
+    assert "MNIST was not found" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith("MNIST was not found")
+    debug = _run_cli("train", "--model", "cnn", "--debug", env=env)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "DatasetNotFoundError" in debug.stderr
+
+
+def test_unfinished_run_for_errors_is_a_message_naming_the_command(tmp_path, monkeypatch, capsys):
+    from stn_course import experiments
+
+    def not_finished(config, device=None):
+        raise experiments.RunNotFinishedError(f"{config.name} has not finished training; train it with\n  ...")
+
+    monkeypatch.setattr(experiments, "load_trained", not_finished)
+    assert cli.main(["errors", "--model", "cnn", "--device", "cpu"]) == 1
+    assert "has not finished training" in capsys.readouterr().err
+
+
+def _tracked_results() -> dict[str, float]:
+    return {path.name: path.stat().st_mtime for path in (repo_root() / "results").glob("*")}
+
+
+@requires_mnist
+def test_a_learners_run_writes_outside_the_repository(tmp_path, monkeypatch, capsys):
+    """Full mode, no --record: checkpoint and result under the data root, results/ untouched."""
+    from stn_course import utils
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MNIST").symlink_to(utils.data_root() / "MNIST")
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_RECORD"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_DATA", str(data))
+    before = _tracked_results()
+    args = ["train", "--model", "cnn", "--epochs", "1", "--set", "train_limit=256", "--set", "test_limit=128",
+            "--device", "cpu"]
+    assert cli.main(args) == 0
+    name = "mnist_cnn_e1_s0_train_limit=256_test_limit=128"
+    result = data / "stn_course_output" / "results" / f"{name}.json"
+    checkpoint = data / "checkpoints" / f"{name}.pt"
+    assert result.exists() and checkpoint.exists()
+    out = capsys.readouterr().out
+    assert str(result) in out and str(checkpoint) in out
+    assert _tracked_results() == before
+    # Loading it again says so, with the time recorded when it trained.
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "loaded, not trained" in out and "trained in" in out and f"delete {checkpoint}" in out
+    # --record writes into the course's results/ (redirected here, as tests touch no tracked file)
+    monkeypatch.setattr(utils, "recorded_results_dir", lambda: tmp_path / "recorded")
+    checkpoint.unlink()
+    assert cli.main(args + ["--record"]) == 0
+    assert (tmp_path / "recorded" / f"{name}.json").exists()
+    assert _tracked_results() == before
+
+
+@pytest.fixture
+def read_only_data_root(tmp_path, monkeypatch):
+    """A data root holding MNIST that no folder can be created in: chmod 555, and, since
+    chmod does not stop root, ``Path.mkdir`` refused inside it as a read-only mount would."""
+    from pathlib import Path
+
+    from stn_course import utils
+
+    data = tmp_path / "shared"
+    data.mkdir()
+    (data / "MNIST").symlink_to(utils.data_root() / "MNIST")
+    data.chmod(0o555)
+    if os.geteuid() == 0:
+        real_mkdir = Path.mkdir
+
+        def mkdir(self, *args, **kwargs):
+            if data.resolve() in self.resolve().parents and not self.exists():
+                raise OSError(30, "Read-only file system", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_DATA", str(data))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_RECORD"):
+        monkeypatch.delenv(variable, raising=False)
+    yield data
+    data.chmod(0o755)
+
+
+@requires_mnist
+def test_a_read_only_data_root_works_with_and_without_a_checkpoint_folder(read_only_data_root, tmp_path,
+                                                                          monkeypatch, capsys):
+    contents = sorted(path.name for path in read_only_data_root.iterdir())
+    args = ["train", "--model", "cnn", "--epochs", "1", "--set", "train_limit=128", "--set", "test_limit=64",
+            "--device", "cpu"]
+    name = "mnist_cnn_e1_s0_train_limit=128_test_limit=64"
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "my-checkpoints"))
+    assert cli.main(args) == 0
+    assert (tmp_path / "my-checkpoints" / f"{name}.pt").exists()
+    monkeypatch.delenv("STN_COURSE_CHECKPOINTS")
+    assert cli.main(args + ["--seed", "1"]) == 0
+    assert (tmp_path / "xdg" / "stn_course" / "checkpoints" / f"{name.replace('_s0', '_s1')}.pt").exists()
+    assert "set STN_COURSE_CHECKPOINTS" in capsys.readouterr().out
+    assert sorted(path.name for path in read_only_data_root.iterdir()) == contents
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None], ids=["empty", "random", "truncated"])
+def test_a_bad_checkpoint_is_a_course_error_naming_the_file(tmp_path, content):
+    import torch
+
+    from stn_course.errors import CourseError
+    from stn_course.train import load_checkpoint
+
+    path = tmp_path / "run.pt"
+    if content is None:
+        torch.save({"model": {"w": torch.zeros(1000)}, "epoch": 1}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CourseError, match=f"{path}.*cannot be read.*Delete it"):
+        load_checkpoint(path)
