@@ -128,9 +128,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
-        config = replace(config, **dict(parse_setting(setting) for setting in args.settings))
+        settings = dict(parse_setting(setting) for setting in args.settings)
     except ValueError as error:
         parser.error(f"--set: {error}")
+    # an allowed type but a value out of range (e.g. max_grad_norm=-1) raises InvalidSettingError,
+    # a CourseError: its message alone, before any data is loaded
+    config = replace(config, **settings)
     device = get_device(args.device)
     if args.command == "errors":
         from .experiments import record_errors

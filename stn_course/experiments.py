@@ -21,6 +21,7 @@ from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_g
 from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
 from .errors import CourseError
 from .runlock import run_lock
+from .validation import Allowed, InvalidSettingError, check_settings
 from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
                     repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
 
@@ -103,6 +104,20 @@ class RunConfig:
     variant: str = ""  # a named change to the default recipe (see VARIANTS)
     quick: bool = False  # shrunk for quick (test) mode by quick_config; its limits then name nothing
 
+    def __post_init__(self) -> None:
+        """Check every field against :data:`CONFIG_RULES` (raises
+        :class:`~stn_course.validation.InvalidSettingError`, a CourseError and ValueError):
+        an invalid setting fails here, before any data is loaded, never after an epoch."""
+        check_settings({field.name: getattr(self, field.name) for field in fields(self)}, CONFIG_RULES,
+                       owner="run setting")
+        # settings that would be ignored must not name a run as if they changed it
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise InvalidSettingError(f"Invalid run setting: momentum and nesterov apply to optimizer 'sgd' only; "
+                                      f"with optimizer {self.optimizer!r} set momentum=0 and nesterov=false.")
+        if self.nesterov and self.momentum == 0:
+            raise InvalidSettingError("Invalid run setting: nesterov=true needs momentum > 0 "
+                                      "(Nesterov momentum without momentum is meaningless; torch refuses it).")
+
     @property
     def name(self) -> str:
         """``<dataset>_<model>_e<epochs>_s<seed>`` and, unless it is the default, ``_<recipe>``."""
@@ -138,6 +153,42 @@ class RunConfig:
         for name, value in self.changes.items():
             parts += ["--set", f"{name}={_format_setting(value)}"]
         return shlex.join(parts)
+
+
+OPTIMIZERS = ("adamw", "sgd")
+#: see :func:`make_scheduler`
+SCHEDULES = ("onecycle", "constant", "final-drop")
+
+#: The values each RunConfig field may take, checked when a config is built. Bounds that are
+#: not obvious: a negative max_grad_norm reverses the gradients and 0 stops learning; label
+#: smoothing 1 is a uniform target; dropout 1 drops everything; seeds seed NumPy (< 2**32).
+CONFIG_RULES: dict[str, Allowed] = {
+    "dataset": Allowed(str, choices=lambda: sorted(DATASETS)),
+    "model": Allowed(str, choices=lambda: MODEL_NAMES),
+    "epochs": Allowed(int, low=1),
+    "batch_size": Allowed(int, low=1),
+    "optimizer": Allowed(str, choices=lambda: OPTIMIZERS),
+    "lr": Allowed(float, low=0, low_open=True),
+    "momentum": Allowed(float, low=0, high=1, high_open=True),
+    "nesterov": Allowed(bool),
+    "schedule": Allowed(str, choices=lambda: SCHEDULES),
+    "localisation_lr_scale": Allowed(float, low=0),
+    "weight_decay": Allowed(float, low=0),
+    "max_grad_norm": Allowed(float, low=0, low_open=True, optional=True, none_means="no clipping"),
+    "label_smoothing": Allowed(float, low=0, high=1, high_open=True),
+    "augment": Allowed(bool),
+    "channels_last": Allowed(bool),
+    "window": Allowed(int, low=1, optional=True, none_means="the model's default"),
+    "dropout": Allowed(float, low=0, high=1, high_open=True),
+    "batchnorm": Allowed(bool),
+    "amp": Allowed(bool, optional=True, none_means="on CUDA only"),
+    "log_interval": Allowed(int, low=1),
+    "seed": Allowed(int, low=0, high=2**32, high_open=True),
+    "train_limit": Allowed(int, low=1, optional=True, none_means="the whole training set"),
+    "test_limit": Allowed(int, low=1, optional=True, none_means="the whole test set"),
+    "variant": Allowed(str, choices=lambda: ["", *sorted(VARIANTS)]),
+    "quick": Allowed(bool),
+}
 
 
 #: RunConfig fields that never enter a run's recipe label: the name spells out the run's
