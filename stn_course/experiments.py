@@ -400,8 +400,24 @@ def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Ex
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, **{"amp": config.amp, **fit_options})
+        seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
     return experiment
+
+
+#: fields that change no weight (the log interval), left out of a checkpoint's identity
+IDENTITY_IGNORED = frozenset({"log_interval"})
+#: also left out when a shipped (full) run stands in for a quick one, which shrinks only these
+SHIPPED_IDENTITY_IGNORED = IDENTITY_IGNORED | {"quick", "train_limit", "test_limit"}
+
+
+def run_identity(config: RunConfig, shipped: bool = False) -> dict:
+    """What a checkpoint of ``config`` records, and is checked against when loaded
+    (:func:`stn_course.train.load_checkpoint`): the run's name and every field that changes
+    its weights. ``shipped``: the identity a shipped checkpoint must match, which a quick run
+    (shrunk limits) loads in place of training."""
+    ignored = SHIPPED_IDENTITY_IGNORED if shipped else IDENTITY_IGNORED
+    return {"name": config.name,
+            "config": {key: value for key, value in asdict(config).items() if key not in ignored}}
 
 
 def find_result(name: str) -> Path | None:
@@ -449,7 +465,7 @@ def ship_checkpoint(experiment: Experiment) -> Path:
     weights = {key: value.half() if value.is_floating_point() else value
                for key, value in experiment.model.state_dict().items()}
     save_checkpoint(path, {"model": weights, "history": experiment.history.as_dict(),
-                           "config": asdict(experiment.config)})
+                           "config": asdict(experiment.config)}, run=run_identity(experiment.config, shipped=True))
     return path
 
 
@@ -480,7 +496,7 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
         return False
     if not shipped.exists() and not fetch_shipped_checkpoint(name):
         return False
-    state = load_checkpoint(shipped)
+    state = load_checkpoint(shipped, run=run_identity(experiment.config, shipped=True))
     model = experiment.model
     device = next(model.parameters()).device
     model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
@@ -524,7 +540,7 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     if load_shipped_checkpoint(experiment):
         return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
-    state = load_checkpoint(path) if path.exists() else None
+    state = load_checkpoint(path, run=run_identity(config)) if path.exists() else None
     if state is None or state["epoch"] < config.epochs:
         raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])

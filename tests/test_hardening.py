@@ -105,3 +105,104 @@ def test_every_recorded_run_has_a_valid_config():
     assert len(configs) > 20
     for record in configs:
         config_of(record)  # raises InvalidSettingError for an invalid one
+
+
+# --- checkpoints identify their run ---------------------------------------------------------
+
+requires_mnist = pytest.mark.skipif(not (Path(__import__("stn_course.utils").utils.data_root()) / "MNIST").exists(),
+                                    reason="needs MNIST under the data root")
+
+
+@pytest.fixture
+def checkpoints(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(folder))
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "output"))
+    return folder
+
+
+@requires_mnist
+def test_a_checkpoint_of_another_recipe_under_a_runs_name_is_refused(checkpoints, capsys):
+    import torch
+
+    from stn_course.train import CheckpointMismatchError
+
+    trained = experiments.default_config("mnist", "cnn", 1, quick=True)
+    experiments.run_experiment(trained, use_shipped=False)
+    state = torch.load(checkpoints / f"{trained.name}.pt", weights_only=True)
+    assert state["run"] == experiments.run_identity(trained) and state["run"]["name"] == trained.name
+    other = replace(trained, lr=1e-3)
+    foreign = checkpoints / f"{other.name}.pt"
+    foreign.write_bytes((checkpoints / f"{trained.name}.pt").read_bytes())
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf"{foreign}.*another run than {other.name}.*lr=0.002 there, 0.001 here.*Delete it"):
+        experiments.run_experiment(other, use_shipped=False)
+    with pytest.raises(CheckpointMismatchError, match=str(foreign)):
+        experiments.load_trained(other)
+    capsys.readouterr()
+    args = ["train", "--dataset", "mnist", "--model", "cnn", "--epochs", "1", "--no-shipped", "--set", "lr=0.001"]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"The checkpoint {foreign} belongs to another run") and "Traceback" not in err
+    assert not (checkpoints.parent / "output" / "results" / f"{other.name}.json").exists()
+    # the learner's way out: delete it, and the run trains
+    foreign.unlink()
+    assert experiments.run_experiment(other, use_shipped=False).history.trained_now == 1
+
+
+@requires_mnist
+def test_a_checkpoint_without_identity_is_loaded_by_its_name_with_a_note(checkpoints, capsys):
+    import torch
+
+    config = experiments.default_config("mnist", "cnn", 1, quick=True)
+    experiments.run_experiment(config, use_shipped=False)
+    path = checkpoints / f"{config.name}.pt"
+    state = torch.load(path, weights_only=True)
+    del state["run"]
+    torch.save(state, path)
+    capsys.readouterr()
+    experiment = experiments.run_experiment(config, use_shipped=False)
+    assert experiment.history.trained_now == 0
+    out = capsys.readouterr().out
+    assert f"Note: {path} does not record which run wrote it" in out and "Loaded the finished run" in out
+
+
+def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes():
+    import torch
+
+    from stn_course.report import config_of
+    from stn_course.train import load_checkpoint
+    from stn_course.utils import shipped_checkpoint_dir
+
+    shipped = sorted(shipped_checkpoint_dir().glob("*.pt"))
+    assert shipped
+    for path in shipped:
+        config = config_of(torch.load(path, weights_only=True))
+        assert config.name == path.stem
+        recipe = experiments.recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
+        recipe = replace(recipe, **config.changes)
+        # the log interval changes no weight; limits shrunk for quick mode are not the recipe's
+        for wanted in (recipe, replace(recipe, log_interval=1, train_limit=512, test_limit=256, quick=True)):
+            load_checkpoint(path, run=experiments.run_identity(wanted, shipped=True))
+        with pytest.raises(CourseError, match="belongs to another run"):
+            load_checkpoint(path, run=experiments.run_identity(replace(recipe, seed=7), shipped=True))
+
+
+@pytest.mark.parametrize("content", ["empty", "random", "truncated", "tensor", "no model"])
+def test_a_bad_checkpoint_names_the_file(tmp_path, content):
+    import torch
+
+    from stn_course.train import load_checkpoint
+
+    path = tmp_path / "run.pt"
+    if content == "truncated":
+        torch.save({"model": {"w": torch.zeros(1000)}, "epoch": 1}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif content == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif content == "no model":
+        torch.save({"images": torch.zeros(3, dtype=torch.uint8)}, path)
+    else:
+        path.write_bytes(b"" if content == "empty" else bytes(range(256)) * 40)
+    with pytest.raises(CourseError, match=f"The checkpoint {path} (cannot be read|holds no model).*Delete it"):
+        load_checkpoint(path)
