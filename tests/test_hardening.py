@@ -206,3 +206,131 @@ def test_a_bad_checkpoint_names_the_file(tmp_path, content):
         path.write_bytes(b"" if content == "empty" else bytes(range(256)) * 40)
     with pytest.raises(CourseError, match=f"The checkpoint {path} (cannot be read|holds no model).*Delete it"):
         load_checkpoint(path)
+
+
+# --- caches carry their key -----------------------------------------------------------------
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("STN_COURSE_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def fake_cifar10(monkeypatch):
+    """torchvision's CIFAR10 replaced by 7 images of 1s (train) or 2s (test)."""
+    import numpy as np
+    import torchvision
+
+    class FakeCIFAR10:
+        def __init__(self, root, train, download):
+            self.data = np.full((7, 32, 32, 3), 1 if train else 2, dtype=np.uint8)
+            self.targets = list(range(7))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+
+
+def _no_warnings():
+    import warnings
+
+    catcher = warnings.catch_warnings()
+    catcher.__enter__()
+    warnings.simplefilter("error")
+    return catcher
+
+
+def test_a_cifar_training_cache_copied_over_the_test_cache_is_detected_and_rebuilt(cache, tmp_path, fake_cifar10):
+    from stn_course.data import CacheWarning, load_cifar10
+
+    catcher = _no_warnings()  # normal operation: building and reading caches warns nothing
+    assert load_cifar10(train=True, root=tmp_path).images.unique().tolist() == [1]
+    assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
+    assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
+    catcher.__exit__(None, None, None)
+    train_file, test_file = (next(cache.glob(f"cifar10-*-{split}-all*.pt")) for split in ("train", "test"))
+    test_file.write_bytes(train_file.read_bytes())
+    with pytest.warns(CacheWarning, match=rf"{test_file} holds .*'split': 'train'.*rebuilding it"):
+        assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
+    catcher = _no_warnings()
+    assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]  # rebuilt for good
+    catcher.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "bare tensor"])
+def test_a_corrupt_cache_file_is_named_and_rebuilt(cache, tmp_path, fake_cifar10, damage):
+    import torch
+
+    from stn_course.data import CacheWarning, load_cifar10
+
+    load_cifar10(train=False, root=tmp_path, limit=5)
+    path = next(cache.glob("cifar10-*.pt"))
+    if damage == "bare tensor":  # what the old distorted-test cache held: no key
+        torch.save(torch.zeros(5, 3, 32, 32, dtype=torch.uint8), path)
+    else:
+        path.write_bytes({"truncated": path.read_bytes()[:150], "empty": b"", "random": bytes(range(256)) * 9}[damage])
+    with pytest.warns(CacheWarning, match=f"{path} .*rebuilding it"):
+        assert load_cifar10(train=False, root=tmp_path, limit=5).images.unique().tolist() == [2]
+
+
+@requires_mnist
+def test_two_digit_mnist_caches_each_jitter_apart(cache):
+    from stn_course.distortions import two_digit_mnist
+
+    jittered = two_digit_mnist(False, limit=50)
+    plain = two_digit_mnist(False, limit=50, jitter=0)
+    assert jittered.image_shape == (1, 32, 64) and plain.image_shape == (1, 28, 56)
+    assert two_digit_mnist(False, limit=50, jitter=0).images.equal(plain.images)
+
+
+@requires_mnist
+def test_a_distorted_test_cache_of_another_seed_is_detected(cache):
+    from stn_course.data import CacheWarning
+    from stn_course.distortions import distorted_mnist_test
+
+    seed0, seed1 = distorted_mnist_test("rot", seed=0, limit=40), distorted_mnist_test("rot", seed=1, limit=40)
+    assert not seed0.images.equal(seed1.images)
+    file0, file1 = (next(cache.glob(f"mnist-rot-test-s{seed}-40*.pt")) for seed in (0, 1))
+    file0.write_bytes(file1.read_bytes())
+    with pytest.warns(CacheWarning, match=f"{file0} holds"):
+        assert distorted_mnist_test("rot", seed=0, limit=40).images.equal(seed0.images)
+
+
+# --- a corrupt raw data file is named as corrupt, not missing -------------------------------
+
+@pytest.fixture
+def mnist_copy(tmp_path):
+    """A data root whose MNIST files link to the real ones (never modified)."""
+    from stn_course.data import MNIST_RAW_FILES
+    from stn_course.utils import data_root
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_RAW_FILES:
+        (raw / name).symlink_to(data_root() / "MNIST" / "raw" / name)
+    return tmp_path / "data"
+
+
+@requires_mnist
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "extra"])
+def test_a_corrupt_mnist_file_is_reported_as_corrupt_with_its_path(mnist_copy, damage, monkeypatch):
+    from stn_course.data import DatasetCorruptError, load_mnist
+
+    monkeypatch.setattr("socket.socket.connect", lambda *args: (_ for _ in ()).throw(OSError("no network")))
+    path = mnist_copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    original = path.resolve().read_bytes()
+    path.unlink()
+    path.write_bytes({"truncated": original[:5000], "empty": b"", "random": bytes(range(256)) * 40,
+                      "extra": original + b"\0"}[damage])
+    with pytest.raises(DatasetCorruptError, match=f"The MNIST file {path} is corrupt: .*Delete it") as caught:
+        load_mnist(train=True, root=mnist_copy)
+    assert "not found" not in str(caught.value)
+    assert isinstance(caught.value, CourseError)
+
+
+@requires_mnist
+def test_intact_mnist_files_pass_the_check(mnist_copy):
+    from stn_course.data import check_mnist_files, load_mnist
+
+    check_mnist_files(mnist_copy)
+    assert len(load_mnist(train=False, root=mnist_copy, limit=10)) == 10
