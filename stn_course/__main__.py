@@ -115,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The command's work, with its imports."""
     if args.command == "report":
-        from .report import results_table, update_readme_results
-
-        print(results_table())
-        if args.update_readme:
-            update_readme_results()
-        return 0
+        return _report(args.update_readme)
     from dataclasses import replace
 
     from .experiments import default_config, parse_setting
@@ -141,6 +136,27 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print("Saved the errors to", record_errors(config, device=device, record=args.record))
         return 0
     return _train(config, device, args)
+
+
+def _report(update_readme: bool) -> int:
+    """Print the results table; a bad results file is named on stderr and left out, and then
+    the README is not rewritten (it would silently lose the file's row)."""
+    import warnings
+
+    from .report import BadResultWarning, results_table, update_readme_results
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BadResultWarning)
+        print(results_table())
+    bad = [warning for warning in caught if issubclass(warning.category, BadResultWarning)]
+    for warning in bad:
+        print(f"Warning: {warning.message}", file=sys.stderr)
+    if update_readme and bad:
+        print("Not updating the README and RESULTS.md: fix or remove the files named above first.", file=sys.stderr)
+        return 1
+    if update_readme:
+        update_readme_results()
+    return 0
 
 
 def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace) -> int:
