@@ -329,6 +329,10 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
     device = device or get_device()
     set_seed(config.seed)
     splits = DATASETS[config.dataset](config.train_limit, config.test_limit, config.seed)
+    for split, images in (("training", splits.train), ("test", splits.test)):
+        if len(images) == 0:  # caught here, not by a division by zero after a whole epoch
+            raise CourseError(f"The {split} set of {config.dataset} ({images.name}) holds no images: "
+                              f"nothing to train or test on.")
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
     model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
                              num_classes=len(splits.train.classes), window=config.window,

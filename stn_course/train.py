@@ -85,6 +85,8 @@ class ThetaDivergedError(RuntimeError):
 
 def evaluate(model: nn.Module, loader: BatchLoader) -> tuple[float, int, int]:
     """Average cross-entropy loss, number correct and number of samples over ``loader``."""
+    if loader.num_samples == 0:  # an average over nothing: refuse rather than divide by zero
+        raise ValueError("cannot evaluate on an empty test set (0 samples)")
     model.eval()
     total_loss, correct = 0.0, 0
     with torch.no_grad():

@@ -391,3 +391,31 @@ def test_a_bad_error_analysis_is_named_and_left_out(results_copy):
     path.write_text(json.dumps(record))
     with pytest.warns(BadResultWarning, match=f"Skipping {path}: it lacks 'confusions'"):
         assert len(load_error_results(results_copy)) == good - 1
+
+
+# --- nothing divides by zero after an epoch -------------------------------------------------
+
+def test_evaluate_refuses_an_empty_test_set():
+    import torch
+
+    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.train import evaluate
+
+    empty = ImageTensors(torch.zeros(0, 1, 4, 4, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64),
+                         ("0",), (0.5,), (0.5,), "empty")
+    with pytest.raises(ValueError, match="empty test set"):
+        evaluate(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1)), BatchLoader(empty, 4))
+
+
+def test_an_empty_split_is_refused_before_training(monkeypatch):
+    import torch
+
+    from stn_course.data import ImageTensors
+
+    def tiny(count):
+        return ImageTensors(torch.zeros(count, 1, 28, 28, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64),
+                            tuple("0123456789"), (0.5,), (0.5,), f"tiny[{count}]")
+
+    monkeypatch.setitem(experiments.DATASETS, "mnist", lambda *args: experiments.DatasetSplits(tiny(8), tiny(0)))
+    with pytest.raises(CourseError, match=r"The test set of mnist \(tiny\[0\]\) holds no images"):
+        experiments.build_experiment(experiments.default_config("mnist", "cnn", 1, quick=True))
