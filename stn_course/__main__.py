@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(train)
     train.add_argument("--no-shipped", action="store_true",
                        help="train even if the course ships this run's trained model in checkpoints/")
+    train.add_argument("--restart", action="store_true",
+                       help="delete this run's checkpoint first and train it from scratch (e.g. when the "
+                            "checkpoint belongs to another run); implies --no-shipped")
     train.add_argument("--ship", action="store_true",
                        help="also save the trained weights (float16) to checkpoints/ in the repository")
     errors = commands.add_parser("errors", help="save what a finished run gets wrong on its test set",
@@ -164,11 +167,18 @@ def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace
     from .experiments import describe_finished_run, format_duration, run_experiment, ship_checkpoint
     from .utils import checkpoint_dir, results_dir
 
-    experiment = run_experiment(config, device=device, record=args.record, use_shipped=not args.no_shipped)
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    if args.restart and checkpoint.exists():
+        from .runlock import run_lock
+
+        with run_lock(checkpoint):  # never while the run trains in another process
+            checkpoint.unlink()
+        print(f"Restarting {config.name}: deleted its checkpoint {checkpoint}.")
+    experiment = run_experiment(config, device=device, record=args.record,
+                                use_shipped=not (args.no_shipped or args.restart))
     history = experiment.history
     if args.ship:
         print("Shipped the weights to", ship_checkpoint(experiment))
-    checkpoint = checkpoint_dir() / f"{config.name}.pt"
     if history.trained_now == 0:
         if checkpoint.exists():  # (a shipped model was described when it loaded)
             print(f"{config.name}: loaded, not trained: {describe_finished_run(config.name, history)}.")

@@ -162,8 +162,8 @@ def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
     if differences:
         raise CheckpointMismatchError(
             f"The checkpoint {path.resolve()} belongs to another run than {run.get('name')} "
-            f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch "
-            f"(or set STN_COURSE_CHECKPOINTS to another folder to keep it).")
+            f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch (command line: "
+            f"add --restart), or set STN_COURSE_CHECKPOINTS to another folder to keep it.")
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchLoader,
