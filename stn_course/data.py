@@ -4,7 +4,9 @@ Every dataset is decoded once into an :class:`ImageTensors` (``images`` uint8
 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) and, where decoding costs anything, cached
 under :func:`stn_course.utils.cache_dir`. Training then draws batches straight from
 those tensors (on the GPU when one is used) with :class:`BatchLoader`; augmentations
-are batched tensor operations, not per-sample PIL transforms.
+are batched tensor operations, not per-sample PIL transforms. A cache file records its key
+(dataset, split, limit and every generation parameter, :func:`save_cached`); one that is
+damaged or holds something else is rebuilt with a :class:`CacheWarning` (:func:`load_cached`).
 
 Batches come out as floats in ``[0, 1]``, *not* normalised: the models normalise
 after their spatial transformer, so that zero padding while sampling means "black

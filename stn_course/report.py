@@ -4,6 +4,9 @@ Every table the README, ``RESULTS.md`` and the notebooks show is built here from
 records that :mod:`stn_course.experiments` and ``benchmarks/`` write, so no number is typed
 by hand. ``python -m stn_course report --update-readme`` rewrites the README's generated
 blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``) and ``RESULTS.md``.
+
+A results file that cannot be read or lacks what the tables need is never used: it is left
+out with a :class:`BadResultWarning` naming it (and ``--update-readme`` then refuses to run).
 """
 from __future__ import annotations
 

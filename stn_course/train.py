@@ -10,6 +10,10 @@
   atomically and read with ``torch.load(weights_only=True)``. Calling :func:`fit` again
   with the same checkpoint resumes where the run stopped (e.g. after a Colab
   disconnect), or simply loads the finished model: "load if present, otherwise train".
+  Each checkpoint records its run (``run``: name and config) and is checked when resumed:
+  another run's checkpoint under the same file name is refused. Checkpoints from before
+  this have no record and are trusted by their file name, with a note; the course's shipped
+  checkpoints are checked by the config they store.
 * Every epoch re-seeds PyTorch and the loader from ``(seed, epoch)``, so on the CPU an
   interrupted and resumed run ends with exactly the weights of an uninterrupted one.
 """
