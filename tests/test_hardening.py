@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from stn_course import __main__ as cli
 from stn_course import experiments
 from stn_course.errors import CourseError
+from stn_course.utils import data_root
 from stn_course.validation import InvalidSettingError
 
 RUN = ["train", "--dataset", "mnist", "--model", "cnn", "--epochs", "2",
@@ -61,7 +64,6 @@ def test_an_invalid_setting_is_refused_before_any_data_with_its_range(setting, o
     name = setting.partition("=")[0]
     assert err.startswith(f"Invalid run setting: {name}=") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    import re
     assert re.search(INVALID_SETTINGS[setting], err), err
     written = [path for path in outputs.rglob("*") if path.is_file()]
     assert written == [], f"an invalid run wrote {written}"
@@ -109,8 +111,7 @@ def test_every_recorded_run_has_a_valid_config():
 
 # --- checkpoints identify their run ---------------------------------------------------------
 
-requires_mnist = pytest.mark.skipif(not (Path(__import__("stn_course.utils").utils.data_root()) / "MNIST").exists(),
-                                    reason="needs MNIST under the data root")
+requires_mnist = pytest.mark.skipif(not (data_root() / "MNIST").exists(), reason="needs MNIST under the data root")
 
 
 @pytest.fixture
@@ -233,30 +234,21 @@ def fake_cifar10(monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
 
 
-def _no_warnings():
-    import warnings
-
-    catcher = warnings.catch_warnings()
-    catcher.__enter__()
-    warnings.simplefilter("error")
-    return catcher
-
-
 def test_a_cifar_training_cache_copied_over_the_test_cache_is_detected_and_rebuilt(cache, tmp_path, fake_cifar10):
     from stn_course.data import CacheWarning, load_cifar10
 
-    catcher = _no_warnings()  # normal operation: building and reading caches warns nothing
-    assert load_cifar10(train=True, root=tmp_path).images.unique().tolist() == [1]
-    assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
-    assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
-    catcher.__exit__(None, None, None)
+    with warnings.catch_warnings():  # normal operation: building and reading caches warns nothing
+        warnings.simplefilter("error")
+        assert load_cifar10(train=True, root=tmp_path).images.unique().tolist() == [1]
+        assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
+        assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
     train_file, test_file = (next(cache.glob(f"cifar10-*-{split}-all*.pt")) for split in ("train", "test"))
     test_file.write_bytes(train_file.read_bytes())
     with pytest.warns(CacheWarning, match=rf"{test_file} holds .*'split': 'train'.*rebuilding it"):
         assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]
-    catcher = _no_warnings()
-    assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]  # rebuilt for good
-    catcher.__exit__(None, None, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_cifar10(train=False, root=tmp_path).images.unique().tolist() == [2]  # rebuilt for good
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "random", "bare tensor"])
@@ -304,7 +296,6 @@ def test_a_distorted_test_cache_of_another_seed_is_detected(cache):
 def mnist_copy(tmp_path):
     """A data root whose MNIST files link to the real ones (never modified)."""
     from stn_course.data import MNIST_RAW_FILES
-    from stn_course.utils import data_root
 
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
