@@ -9,7 +9,6 @@ import math
 import re
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
