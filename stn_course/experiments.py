@@ -17,10 +17,11 @@ from torch import nn
 
 from .analysis import collect_errors, error_summary
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
-from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
-from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
 from .errors import CourseError
+from .models import count_parameters
+from .registry import MODEL_NAMES, build_classifier
 from .runlock import run_lock
+from .train import History, TransformerRecorder, fit, load_checkpoint, parameter_groups, print_log, save_checkpoint
 from .validation import Allowed, InvalidSettingError, check_settings
 from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
                     repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)

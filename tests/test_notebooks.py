@@ -18,8 +18,13 @@ def _source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
+def test_the_notebooks_are_numbered_from_00_without_gaps_and_listed_in_order_in_the_readme():
+    names = [path.name for path in NOTEBOOKS]
+    assert [name[:2] for name in names] == [f"{number:02d}" for number in range(len(names))]
+    readme = (repo_root() / "README.md").read_text()
+    table = re.findall(r"^\| (\d\d) \| \[`notebooks/([^`]+)`\]", readme, flags=re.MULTILINE)
+    assert table == [(name[:2], name) for name in names]
+    assert len(names) >= 6, "the course's notebooks 00 to 05 at least"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
