@@ -22,6 +22,7 @@ from .models import count_parameters
 from .registry import MODEL_NAMES, build_classifier
 from .runlock import run_lock
 from .train import History, TransformerRecorder, fit, load_checkpoint, parameter_groups, print_log, save_checkpoint
+from .validation import Allowed, InvalidSettingError, check_settings
 from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
                     repo_root, repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
 
@@ -104,6 +105,20 @@ class RunConfig:
     variant: str = ""  # a named change to the default recipe (see VARIANTS)
     quick: bool = False  # shrunk for quick (test) mode by quick_config; its limits then name nothing
 
+    def __post_init__(self) -> None:
+        """Check every field against :data:`CONFIG_RULES` (raises
+        :class:`~stn_course.validation.InvalidSettingError`, a CourseError and ValueError):
+        an invalid setting fails here, before any data is loaded, never after an epoch."""
+        check_settings({field.name: getattr(self, field.name) for field in fields(self)}, CONFIG_RULES,
+                       owner="run setting")
+        # settings that would be ignored must not name a run as if they changed it
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise InvalidSettingError(f"Invalid run setting: momentum and nesterov apply to optimizer 'sgd' only; "
+                                      f"with optimizer {self.optimizer!r} set momentum=0 and nesterov=false.")
+        if self.nesterov and self.momentum == 0:
+            raise InvalidSettingError("Invalid run setting: nesterov=true needs momentum > 0 "
+                                      "(Nesterov momentum without momentum is meaningless; torch refuses it).")
+
     @property
     def name(self) -> str:
         """``<dataset>_<model>_e<epochs>_s<seed>`` and, unless it is the default, ``_<recipe>``."""
@@ -139,6 +154,42 @@ class RunConfig:
         for name, value in self.changes.items():
             parts += ["--set", f"{name}={_format_setting(value)}"]
         return shlex.join(parts)
+
+
+OPTIMIZERS = ("adamw", "sgd")
+#: see :func:`make_scheduler`
+SCHEDULES = ("onecycle", "constant", "final-drop")
+
+#: The values each RunConfig field may take, checked when a config is built. Bounds that are
+#: not obvious: a negative max_grad_norm reverses the gradients and 0 stops learning; label
+#: smoothing 1 is a uniform target; dropout 1 drops everything; seeds seed NumPy (< 2**32).
+CONFIG_RULES: dict[str, Allowed] = {
+    "dataset": Allowed(str, choices=lambda: sorted(DATASETS)),
+    "model": Allowed(str, choices=lambda: MODEL_NAMES),
+    "epochs": Allowed(int, low=1),
+    "batch_size": Allowed(int, low=1),
+    "optimizer": Allowed(str, choices=lambda: OPTIMIZERS),
+    "lr": Allowed(float, low=0, low_open=True),
+    "momentum": Allowed(float, low=0, high=1, high_open=True),
+    "nesterov": Allowed(bool),
+    "schedule": Allowed(str, choices=lambda: SCHEDULES),
+    "localisation_lr_scale": Allowed(float, low=0),
+    "weight_decay": Allowed(float, low=0),
+    "max_grad_norm": Allowed(float, low=0, low_open=True, optional=True, none_means="no clipping"),
+    "label_smoothing": Allowed(float, low=0, high=1, high_open=True),
+    "augment": Allowed(bool),
+    "channels_last": Allowed(bool),
+    "window": Allowed(int, low=1, optional=True, none_means="the model's default"),
+    "dropout": Allowed(float, low=0, high=1, high_open=True),
+    "batchnorm": Allowed(bool),
+    "amp": Allowed(bool, optional=True, none_means="on CUDA only"),
+    "log_interval": Allowed(int, low=1),
+    "seed": Allowed(int, low=0, high=2**32, high_open=True),
+    "train_limit": Allowed(int, low=1, optional=True, none_means="the whole training set"),
+    "test_limit": Allowed(int, low=1, optional=True, none_means="the whole test set"),
+    "variant": Allowed(str, choices=lambda: ["", *sorted(VARIANTS)]),
+    "quick": Allowed(bool),
+}
 
 
 #: RunConfig fields that never enter a run's recipe label: the name spells out the run's
@@ -279,6 +330,10 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
     device = device or get_device()
     set_seed(config.seed)
     splits = DATASETS[config.dataset](config.train_limit, config.test_limit, config.seed)
+    for split, images in (("training", splits.train), ("test", splits.test)):
+        if len(images) == 0:  # caught here, not by a division by zero after a whole epoch
+            raise CourseError(f"The {split} set of {config.dataset} ({images.name}) holds no images: "
+                              f"nothing to train or test on.")
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
     model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
                              num_classes=len(splits.train.classes), window=config.window,
@@ -350,8 +405,24 @@ def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Ex
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, **{"amp": config.amp, **fit_options})
+        seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
     return experiment
+
+
+#: fields that change no weight (the log interval), left out of a checkpoint's identity
+IDENTITY_IGNORED = frozenset({"log_interval"})
+#: also left out when a shipped (full) run stands in for a quick one, which shrinks only these
+SHIPPED_IDENTITY_IGNORED = IDENTITY_IGNORED | {"quick", "train_limit", "test_limit"}
+
+
+def run_identity(config: RunConfig, shipped: bool = False) -> dict:
+    """What a checkpoint of ``config`` records, and is checked against when loaded
+    (:func:`stn_course.train.load_checkpoint`): the run's name and every field that changes
+    its weights. ``shipped``: the identity a shipped checkpoint must match, which a quick run
+    (shrunk limits) loads in place of training."""
+    ignored = SHIPPED_IDENTITY_IGNORED if shipped else IDENTITY_IGNORED
+    return {"name": config.name,
+            "config": {key: value for key, value in asdict(config).items() if key not in ignored}}
 
 
 def find_result(name: str) -> Path | None:
@@ -399,7 +470,7 @@ def ship_checkpoint(experiment: Experiment) -> Path:
     weights = {key: value.half() if value.is_floating_point() else value
                for key, value in experiment.model.state_dict().items()}
     save_checkpoint(path, {"model": weights, "history": experiment.history.as_dict(),
-                           "config": asdict(experiment.config)})
+                           "config": asdict(experiment.config)}, run=run_identity(experiment.config, shipped=True))
     return path
 
 
@@ -430,7 +501,7 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
         return False
     if not shipped.exists() and not fetch_shipped_checkpoint(name):
         return False
-    state = load_checkpoint(shipped)
+    state = load_checkpoint(shipped, run=run_identity(experiment.config, shipped=True))
     model = experiment.model
     device = next(model.parameters()).device
     model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
@@ -476,7 +547,7 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     if load_shipped_checkpoint(experiment):
         return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
-    state = load_checkpoint(path) if path.exists() else None
+    state = load_checkpoint(path, run=run_identity(config)) if path.exists() else None
     if state is None or state["epoch"] < config.epochs:
         raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])
