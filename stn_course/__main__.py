@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # annotations only: importing these at run time would import torch
     import torch
 
-    from .experiments import RunConfig
+    from .recipes import RunConfig
 
 #: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     from dataclasses import replace
 
-    from .experiments import default_config, parse_setting
+    from .recipes import default_config, parse_setting
     from .utils import get_device, is_quick
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())

@@ -18,7 +18,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .experiments import FINAL_DROP_AT, RunConfig, recipe_config, recipe_parts
+from .recipes import FINAL_DROP_AT, RunConfig, recipe_config, recipe_parts
 from .utils import repo_root
 
 

@@ -1,6 +1,6 @@
 """Allowed values of settings, checked when a setting is made, with one clear message.
 
-A run's settings (:class:`stn_course.experiments.RunConfig`) are checked when the config is
+A run's settings (:class:`stn_course.recipes.RunConfig`) are checked when the config is
 built, before any data is loaded: a negative ``max_grad_norm`` would reverse the gradients
 and ``test_limit=0`` would fail only after a whole epoch, so neither may reach training.
 """
