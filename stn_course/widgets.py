@@ -103,28 +103,8 @@ class ThetaExplorer(widgets.VBox):
         self.output_image: Optional[np.ndarray] = None
         self.corners: Optional[np.ndarray] = None
 
-        style = {"description_width": "90px"}
-        wide = widgets.Layout(width="360px")
-        self.sliders: Dict[str, widgets.FloatSlider] = {}
-        for name, (desc, lo, hi, step, default, css) in SLIDERS.items():
-            s = widgets.FloatSlider(value=default, min=lo, max=hi, step=step, description=desc,
-                                    continuous_update=True, readout_format=".2f", style=style,
-                                    layout=wide)
-            s.add_class(css)
-            s.observe(self._on_param_change, names="value")
-            self.sliders[name] = s
-
-        self.raw_fields: Dict[str, widgets.FloatText] = {}
-        for i in range(2):
-            for j in range(3):
-                key = f"{i}{j}"
-                f = widgets.FloatText(value=float(self._theta[i, j]), step=0.05,
-                                      description=f"θ[{i},{j}]", style={"description_width": "45px"},
-                                      layout=widgets.Layout(width="150px"))
-                f.add_class(f"stn-theta-{key}")
-                f.observe(self._on_raw_change, names="value")
-                self.raw_fields[key] = f
-
+        self.sliders = self._make_sliders()
+        self.raw_fields = self._make_raw_fields()
         self.mode = widgets.ToggleButtons(options=[PARAMETERS_MODE, RAW_MODE], value=PARAMETERS_MODE,
                                           tooltips=["angle, scales, shear, translation", "the six entries of θ"],
                                           style={"button_width": "100px"})
@@ -153,6 +133,41 @@ class ThetaExplorer(widgets.VBox):
         self.message = widgets.HTML()
         self.message.add_class("stn-message")
 
+        super().__init__(self._layout())
+        self.add_class("stn-theta-explorer")
+        self._render()
+
+    # -- controls --------------------------------------------------------------
+    def _make_sliders(self) -> Dict[str, widgets.FloatSlider]:
+        """One FloatSlider per parameter of SLIDERS, each with its CSS class."""
+        style = {"description_width": "90px"}
+        wide = widgets.Layout(width="360px")
+        sliders: Dict[str, widgets.FloatSlider] = {}
+        for name, (desc, lo, hi, step, default, css) in SLIDERS.items():
+            s = widgets.FloatSlider(value=default, min=lo, max=hi, step=step, description=desc,
+                                    continuous_update=True, readout_format=".2f", style=style,
+                                    layout=wide)
+            s.add_class(css)
+            s.observe(self._on_param_change, names="value")
+            sliders[name] = s
+        return sliders
+
+    def _make_raw_fields(self) -> Dict[str, widgets.FloatText]:
+        """Six number fields ``"00"`` ... ``"12"`` for the raw entries of θ."""
+        fields: Dict[str, widgets.FloatText] = {}
+        for i in range(2):
+            for j in range(3):
+                key = f"{i}{j}"
+                f = widgets.FloatText(value=float(self._theta[i, j]), step=0.05,
+                                      description=f"θ[{i},{j}]", style={"description_width": "45px"},
+                                      layout=widgets.Layout(width="150px"))
+                f.add_class(f"stn-theta-{key}")
+                f.observe(self._on_raw_change, names="value")
+                fields[key] = f
+        return fields
+
+    def _layout(self) -> list:
+        """The explorer's rows: settings, sliders (or raw fields), label, view, message."""
         s = self.sliders
         self.param_box = widgets.HBox([
             widgets.VBox([s["angle"], s["scale_x"], s["scale_y"]]),
@@ -164,9 +179,7 @@ class ThetaExplorer(widgets.VBox):
         ], layout=widgets.Layout(display="none"))
         settings = widgets.HBox([self.mode, self.align_corners_box, self.padding, self.reset_button],
                                 layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([settings, self.param_box, self.raw_box, self.label, self.view, self.message])
-        self.add_class("stn-theta-explorer")
-        self._render()
+        return [settings, self.param_box, self.raw_box, self.label, self.view, self.message]
 
     # -- state ---------------------------------------------------------------
     @property
