@@ -590,7 +590,8 @@ def grid_sample(
         input: ``(N, C, H_in, W_in)`` float array.
         grid: ``(N, H_out, W_out, 2)`` float array of normalised ``(x, y)``; -1 and +1 are
             the corner pixel centres (``align_corners=True``) or the outer edges of the
-            corner pixels (``False``). It is cast to the dtype of ``input``.
+            corner pixels (``False``). It is cast to the dtype of ``input``. Huge, infinite
+            and NaN coordinates are allowed (see the module docstring); N may be 0.
         mode: ``"bilinear"`` (weighted mean of the 4 neighbours) or ``"nearest"`` (the
             nearest pixel; exact halves round to even, like PyTorch and ``np.rint``).
         padding_mode: what is read outside the image: ``"zeros"``, ``"border"`` (the
