@@ -158,12 +158,16 @@ def rerun_check_cell(page) -> str:
     """Re-run the cell that prints ``explorer.theta`` and return its new output text."""
     cell = page.locator(".jp-CodeCell", has_text="explorer theta:").first
     old = cell.locator(".jp-OutputArea").inner_text()
+    # the notebook's own run already printed the quarter turn, so the text may come back the
+    # same: wait for a new execution count instead
+    old_prompt = cell.locator(".jp-InputPrompt").inner_text()
     cell.locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+Enter")
     deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:
+        prompt = cell.locator(".jp-InputPrompt").inner_text()
         text = cell.locator(".jp-OutputArea").inner_text()
-        if text != old and "explorer theta:" in text and "turned 90°" in text:
+        if prompt not in (old_prompt, "[*]:") and "explorer theta:" in text and "turned 90°" in text:
             return text
         page.wait_for_timeout(100)
     raise AssertionError(f"re-running the check cell gave no new output: {old!r}")
