@@ -25,7 +25,8 @@ from torch import nn
 
 TRANSFORMS = ("affine", "projective", "tps")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
+               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
+               "gtsrb-cnn", "gtsrb-st-cnn")
 
 
 class Normalize(nn.Module):
@@ -398,6 +399,9 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
             raise ValueError(f"window is an option of the ST-CNNs (st-cnn-aff, -proj, -tps), not of {name!r}")
         if not 4 <= window <= min(input_shape[-2:]):
             raise ValueError(f"window must be between 4 and the input's side {min(input_shape[-2:])}, got {window}")
+    if name.startswith("gtsrb-"):  # traffic signs (GTSRB): stn_course.traffic_sign_models
+        from .traffic_sign_models import build_traffic_sign_model
+        return build_traffic_sign_model(name, input_shape, num_classes)
     if name == "cnn":
         return ConvClassifier(input_shape, mean, std, num_classes=num_classes, dropout=dropout, batchnorm=batchnorm)
     if name == "st-series":
