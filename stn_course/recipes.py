@@ -49,6 +49,14 @@ def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> Data
                          train_augment=random_crop_flip)
 
 
+def _gtsrb(validation: bool) -> Callable[[int | None, int | None, int], DatasetSplits]:
+    def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+        from .data import gtsrb_splits, random_affine
+
+        return DatasetSplits(*gtsrb_splits(validation, train_limit, test_limit), train_augment=random_affine)
+    return load
+
+
 #: dataset name → loader(train_limit, test_limit, seed)
 DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "mnist": _mnist,
@@ -59,6 +67,8 @@ DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "clutter-mnist": _distorted_mnist("clutter"),
     "two-digit-mnist": _two_digit_mnist,
     "cifar10": _cifar10,
+    "gtsrb": _gtsrb(validation=False),  # traffic signs, tested on the official test set
+    "gtsrb-val": _gtsrb(validation=True),  # tested on held-out training tracks (choosing recipes)
 }
 
 
@@ -289,6 +299,8 @@ def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant:
     elif model in ("cifar-resnet", "cifar-st-resnet"):
         config = replace(config, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
                          weight_decay=5e-4, label_smoothing=0.1, channels_last=True, log_interval=100)
+    elif model.startswith("gtsrb-"):  # traffic signs: the default recipe, logged 3 times an epoch
+        config = replace(config, log_interval=100)
     if variant:
         config = replace(config, **VARIANTS[variant], variant=variant)
     return config
