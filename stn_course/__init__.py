@@ -2,8 +2,9 @@
 
 Modules follow the course's ideas: ``utils`` (seeds, device, paths, run mode), ``data``
 (datasets as tensors), ``sampler`` (the NumPy reference grid generator and sampler),
-``models`` (spatial transformers and classifiers), ``distortions`` (distorted MNIST),
-``train`` (one training loop), ``experiments`` (named runs, results files, the command
+``models`` (spatial transformers and classifiers), ``cifar_models`` (the CIFAR-10
+networks), ``registry`` (every classifier by name), ``inspection`` (looking inside a trained
+model), ``distortions`` (distorted MNIST), ``train`` (one training loop), ``experiments`` (named runs, results files, the command
 line's work), ``plot`` and ``widgets`` (figures and the θ explorer).
 """
 __version__ = "0.1.0"

@@ -11,7 +11,8 @@ rerun the same command to resume after an interruption) and writes its result,
 <data root>/stn_course_output/results), outside the repository; --record writes it to the
 course's results/ instead. The recipe label names the variant and every setting changed with
 --set (e.g. _window-28_amp=true). `errors` takes the same options as `train`, loads the
-finished run and writes errors_<run>.json (see stn_course.analysis).
+finished run and writes errors_<run>.json (see stn_course.analysis). `record-evolution`
+records the transformer learning that notebook 05 animates (see stn_course.recording).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # annotations only: importing these at run time would import 
 
 #: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
-#: models.MODEL_NAMES and experiments.VARIANTS.
+#: registry.MODEL_NAMES and experiments.VARIANTS.
 DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
                  "rts-mnist", "two-digit-mnist")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (default: the message alone)")
     parser = argparse.ArgumentParser(prog="python -m stn_course", description=__doc__,
                                      formatter_class=_HelpFormatter, parents=[common])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,errors,report}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,errors,report,record-evolution}")
     train = commands.add_parser("train", help="train one model (or load it if finished) and save its result",
                                 description="Train one run, resuming its checkpoint; a finished run is loaded.",
                                 formatter_class=_HelpFormatter, parents=[common])
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Load a finished run and save its errors on the test set.",
                                  formatter_class=_HelpFormatter, parents=[common])
     _add_run_arguments(errors)
+    evolution = commands.add_parser(
+        "record-evolution", help="train one RTS epoch from scratch and save the θ history that notebook 05 "
+        "animates (minutes on a CPU)", formatter_class=_HelpFormatter, parents=[common])
+    evolution.add_argument("--record", action="store_true",
+                           help="write the shipped file in checkpoints/ and its record in results/ (maintainers)")
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json",
                                  description="Print the course's results table from results/*.json.",
                                  formatter_class=_HelpFormatter, parents=[common])
@@ -120,6 +126,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(results_table())
         if args.update_readme:
             update_readme_results()
+        return 0
+    if args.command == "record-evolution":
+        from .recording import record_evolution
+
+        print("Recorded:", record_evolution(record=args.record))
         return 0
     from dataclasses import replace
 

@@ -17,12 +17,13 @@ from torch import nn
 
 from .analysis import collect_errors, error_summary
 from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
-from .models import MODEL_NAMES, build_classifier, count_parameters, parameter_groups
-from .train import History, TransformerRecorder, fit, load_checkpoint, print_log, save_checkpoint
 from .errors import CourseError
+from .models import count_parameters
+from .registry import MODEL_NAMES, build_classifier
 from .runlock import run_lock
+from .train import History, TransformerRecorder, fit, load_checkpoint, parameter_groups, print_log, save_checkpoint
 from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
-                    repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
+                    repo_root, repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
 
 
 @dataclass(frozen=True)
@@ -435,7 +436,9 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
     model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
                            for key, value in state["model"].items()})
     experiment.history = History(**state["history"])
-    print(f"Loaded the trained model shipped with the course, {shipped}: {describe_finished_run(name, experiment.history)}."
+    # relative inside the repository: notebooks store this line, and it must not name the reader's folders
+    shown = shipped.relative_to(repo_root()) if shipped.is_relative_to(repo_root()) else shipped
+    print(f"Loaded the trained model shipped with the course, {shown}: {describe_finished_run(name, experiment.history)}."
           f"\nTo train it yourself instead, pass use_shipped=False (command line: --no-shipped).")
     return True
 

@@ -17,7 +17,6 @@ Conventions
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Sequence
 
 import torch
@@ -25,10 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .geometry import affine_grid, projective_grid, tps_control_points, tps_grid, tps_system_inverse
+from .utils import evaluating
 
 TRANSFORMS = ("affine", "projective", "tps")
-MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
 
 
 class Normalize(nn.Module):
@@ -297,55 +295,20 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
-                     std: Sequence[float], num_classes: int = 10, window: int | None = None,
-                     dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
-    """Models by name: ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"``; two
-    transformers in series (``"st-series"``) or in parallel (``"st-parallel"``, for
-    two-digit MNIST); the PyTorch STN tutorial's network (``"tutorial-stn"``); the CIFAR-10 networks of the course material, ``"cifar-net-a"``,
-    ``"cifar-net-b"``; and the course's strong CIFAR-10 model with and without its
-    transformer, ``"cifar-st-resnet"``, ``"cifar-resnet"`` (:class:`CifarResNet`).
+def st_cnn(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float], num_classes: int = 10, *,
+           transform: str = "affine", window: int | None = None, dropout: float = 0.0,
+           batchnorm: bool = False) -> STClassifier:
+    """The paper's ST-CNN: a :class:`SpatialTransformer` (``transform``, with
+    :func:`localisation_net`) in front of a :class:`ConvClassifier`.
 
-    The ST-CNNs use a slightly narrower hidden layer than the CNN so that both have
-    about the same number of parameters, as in the paper. Their transformer's output is
-    ``window`` x ``window`` pixels if given (attention: the classifier behind it sees a
-    smaller image), else :func:`attention_window`'s choice for the input. Two options of the
-    CNN and the ST-CNNs' classifier: ``dropout`` drops hidden units of its fully connected layer
-    while training; ``batchnorm`` normalises after each convolution.
+    The classifier's hidden layer is slightly narrower than the CNN's so that the whole
+    ST-CNN has about the baseline CNN's number of parameters, as in the paper. The
+    transformer's output is ``window`` x ``window`` pixels if given (attention: the
+    classifier behind it sees a smaller image), else :func:`attention_window`'s choice.
+    ``dropout`` and ``batchnorm`` are the classifier's (see :class:`ConvClassifier`).
     """
-    for option, value in (("dropout", dropout), ("batchnorm", batchnorm)):
-        if value and name != "cnn" and not name.startswith("st-cnn-"):
-            raise ValueError(f"{option} is an option of the CNN and the ST-CNNs, not of {name!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if window is not None:
-        if not name.startswith("st-cnn-"):
-            raise ValueError(f"window is an option of the ST-CNNs (st-cnn-aff, -proj, -tps), not of {name!r}")
-        if not 4 <= window <= min(input_shape[-2:]):
-            raise ValueError(f"window must be between 4 and the input's side {min(input_shape[-2:])}, got {window}")
-    if name == "cnn":
-        return ConvClassifier(input_shape, mean, std, num_classes=num_classes, dropout=dropout, batchnorm=batchnorm)
-    if name == "st-series":
-        return SeriesSTClassifier(input_shape, mean, std, num_classes=num_classes)
-    if name == "st-parallel":
-        if num_classes != 100:
-            raise ValueError(f"st-parallel reads two digits: it needs the 100 classes of two-digit-mnist, got {num_classes}")
-        return ParallelSTClassifier(input_shape, mean, std)
-    if name == "tutorial-stn":
-        if len(input_shape) != 3 or input_shape[0] != 1:
-            raise ValueError(f"tutorial-stn takes (1, H, W) MNIST images, got {tuple(input_shape)}")
-        return TutorialSTNet(mean, std, num_classes=num_classes, input_shape=input_shape)
-    cifar_nets = {"cifar-net-a": CifarNetA, "cifar-net-b": CifarNetB,
-                  "cifar-resnet": partial(CifarResNet, transformer=False),
-                  "cifar-st-resnet": partial(CifarResNet, transformer=True)}
-    if name in cifar_nets:
-        if tuple(input_shape) != (3, 32, 32):
-            raise ValueError(f"{name} takes (3, 32, 32) CIFAR-10 images, got {tuple(input_shape)}")
-        return cifar_nets[name](mean, std, num_classes=num_classes)
-    transforms = {"st-cnn-aff": "affine", "st-cnn-proj": "projective", "st-cnn-tps": "tps"}
-    if name not in transforms:
-        raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
-    transform = transforms[name]
+    if window is not None and not 4 <= window <= min(input_shape[-2:]):
+        raise ValueError(f"window must be between 4 and the input's side {min(input_shape[-2:])}, got {window}")
     params = {"affine": 6, "projective": 8, "tps": 32}[transform]
     out_size = (window, window) if window is not None else attention_window(input_shape)
     transformer = SpatialTransformer(localisation_net(input_shape, params), transform=transform, out_size=out_size)
@@ -397,16 +360,13 @@ def model_summary(model: nn.Module, input_shape: Sequence[int]) -> str:
 
     shown = [m for m in model.modules() if not list(m.children()) or isinstance(m, SpatialTransformer)]
     handles = [m.register_forward_hook(record) for m in shown]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             device = next(model.parameters()).device
             model(torch.zeros(1, *input_shape, device=device))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     widths = [max(len(str(row[i])) for row in rows + [("layer", "type", "output shape", "parameters")])
               for i in range(3)]
     lines = [f"{'layer':<{widths[0]}}  {'type':<{widths[1]}}  {'output shape':<{widths[2]}}  {'parameters':>10}"]
@@ -423,19 +383,6 @@ def transformer_of(model: nn.Module) -> SpatialTransformer | None:
     return next((m for m in model.modules() if isinstance(m, SpatialTransformer)), None)
 
 
-def parameter_groups(model: nn.Module, lr: float, localisation_lr_scale: float = 0.1) -> list[dict]:
-    """Optimizer parameter groups: localisation networks train ``localisation_lr_scale``
-    times slower than the rest, which keeps θ from blowing up early in training."""
-    loc_ids = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer)
-               for p in m.localisation.parameters()}
-    loc = [p for p in model.parameters() if id(p) in loc_ids]
-    rest = [p for p in model.parameters() if id(p) not in loc_ids]
-    groups = [{"params": rest, "lr": lr, "name": "classifier"}]
-    if loc:
-        groups.append({"params": loc, "lr": lr * localisation_lr_scale, "name": "localisation"})
-    return groups
-
-
 class TutorialSTNet(nn.Module):
     """The network of the PyTorch STN tutorial (MNIST), layer for layer, with one change:
     it normalises *after* its transformer (the tutorial samples normalised images,
@@ -444,7 +391,7 @@ class TutorialSTNet(nn.Module):
     Localisation: conv 8@7 → pool → ReLU → conv 10@5 → pool → ReLU → FC 32 → ReLU → FC 6;
     classifier: conv 10@5 → pool → ReLU → conv 20@5 → Dropout2d → pool → ReLU → FC 50 →
     ReLU → dropout → FC 10. Input ``(N, 1, 28, 28)`` in [0, 1]. The keyword arguments
-    change the widths and the input (see :class:`CifarNetA`).
+    change the widths and the input (see :class:`stn_course.cifar_models.CifarNetA`).
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10, *,
@@ -473,215 +420,3 @@ class TutorialSTNet(nn.Module):
         x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
         x = F.dropout(F.relu(self.fc1(x.flatten(1))), training=self.training)
         return self.fc2(x)
-
-
-class CifarNetA(TutorialSTNet):
-    """Net A of the course material (reached 60% on CIFAR-10 after 50 epochs): the tutorial's
-    network widened for colour images.
-
-    STN on the input (localisation: conv 16@7 → pool → ReLU → conv 32@5 → pool → ReLU →
-    FC 64 → FC 6), then conv 8@5 → pool → ReLU → conv 16@5 → Dropout2d → pool → ReLU →
-    FC 1024 → ReLU → dropout → FC 10. Input ``(N, 3, 32, 32)`` in [0, 1].
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10) -> None:
-        super().__init__(mean, std, num_classes, input_shape=(3, 32, 32), localisation_channels=(16, 32),
-                         localisation_hidden=64, channels=(8, 16), hidden=1024)
-
-
-class CifarNetB(nn.Module):
-    """Net B of the course material (reached 65% on CIFAR-10 after 50 epochs; 802,492 parameters).
-
-    STN on the input (localisation: conv 64@7 → pool → ReLU → conv 128@5 → pool → ReLU →
-    FC 256 → ReLU → FC 6), then a LeNet: conv 6@5 → pool → conv 16@5 → pool → FC 120 →
-    FC 84 → FC 10, with ReLUs. Input ``(N, 3, 32, 32)`` in [0, 1].
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10) -> None:
-        super().__init__()
-        localisation = nn.Sequential(
-            nn.Conv2d(3, 64, 7), nn.MaxPool2d(2), nn.ReLU(True),
-            nn.Conv2d(64, 128, 5), nn.MaxPool2d(2), nn.ReLU(True),
-            nn.Flatten(), nn.Linear(2048, 256), nn.ReLU(True), nn.Linear(256, 6),
-        )
-        self.transformer = SpatialTransformer(localisation, "affine", align_corners=False)
-        self.classifier = nn.Sequential(
-            Normalize(mean, std),
-            nn.Conv2d(3, 6, 5), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(400, 120), nn.ReLU(True),
-            nn.Linear(120, 84), nn.ReLU(True), nn.Linear(84, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.transformer(x))
-
-
-def conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 convolution (same size, no bias) → batch norm → ReLU."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
-
-
-class Residual(nn.Module):
-    """``x + block(x)``."""
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.block = block
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
-
-
-def cifar_localisation_net() -> nn.Sequential:
-    """A small localisation network for ``(N, 3, 32, 32)`` images: it looks at a 16x16
-    average-pooled copy (where the object is needs no fine detail), so it costs under 1%
-    of the classifier's multiply-adds (a test checks). Output: affine θ ``(N, 6)``."""
-    return nn.Sequential(
-        nn.AvgPool2d(2),
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(inplace=True), nn.Linear(64, 6),
-    )
-
-
-class CifarResNet(nn.Module):
-    """The course's strong CIFAR-10 model: a ResNet-9-style network (after the DAWNBench
-    entry by Myrtle.ai), optionally behind a spatial transformer on the input.
-
-    [transformer] → normalise → conv w → conv 2w, pool → residual(2 convs 2w) →
-    conv 4w, pool → conv 8w, pool → residual(2 convs 8w) → global max-pool → FC classes
-    → times 1/8, each conv 3x3 + batch norm + ReLU. Input ``(N, 3, 32, 32)`` in [0, 1].
-
-    Args:
-        mean, std: per-channel statistics (normalisation comes after the transformer).
-        width: channels of the first convolution (w); 64 is the original, 32 a quarter
-            of its cost, sized for a 2-core CPU.
-        transformer: put an affine :class:`SpatialTransformer` (zero padding,
-            ``align_corners=False``) with :func:`cifar_localisation_net` in front.
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], num_classes: int = 10,
-                 width: int = 32, transformer: bool = True) -> None:
-        super().__init__()
-        self.transformer = SpatialTransformer(cifar_localisation_net(), "affine", align_corners=False) \
-            if transformer else None
-        w = width
-        self.normalize = Normalize(mean, std)
-        self.features = nn.Sequential(
-            conv_bn(3, w),
-            conv_bn(w, 2 * w), nn.MaxPool2d(2),
-            Residual(nn.Sequential(conv_bn(2 * w, 2 * w), conv_bn(2 * w, 2 * w))),
-            conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),
-            conv_bn(4 * w, 8 * w), nn.MaxPool2d(2),
-            Residual(nn.Sequential(conv_bn(8 * w, 8 * w), conv_bn(8 * w, 8 * w))),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
-        )
-        self.head = nn.Linear(8 * w, num_classes)
-        # As in the original: logits scaled by 1/8 keep the first steps at a high learning rate stable.
-        self.logit_scale = 0.125
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.transformer is not None:
-            x = self.transformer(x)
-        return self.head(self.features(self.normalize(x))) * self.logit_scale
-
-
-@torch.no_grad()
-def apply_transformer(model: nn.Module, images: torch.Tensor,
-                      transformer: SpatialTransformer | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run one spatial transformer of ``model`` (default: its first) on ``images`` ``(N, C, H, W)``.
-
-    Returns ``(outputs (N, C, Ho, Wo), params (N, P), grids (N, Ho, Wo, 2))`` on the CPU,
-    in eval mode, e.g. for plotting what a trained transformer does.
-    """
-    transformer = transformer or transformer_of(model)
-    if transformer is None:
-        raise ValueError("model has no SpatialTransformer")
-    was_training = transformer.training
-    transformer.eval()
-    device = next(transformer.parameters()).device
-    outputs, params, grids = transformer.transform_input(images.to(device))
-    transformer.train(was_training)
-    return outputs.cpu(), params.cpu(), grids.cpu()
-
-
-@torch.no_grad()
-def series_regions(model: SeriesSTClassifier, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Where each of two transformers in series reads the *input* ``(N, C, H, W)``.
-
-    Returns ``(first_output, first_grid, second_view, second_grid)``: the input
-    transformer's output and grid, and, for the feature-map transformer, its θ composed
-    with the first (:func:`compose_affine`) as a grid on the input, with the input sampled
-    there (what its feature samples correspond to). All on the CPU.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    images = images.to(device)
-    first_output, first_params, first_grid = model.input_transformer.transform_input(images)
-    features = model.conv1(model.normalize(first_output))
-    _, second_params, _ = model.feature_transformer.transform_input(features)
-    composed = compose_affine(first_params.view(-1, 2, 3), second_params.view(-1, 2, 3))
-    second_grid = F.affine_grid(composed, list(images.shape), align_corners=model.feature_transformer.align_corners)
-    second_view = F.grid_sample(images, second_grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=model.feature_transformer.align_corners)
-    model.train(was_training)
-    return first_output.cpu(), first_grid.cpu(), second_view.cpu(), second_grid.cpu()
-
-
-def last_classifier_conv(model: nn.Module) -> nn.Conv2d:
-    """The last ``nn.Conv2d`` of ``model`` outside any localisation network (Grad-CAM's layer)."""
-    inside_localisation = {id(m) for st in model.modules() if isinstance(st, SpatialTransformer)
-                           for m in st.localisation.modules()}
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in inside_localisation]
-    if not convs:
-        raise ValueError("model has no convolution outside its localisation networks")
-    return convs[-1]
-
-
-def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = None,
-             target: torch.Tensor | None = None) -> torch.Tensor:
-    """Grad-CAM heat maps (Selvaraju et al., 2017): where ``layer`` looks for the class.
-
-    Args:
-        model: a classifier returning logits.
-        images: ``(N, C, H, W)``.
-        layer: a convolution of the model (default :func:`last_classifier_conv`). For an
-            ST-CNN that layer sees the *transformed* image, so the map is in its coordinates.
-        target: classes ``(N,)`` to explain; default the predicted ones.
-    Returns:
-        ``(N, H_l, W_l)`` maps in [0, 1] at the layer's resolution, on the CPU.
-    """
-    layer = layer or last_classifier_conv(model)
-    captured: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda module, inputs, output: captured.append(output))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            logits = model(images)
-            target = logits.argmax(1) if target is None else target.to(logits.device)
-            score = logits.gather(1, target.view(-1, 1)).sum()
-            activations = captured[-1]
-            gradients, = torch.autograd.grad(score, activations)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    weights = gradients.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * activations).sum(dim=1)).detach()
-    peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12).view(-1, 1, 1)
-    return (cam / peak).cpu()
-
-
-def decomposed_theta(model: nn.Module, images: torch.Tensor) -> dict:
-    """The affine θ the model's transformer predicts for ``images``, decomposed into angle
-    (degrees), scale, shear and translation (:func:`stn_course.sampler.params_from_theta`)."""
-    from .sampler import params_from_theta
-
-    transformer = transformer_of(model)
-    if transformer is None or transformer.transform != "affine":
-        raise ValueError("decomposed_theta needs a model with an affine SpatialTransformer")
-    _, params, _ = apply_transformer(model, images)
-    return params_from_theta(params.view(-1, 2, 3).double().numpy())

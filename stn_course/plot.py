@@ -701,7 +701,7 @@ def plot_transformer_at_work(model, images, labels: Optional[Sequence[str]] = No
     """``images`` ``(N, C, H, W)`` with the region that ``model``'s spatial transformer samples
     drawn on each (orange), beside the transformer's outputs (``align_corners=False``, the
     course's convention); ``labels``, if given, titles each input (e.g. ``"7 read as 1"``)."""
-    from .models import apply_transformer
+    from .inspection import apply_transformer
 
     outputs, _, grids = apply_transformer(model, images)
     return plot_transformed_batch(images, outputs, grids, align_corners=False, labels=labels)
@@ -725,8 +725,39 @@ def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:
     a temporary folder in quick mode.)"""
     from .utils import plots_dir
 
-    fig.savefig(plots_dir() / name, dpi=dpi, bbox_inches="tight")
+    replace_if_changed(plots_dir() / name, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
     return fig
+
+
+def images_look_the_same(first, second, level: int = 16, share: float = 1e-3) -> bool:
+    """Whether two image files (PNG, or GIF with all frames) show the same picture: same size
+    and frame count, and fewer than ``share`` of the pixel values differ by more than
+    ``level`` grey levels. Re-rendering a figure moves a few anti-aliased pixels slightly;
+    such a file is not worth a new version in git."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(first) as a, Image.open(second) as b:
+        frames_a = [np.asarray(frame.convert("RGBA"), dtype=np.int16) for frame in ImageSequence.Iterator(a)]
+        frames_b = [np.asarray(frame.convert("RGBA"), dtype=np.int16) for frame in ImageSequence.Iterator(b)]
+    if len(frames_a) != len(frames_b) or any(x.shape != y.shape for x, y in zip(frames_a, frames_b)):
+        return False
+    differing = sum(int((np.abs(x - y) > level).sum()) for x, y in zip(frames_a, frames_b))
+    return differing <= share * sum(x.size for x in frames_a)
+
+
+def replace_if_changed(path, write) -> None:
+    """Call ``write(tmp_path)`` and move the result to ``path`` unless ``path`` already
+    shows the same picture (:func:`images_look_the_same`): a full run leaves unchanged
+    plots untouched in git."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.new{path.suffix}")
+    write(tmp)
+    if path.exists() and images_look_the_same(path, tmp):
+        tmp.unlink()
+    else:
+        tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------
@@ -772,27 +803,39 @@ def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequenc
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(steps), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    replace_if_changed(path, lambda tmp: animation.save(str(tmp), writer=PillowWriter(fps=fps), dpi=dpi))
     return path
 
 
-def animate_moving_input(inputs, outputs, path, fps: int = 8, dpi: int = 60):
+def animate_moving_input(inputs, outputs, path, grids: Optional[Sequence] = None, align_corners: bool = False,
+                         fps: int = 8, dpi: int = 100):
     """A GIF with the moving input on the left and the transformer's output on the right
-    (both ``(T, C, H, W)``): a good transformer's output stays almost still."""
+    (both ``(T, C, H, W)``): a good transformer's output stays almost still. With the
+    sampling ``grids`` ``(T, Ho, Wo, 2)``, each input shows the region its output was
+    sampled from, with the corner dots of :func:`animate_transformer_evolution`.
+
+    At the default ``dpi`` a frame is 440x240 pixels: big enough to read the digits, small
+    enough to keep the notebook that stores it under 2 MB."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     fig = new_figure((4.4, 2.4), layout="constrained", dpi=dpi)
     ax_in, ax_out = fig.subplots(1, 2)
+    h, w = as_hwc(inputs[0]).shape[:2]
 
     def draw(frame: int):
         for ax, images, title in ((ax_in, inputs, "input"), (ax_out, outputs, "transformer output")):
             ax.clear()
             _show(ax, as_hwc(images[frame]), 0.0, 1.0)
             _clean(ax, title)
+        if grids is not None:
+            draw_grid_outline(ax_in, grids[frame], (h, w), align_corners)
+            # Keep the whole input in view when the region reaches outside it.
+            ax_in.set_xlim(-0.5, w - 0.5)
+            ax_in.set_ylim(h - 0.5, -0.5)
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(inputs), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    replace_if_changed(path, lambda tmp: animation.save(str(tmp), writer=PillowWriter(fps=fps), dpi=dpi))
     return path
 
 
@@ -823,7 +866,7 @@ def plot_recovered_vs_applied(applied: dict, recovered: dict, quantities: dict |
 
 def plot_theta_distributions(decomposed: dict) -> Figure:
     """Histograms of what trained affine transformers do over a set of images, one colour
-    per model (label → the dict of :func:`stn_course.models.decomposed_theta`): rotation
+    per model (label → the dict of :func:`stn_course.inspection.decomposed_theta`): rotation
     (degrees), zoom (``sqrt(|sx * sy|)``: below 1 zooms in), and horizontal and vertical
     translation (normalised units: 1 is half the image). The identity is a dashed line."""
     quantities = {

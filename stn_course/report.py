@@ -219,7 +219,8 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
      "network at the full learning rate instead of a tenth, `window-28` makes the RTS transformer's output a "
      "28x28 window of the 42x42 canvas, `amp=true` trains with bfloat16 mixed precision, `channels_last=true` "
      "in the channels-last memory format, `label_smoothing` with label smoothing "
-     "([notebook 03](notebooks/03_distorted_mnist.ipynb) explains them).",
+     "([notebook 03](notebooks/03_distorted_mnist.ipynb) and its [appendix](notebooks/appendix_training_on_a_cpu.ipynb) "
+     "explain them).",
      lambda: distorted_mnist_table(load_run_results())),
     ("Speed settings",
      "Each run with a speed setting (`--set amp=true`: bfloat16 mixed precision on the CPU, the transformer's "

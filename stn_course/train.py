@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from .data import BatchLoader, save_atomically
 from .errors import CourseError
-from .models import transformer_of
+from .inspection import apply_transformer
+from .models import SpatialTransformer, transformer_of
 from .utils import is_quick
 
 StepCallback = Callable[[int, nn.Module], None]
@@ -123,26 +124,18 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
                           f"not a checkpoint. Delete it to train the run again.") from error
 
 
-def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchLoader,
-        test_loader: BatchLoader, epochs: int, *,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        step_scheduler_every_batch: bool = False,
-        checkpoint: str | Path | None = None, resume: bool = True,
-        log_interval: int = 500, max_grad_norm: float | None = None,
-        label_smoothing: float = 0.0, seed: int = 0,
-        on_step: StepCallback | None = None, progress: bool | None = None,
-        amp: bool | None = None, stop_after_epoch: int | None = None) -> History:
-    """Train ``model`` for ``epochs`` epochs, testing after each, checkpointing each.
+@dataclass
+class FitOptions:
+    """How :func:`fit` trains; every field is also a keyword argument of :func:`fit`.
 
-    Args:
-        model: takes float ``(N, C, H, W)`` batches, returns logits ``(N, classes)``.
-        optimizer, scheduler: the scheduler steps once per epoch, or once per batch if
-            ``step_scheduler_every_batch`` (e.g. ``OneCycleLR``).
-        train_loader, test_loader: :class:`~stn_course.data.BatchLoader` on the model's device.
+    Attributes:
+        scheduler: steps once per epoch, or once per batch if ``step_scheduler_every_batch``
+            (e.g. ``OneCycleLR``).
         checkpoint: file written after every epoch; if it exists and ``resume``, training
             continues after its last epoch (a finished run is just loaded).
         log_interval: print a ``Train Epoch`` line every this many batches.
         max_grad_norm: clip the gradient norm (guards against θ blowing up).
+        label_smoothing: of the cross-entropy loss.
         seed: base seed; epoch ``e`` runs with ``torch.manual_seed(seed * 1000 + e)``.
         on_step: ``on_step(global_step, model)`` after every optimiser step (and once
             with step 0 before training), e.g. to record θ during training.
@@ -152,115 +145,201 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
             default: on when the model is on CUDA. Spatial transformers keep their
             sampling in float32 (see :class:`~stn_course.models.SpatialTransformer`).
         stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
+    """
+
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    step_scheduler_every_batch: bool = False
+    checkpoint: str | Path | None = None
+    resume: bool = True
+    log_interval: int = 500
+    max_grad_norm: float | None = None
+    label_smoothing: float = 0.0
+    seed: int = 0
+    on_step: StepCallback | None = None
+    progress: bool | None = None
+    amp: bool | None = None
+    stop_after_epoch: int | None = None
+
+
+@dataclass
+class Precision:
+    """Mixed precision for one run: autocast's settings and the loss scaler."""
+
+    device_type: str
+    enabled: bool
+    # bfloat16 has float32's range, so only float16 (CUDA) needs the loss scaled
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def for_device(cls, device: torch.device, amp: bool | None) -> "Precision":
+        """``amp`` None: on for CUDA, off for the CPU."""
+        enabled = device.type == "cuda" if amp is None else amp
+        return cls(device.type, enabled, torch.amp.GradScaler("cuda", enabled=enabled and device.type == "cuda"))
+
+    def autocast(self) -> torch.autocast:
+        dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
+        return torch.autocast(self.device_type, dtype=dtype, enabled=self.enabled)
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchLoader,
+        test_loader: BatchLoader, epochs: int, options: FitOptions | None = None, **overrides) -> History:
+    """Train ``model`` for ``epochs`` epochs, testing after each, checkpointing each.
+
+    Args:
+        model: takes float ``(N, C, H, W)`` batches, returns logits ``(N, classes)``.
+        train_loader, test_loader: :class:`~stn_course.data.BatchLoader` on the model's device.
+        options: a :class:`FitOptions`; ``overrides`` replace its fields, e.g.
+            ``fit(..., checkpoint="run.pt", seed=1)``.
     Returns:
         the :class:`History` of all epochs, resumed ones included.
     Raises:
         ThetaDivergedError: the loss became NaN or infinite.
     """
-    device = next(model.parameters()).device
-    amp = device.type == "cuda" if amp is None else amp
-    progress = not is_quick() if progress is None else progress
-    # bfloat16 has float32's range, so only float16 (CUDA) needs the loss scaled
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    history, start_epoch = History(), 1
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-
-    if checkpoint is not None and resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history = History(**state["history"])
-        start_epoch = state["epoch"] + 1
-        if start_epoch <= epochs:
-            print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
-        else:
-            print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epoch{'s' * (history.epochs != 1)}, "
-                  f"test accuracy {100 * history.test_accuracy[-1]:.2f}% when it trained); to train it again, "
-                  f"delete {checkpoint.resolve()}")
-
-    batches = len(train_loader)
-    global_step = (start_epoch - 1) * batches
-    if on_step is not None and global_step == 0:
-        on_step(0, model)
-
+    options = replace(options or FitOptions(), **overrides)
+    precision = Precision.for_device(next(model.parameters()).device, options.amp)
+    history, start_epoch = resume(model, optimizer, options, epochs)
+    global_step = (start_epoch - 1) * len(train_loader)
+    if options.on_step is not None and global_step == 0:
+        options.on_step(0, model)
     for epoch in range(start_epoch, epochs + 1):
-        torch.manual_seed(seed * 1000 + epoch)
-        train_loader.set_epoch(epoch)
-        model.train()
         started = time.perf_counter()
-        running_loss = 0.0
-        bar = tqdm(train_loader, total=batches, desc=f"epoch {epoch}/{epochs}", leave=False,
-                   disable=not progress)
-        for batch_index, (images, labels) in enumerate(bar):
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                loss = F.cross_entropy(model(images), labels, label_smoothing=label_smoothing)
-            if not math.isfinite(loss.item()):
-                raise ThetaDivergedError(
-                    f"loss became {loss.item()} at epoch {epoch}, batch {batch_index}: lower the "
-                    f"learning rate (especially the localisation network's) or set max_grad_norm")
-            scaler.scale(loss).backward()
-            if max_grad_norm is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            if scheduler is not None and step_scheduler_every_batch:
-                scheduler.step()
-            global_step += 1
-            running_loss += loss.item() * labels.shape[0]
-            if batch_index % log_interval == 0:
-                line = format_train_log(epoch, batch_index * train_loader.batch_size,
-                                        train_loader.num_samples, batch_index, batches, loss.item())
-                bar.write(line)
-                history.log.append(line)
-            if on_step is not None:
-                on_step(global_step, model)
-        lr = optimizer.param_groups[0]["lr"]
-        if scheduler is not None and not step_scheduler_every_batch:
-            scheduler.step()
-        test_loss, correct, total = evaluate(model, test_loader)
-        seconds = time.perf_counter() - started
-        summary = ["", format_test_log(test_loss, correct, total), f"Epoch {epoch}: {seconds:.1f} s", ""]
-        inside = sampled_inside(model)
-        if inside is not None:
-            history.sampled_inside.append(inside)
-            if inside < THETA_WARNING_INSIDE:
-                summary.insert(-1, f"Warning: the spatial transformer samples only {100 * inside:.0f}% of its points "
-                                   "inside the input: θ may have blown up (lower the localisation network's "
-                                   "learning rate or clip gradients).")
-        print("\n".join(summary))
-        history.log.extend(summary)
-        history.train_loss.append(running_loss / train_loader.num_samples)
-        history.test_loss.append(test_loss)
-        history.test_accuracy.append(correct / total)
-        history.test_correct.append(correct)
-        history.seconds.append(seconds)
-        history.lr.append(lr)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch,
-                "history": history.as_dict(),
-            })
-        history.trained_now += 1
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+        train_loss, global_step = train_one_epoch(model, optimizer, train_loader, epoch, epochs, global_step,
+                                                  options, precision, history)
+        end_epoch(model, optimizer, test_loader, epoch, train_loss, started, options, history)
+        if options.stop_after_epoch is not None and epoch >= options.stop_after_epoch:
             break
     return history
+
+
+def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptions,
+           epochs: int) -> tuple[History, int]:
+    """Load ``options.checkpoint`` into model, optimiser and scheduler if it exists (and
+    ``options.resume``); returns the history so far and the first epoch still to train."""
+    checkpoint = Path(options.checkpoint) if options.checkpoint is not None else None
+    if checkpoint is None or not options.resume or not checkpoint.exists():
+        return History(), 1
+    state = load_checkpoint(checkpoint, map_location=next(model.parameters()).device)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if options.scheduler is not None and state.get("scheduler") is not None:
+        options.scheduler.load_state_dict(state["scheduler"])
+    history = History(**state["history"])
+    if state["epoch"] < epochs:
+        print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
+    else:
+        print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epoch{'s' * (history.epochs != 1)}, "
+              f"test accuracy {100 * history.test_accuracy[-1]:.2f}% when it trained); to train it again, "
+              f"delete {checkpoint.resolve()}")
+    return history, state["epoch"] + 1
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: BatchLoader, epoch: int,
+                    epochs: int, global_step: int, options: FitOptions, precision: Precision,
+                    history: History) -> tuple[float, int]:
+    """One pass over ``loader``: the core loop (forward, loss, backward, step). Logs every
+    ``options.log_interval`` batches into ``history.log``; returns the mean training loss
+    and the global step after the epoch."""
+    torch.manual_seed(options.seed * 1000 + epoch)
+    loader.set_epoch(epoch)
+    model.train()
+    scaler, scheduler, running_loss = precision.scaler, options.scheduler, 0.0
+    progress = not is_quick() if options.progress is None else options.progress
+    bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
+    for batch_index, (images, labels) in enumerate(bar):
+        optimizer.zero_grad(set_to_none=True)
+        with precision.autocast():
+            loss = F.cross_entropy(model(images), labels, label_smoothing=options.label_smoothing)
+        check_finite(loss.item(), epoch, batch_index)
+        scaler.scale(loss).backward()
+        if options.max_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None and options.step_scheduler_every_batch:
+            scheduler.step()
+        global_step += 1
+        running_loss += loss.item() * labels.shape[0]
+        if batch_index % options.log_interval == 0:
+            line = format_train_log(epoch, batch_index * loader.batch_size, loader.num_samples,
+                                    batch_index, len(loader), loss.item())
+            bar.write(line)
+            history.log.append(line)
+        if options.on_step is not None:
+            options.on_step(global_step, model)
+    return running_loss / loader.num_samples, global_step
+
+
+def check_finite(loss: float, epoch: int, batch_index: int) -> None:
+    """Raise :class:`ThetaDivergedError` if ``loss`` is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise ThetaDivergedError(
+            f"loss became {loss} at epoch {epoch}, batch {batch_index}: lower the "
+            f"learning rate (especially the localisation network's) or set max_grad_norm")
+
+
+def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, test_loader: BatchLoader, epoch: int,
+              train_loss: float, started: float, options: FitOptions, history: History) -> None:
+    """After an epoch: step a per-epoch scheduler, test, log, record in ``history``, checkpoint."""
+    lr = optimizer.param_groups[0]["lr"]
+    if options.scheduler is not None and not options.step_scheduler_every_batch:
+        options.scheduler.step()
+    test_loss, correct, total = evaluate(model, test_loader)
+    seconds = time.perf_counter() - started
+    log_epoch(model, epoch, format_test_log(test_loss, correct, total), seconds, history)
+    history.train_loss.append(train_loss)
+    history.test_loss.append(test_loss)
+    history.test_accuracy.append(correct / total)
+    history.test_correct.append(correct)
+    history.seconds.append(seconds)
+    history.lr.append(lr)
+    if options.checkpoint is not None:
+        save_checkpoint(Path(options.checkpoint), {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": options.scheduler.state_dict() if options.scheduler is not None else None,
+            "epoch": epoch,
+            "history": history.as_dict(),
+        })
+    history.trained_now += 1
+
+
+def log_epoch(model: nn.Module, epoch: int, test_line: str, seconds: float, history: History) -> None:
+    """Print the epoch's summary (test line, seconds, a warning if θ seems to have blown up)
+    and keep it in ``history.log``; record the transformer's share of points inside."""
+    summary = ["", test_line, f"Epoch {epoch}: {seconds:.1f} s", ""]
+    inside = sampled_inside(model)
+    if inside is not None:
+        history.sampled_inside.append(inside)
+        if inside < THETA_WARNING_INSIDE:
+            summary.insert(-1, f"Warning: the spatial transformer samples only {100 * inside:.0f}% of its points "
+                               "inside the input: θ may have blown up (lower the localisation network's "
+                               "learning rate or clip gradients).")
+    print("\n".join(summary))
+    history.log.extend(summary)
+
+
+def parameter_groups(model: nn.Module, lr: float, localisation_lr_scale: float = 0.1) -> list[dict]:
+    """Optimizer parameter groups: localisation networks train ``localisation_lr_scale``
+    times slower than the rest, which keeps θ from blowing up early in training."""
+    loc_ids = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer)
+               for p in m.localisation.parameters()}
+    loc = [p for p in model.parameters() if id(p) in loc_ids]
+    rest = [p for p in model.parameters() if id(p) not in loc_ids]
+    groups = [{"params": rest, "lr": lr, "name": "classifier"}]
+    if loc:
+        groups.append({"params": loc, "lr": lr * localisation_lr_scale, "name": "localisation"})
+    return groups
 
 
 class TransformerRecorder:
     """An ``on_step`` callback for :func:`fit`: what the spatial transformer does to a fixed
     set of images, from step 0 and then every ``every`` optimiser steps.
 
-    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``) and
-    ``grids`` (list of ``(N, Ho, Wo, 2)``) hold one entry per recording, on the CPU, for
-    e.g. :func:`stn_course.plot.animate_transformer_evolution`.
+    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``),
+    ``grids`` (list of ``(N, Ho, Wo, 2)``) and ``params`` (list of ``(N, P)``, e.g. θ) hold
+    one entry per recording, on the CPU, for e.g.
+    :func:`stn_course.plot.animate_transformer_evolution`.
     """
 
     def __init__(self, images: torch.Tensor, every: int) -> None:
@@ -271,13 +350,13 @@ class TransformerRecorder:
         self.steps: list[int] = []
         self.outputs: list[torch.Tensor] = []
         self.grids: list[torch.Tensor] = []
+        self.params: list[torch.Tensor] = []
 
     def __call__(self, step: int, model: nn.Module) -> None:
         if step % self.every:
             return
-        from .models import apply_transformer
-
-        outputs, _, grids = apply_transformer(model, self.images)
+        outputs, params, grids = apply_transformer(model, self.images)
         self.steps.append(step)
         self.outputs.append(outputs)
         self.grids.append(grids)
+        self.params.append(params)

@@ -34,8 +34,9 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -257,3 +258,17 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
         tmp.unlink(missing_ok=True)
         raise
 
+
+@contextmanager
+def evaluating(model) -> Iterator:
+    """``with evaluating(model):`` runs the block with ``model`` (an ``nn.Module``) in eval
+    mode, then restores the mode it had (train or eval), also when the block raises.
+
+    Only the mode: gradients are the block's business (Grad-CAM needs them).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -55,10 +55,10 @@ def test_every_option_has_a_help_text_and_its_default(command):
 
 
 def test_cli_names_match_the_package():
-    from stn_course import experiments, models
+    from stn_course import experiments, registry
 
     assert set(cli.DATASET_NAMES) == set(experiments.DATASETS)
-    assert tuple(cli.MODEL_NAMES) == tuple(models.MODEL_NAMES)
+    assert tuple(cli.MODEL_NAMES) == tuple(registry.MODEL_NAMES)
     assert set(cli.VARIANT_NAMES) == set(experiments.VARIANTS)
 
 

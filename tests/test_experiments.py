@@ -185,7 +185,7 @@ def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch,
 
     from stn_course import experiments as ex
     from stn_course.data import BatchLoader, ImageTensors
-    from stn_course.models import build_classifier
+    from stn_course.registry import build_classifier
     from stn_course.train import History
 
     monkeypatch.setattr(ex, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from stn_course import models
-from stn_course.models import SpatialTransformer, build_classifier, count_parameters, localisation_net, model_summary
+from stn_course import inspection, models, registry, train
+from stn_course.models import SpatialTransformer, count_parameters, localisation_net, model_summary
+from stn_course.registry import build_classifier
 
 MEAN, STD = (0.1307,), (0.3081,)
 
@@ -144,7 +145,7 @@ def test_window_sets_the_transformers_output_and_keeps_the_parameter_count():
     assert abs(count_parameters(model) - baseline) < 0.01 * baseline
     with pytest.raises(ValueError, match="between 4 and the input's side 42"):
         build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=60)
-    with pytest.raises(ValueError, match="option of the ST-CNNs"):
+    with pytest.raises(ValueError, match="window is an option of st-cnn-aff, st-cnn-proj, st-cnn-tps, not of 'cnn'"):
         build_classifier("cnn", (1, 42, 42), MEAN, STD, window=28)
 
 
@@ -162,7 +163,7 @@ def test_dropout_is_active_in_training_only_and_adds_no_parameters():
     assert not torch.allclose(model(x), model(x)), "while training each pass drops other units"
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
         build_classifier("cnn", (1, 28, 28), MEAN, STD, dropout=1.0)
-    with pytest.raises(ValueError, match="option of the CNN and the ST-CNNs"):
+    with pytest.raises(ValueError, match="dropout is an option of cnn, st-cnn-aff, st-cnn-proj, st-cnn-tps, not of 'tutorial-stn'"):
         build_classifier("tutorial-stn", (1, 28, 28), MEAN, STD, dropout=0.5)
 
 
@@ -177,13 +178,18 @@ def test_batchnorm_follows_each_convolution_and_keeps_the_sizes_matched():
     before = model.classifier.features[1].running_mean.clone()
     model.train()(torch.rand(4, 1, 42, 42))
     assert not torch.equal(model.classifier.features[1].running_mean, before), "training updates the running means"
-    with pytest.raises(ValueError, match="batchnorm is an option of the CNN and the ST-CNNs"):
+    with pytest.raises(ValueError, match="batchnorm is an option of cnn, st-cnn-aff, st-cnn-proj, st-cnn-tps, not"):
         build_classifier("st-series", (1, 42, 42), MEAN, STD, batchnorm=True)
 
 
-def test_downsampling_output_size():
+def test_downsampling_output_size_and_what_it_samples():
     st = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 10))
     assert st(torch.rand(2, 1, 28, 28)).shape == (2, 1, 14, 10)
+    # At the identity with align_corners=False, a half-size output pixel's centre lies
+    # between four input pixels: bilinear sampling averages them, as 2x2 average pooling.
+    half = SpatialTransformer(localisation_net((1, 28, 28), 6), out_size=(14, 14))
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(half(x), torch.nn.functional.avg_pool2d(x, 2), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("transform", ["affine", "projective", "tps"])
@@ -228,7 +234,7 @@ def test_errors_name_the_problem():
 
 def test_localisation_trains_slower():
     model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
-    groups = models.parameter_groups(model, lr=1e-3, localisation_lr_scale=0.1)
+    groups = train.parameter_groups(model, lr=1e-3, localisation_lr_scale=0.1)
     by_name = {g["name"]: g for g in groups}
     assert by_name["localisation"]["lr"] == pytest.approx(1e-4)
     n_loc = sum(p.numel() for p in by_name["localisation"]["params"])
@@ -265,7 +271,7 @@ def test_series_transformers_start_at_the_identity_and_compose():
 def test_series_regions_at_the_start_cover_the_whole_input():
     model = build_classifier("st-series", (1, 28, 28), MEAN, STD)
     images = torch.rand(2, 1, 28, 28)
-    first_output, first_grid, second_view, second_grid = models.series_regions(model, images)
+    first_output, first_grid, second_view, second_grid = inspection.series_regions(model, images)
     torch.testing.assert_close(first_output, images, atol=1e-5, rtol=0)
     torch.testing.assert_close(second_view, images, atol=1e-5, rtol=0)
     torch.testing.assert_close(second_grid, first_grid)
@@ -313,3 +319,21 @@ def test_cifar_localisation_costs_under_one_percent_of_the_classifier():
             module.register_forward_hook(count("localisation" if name.startswith("transformer") else "classifier"))
     model(torch.rand(1, 3, 32, 32))
     assert 0 < multiply_adds["localisation"] < 0.01 * multiply_adds["classifier"]
+
+
+def test_registry_builds_every_model_it_names_and_lists_them_for_an_unknown_name():
+    shapes = {"st-parallel": ((1, 32, 64), 100), "cifar-net-a": ((3, 32, 32), 10), "cifar-net-b": ((3, 32, 32), 10),
+              "cifar-resnet": ((3, 32, 32), 10), "cifar-st-resnet": ((3, 32, 32), 10)}
+    assert registry.MODEL_NAMES == tuple(registry.CLASSIFIERS)
+    assert registry.MODEL_NAMES[:4] == ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps")
+    for name in registry.MODEL_NAMES:
+        shape, classes = shapes.get(name, ((1, 28, 28), 10))
+        model = build_classifier(name, shape, MEAN * shape[0], STD * shape[0], num_classes=classes).eval()
+        assert model(torch.rand(2, *shape)).shape == (2, classes), name
+        has_transformer = models.transformer_of(model) is not None
+        assert has_transformer == (name not in ("cnn", "cifar-resnet")), name
+    assert build_classifier("st-cnn-tps", (1, 28, 28), MEAN, STD).transformer.transform == "tps"
+    with pytest.raises(ValueError) as error:
+        build_classifier("st-cnn-sim", (1, 28, 28), MEAN, STD)
+    assert str(error.value) == f"unknown model 'st-cnn-sim'; choose from {', '.join(registry.MODEL_NAMES)}"
+    assert registry.models_taking("window") == ["st-cnn-aff", "st-cnn-proj", "st-cnn-tps"]

@@ -58,7 +58,7 @@ def test_training_refuses_a_locked_run(tmp_path, monkeypatch):
 
     from stn_course import experiments as ex
     from stn_course.data import BatchLoader, ImageTensors
-    from stn_course.models import build_classifier
+    from stn_course.registry import build_classifier
 
     monkeypatch.setattr(ex, "checkpoint_dir", lambda: tmp_path)
     data = ImageTensors(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4), tuple("0123456789"),

@@ -1,11 +1,12 @@
 import re
+import time
 
 import pytest
 import torch
 
 from stn_course import train
 from stn_course.data import BatchLoader, ImageTensors
-from stn_course.models import build_classifier, parameter_groups
+from stn_course.registry import build_classifier
 
 
 def _toy_data(count, seed):
@@ -22,7 +23,7 @@ def _toy_data(count, seed):
 def _setup(seed=0):
     torch.manual_seed(seed)
     model = build_classifier("st-cnn-aff", (1, 16, 16), (0.3,), (0.3,), num_classes=2)
-    optimizer = torch.optim.AdamW(parameter_groups(model, 1e-3), lr=1e-3)
+    optimizer = torch.optim.AdamW(train.parameter_groups(model, 1e-3), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[1e-3, 1e-4], epochs=3, steps_per_epoch=4)
     loaders = (BatchLoader(_toy_data(128, 1), 32, shuffle=True, seed=3), BatchLoader(_toy_data(64, 2), 64))
     return model, optimizer, scheduler, loaders
@@ -180,3 +181,64 @@ def test_a_loaded_run_can_replay_its_log(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Loaded the finished run run.pt")
     assert "\n".join(trained.log) in out
+
+
+def test_fit_options_and_keywords_give_the_same_run_and_unknown_options_are_refused():
+    by_keyword, by_options = _setup(), _setup()
+    first = _fit(*by_keyword, None)
+    model, optimizer, scheduler, loaders = by_options
+    options = train.FitOptions(scheduler=scheduler, step_scheduler_every_batch=True, log_interval=2, max_grad_norm=5.0)
+    second = train.fit(model, optimizer, *loaders, 3, options)
+    assert second.test_correct == first.test_correct and second.train_loss == first.train_loss
+    for name, tensor in by_keyword[0].state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    assert options.seed == 0, "fit does not change the options it is given"
+    with pytest.raises(TypeError, match="max_grad"):
+        train.fit(model, optimizer, *loaders, 1, max_grad=1.0)
+
+
+def test_resume_starts_fresh_without_a_checkpoint_and_after_the_last_epoch_with_one(tmp_path, capsys):
+    model, optimizer, scheduler, _ = _setup()
+    history, start = train.resume(model, optimizer, train.FitOptions(checkpoint=tmp_path / "none.pt"), epochs=3)
+    assert (history, start) == (train.History(), 1)
+    trained = _setup()
+    _fit(*trained, tmp_path / "run.pt", stop_after_epoch=2)
+    options = train.FitOptions(scheduler=scheduler, checkpoint=tmp_path / "run.pt")
+    history, start = train.resume(model, optimizer, options, epochs=3)
+    assert start == 3 and history.epochs == 2 and history.trained_now == 0
+    assert capsys.readouterr().out.endswith("Resuming from run.pt: epoch 2 of 3 done.\n")
+    for name, tensor in trained[0].state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    assert scheduler.state_dict() == trained[2].state_dict()
+    assert train.resume(model, optimizer, train.FitOptions(checkpoint=tmp_path / "run.pt", resume=False),
+                        epochs=3)[1] == 1
+
+
+def test_one_epoch_steps_once_per_batch_and_logs_every_log_interval_batches():
+    model, optimizer, _, (loader, _) = _setup()
+    steps, history = [], train.History()
+    options = train.FitOptions(log_interval=3, on_step=lambda step, m: steps.append(step), progress=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, step = train.train_one_epoch(model, optimizer, loader, 1, 1, 10, options,
+                                       train.Precision.for_device(torch.device("cpu"), None), history)
+    assert step == 10 + len(loader) and steps == list(range(11, 11 + len(loader)))
+    assert [line.split("\t")[0] for line in history.log] == ["Train Epoch: 1 [0/128 (0%)]", "Train Epoch: 1 [96/128 (75%)]"]
+    assert 0 < loss < 1 and model.training
+    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()) if new.grad is not None)
+    with pytest.raises(train.ThetaDivergedError, match="epoch 2, batch 5"):
+        train.check_finite(float("inf"), 2, 5)
+
+
+def test_end_of_epoch_tests_logs_records_and_checkpoints(tmp_path, capsys):
+    model, optimizer, _, (_, test_loader) = _setup()
+    history = train.History(train_loss=[0.9], test_loss=[0.8], test_accuracy=[0.5], test_correct=[32],
+                            seconds=[1.0], lr=[1e-3])
+    options = train.FitOptions(checkpoint=tmp_path / "run.pt")
+    train.end_epoch(model, optimizer, test_loader, 2, 0.7, time.perf_counter(), options, history)
+    loss, correct, total = train.evaluate(model, test_loader)
+    assert history.train_loss == [0.9, 0.7] and history.test_loss[-1] == pytest.approx(loss)
+    assert history.test_correct == [32, correct] and history.lr == [1e-3, optimizer.param_groups[0]["lr"]] and history.trained_now == 1
+    assert history.log[1] == train.format_test_log(loss, correct, total) and history.log[2].startswith("Epoch 2: ")
+    assert capsys.readouterr().out == "\n".join(history.log) + "\n"
+    state = train.load_checkpoint(tmp_path / "run.pt")
+    assert state["epoch"] == 2 and state["history"] == history.as_dict() and state["scheduler"] is None

@@ -10,7 +10,8 @@ from PIL import Image  # noqa: E402
 
 from stn_course import plot  # noqa: E402
 from stn_course.distortions import moving_digit  # noqa: E402
-from stn_course.models import build_classifier, grad_cam, last_classifier_conv  # noqa: E402
+from stn_course.inspection import decomposed_theta, grad_cam, last_classifier_conv  # noqa: E402
+from stn_course.registry import build_classifier  # noqa: E402
 from stn_course.train import TransformerRecorder  # noqa: E402
 
 MEAN, STD = (0.1307,), (0.3081,)
@@ -29,6 +30,7 @@ def test_recorder_keeps_step_zero_and_every_kth_step():
         recorder(step, model)
     assert recorder.steps == [0, 5, 10]
     assert recorder.outputs[0].shape == (3, 1, 28, 28) and recorder.grids[0].shape == (3, 28, 28, 2)
+    assert recorder.params[0].shape == (3, 6)  # θ, row-major 2x3
     with pytest.raises(ValueError, match="every"):
         TransformerRecorder(torch.rand(1, 1, 28, 28), every=0)
 
@@ -122,8 +124,6 @@ def test_smoothing_before_downsampling_removes_aliasing():
 
 
 def test_decomposed_theta_reads_the_transformers_theta():
-    from stn_course.models import decomposed_theta
-
     model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
     with torch.no_grad():  # make the transformer predict a 30° rotation at scale 0.8
         from stn_course.sampler import theta_from_params
@@ -136,11 +136,22 @@ def test_decomposed_theta_reads_the_transformers_theta():
         decomposed_theta(build_classifier("cnn", (1, 28, 28), MEAN, STD), torch.rand(1, 1, 28, 28))
 
 
-def test_grad_cam_figure_has_four_panels_per_image():
-    images = torch.rand(2, 1, 28, 28)
-    cams = torch.rand(2, 14, 14)
-    fig = plot.plot_grad_cam(images, cams, images, cams)
-    assert len(fig.axes) == 8 and fig.axes[1].get_images()[1].get_array().shape == (14, 14)
+def test_grad_cam_figure_shows_each_input_and_transformed_image_under_its_own_map():
+    images, transformed = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 20, 20)
+    cnn_cams, st_cams = torch.rand(2, 14, 14), torch.rand(2, 5, 5)
+    fig = plot.plot_grad_cam(images, cnn_cams, transformed, st_cams)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["input", "CNN: Grad-CAM", "ST-CNN: transformed", "ST-CNN: Grad-CAM"]
+    for row in range(2):
+        panels = [[np.asarray(image.get_array()) for image in ax.get_images()] for ax in fig.axes[4 * row:4 * row + 4]]
+        for picture in panels[0][:1] + panels[1][:1]:
+            np.testing.assert_array_equal(picture, images[row, 0].numpy())
+        for picture in panels[2][:1] + panels[3][:1]:
+            np.testing.assert_array_equal(picture, transformed[row, 0].numpy())
+        assert [len(images_shown) for images_shown in panels] == [1, 2, 1, 2], "maps only over panels 2 and 4"
+        np.testing.assert_array_equal(panels[1][1], cnn_cams[row].numpy())
+        np.testing.assert_array_equal(panels[3][1], st_cams[row].numpy())
+        # each map is stretched over the image it belongs to
+        assert fig.axes[4 * row + 3].get_images()[1].get_extent() == [-0.5, 19.5, 19.5, -0.5]
 
 
 def test_two_transformers_figure_outlines_both_regions():
@@ -204,3 +215,19 @@ def test_theta_distributions_histogram_each_model_and_mark_the_identity():
     assert count == 5 and left <= 0.5 < left + zoom_ax.containers[0].patches[0].get_width()
     assert zoom_bins["identity"][0][1] == 5 and zoom_bins["identity"][0][0] <= 1.0
     assert [line.get_xdata()[0] for line in (rotation_ax.lines[0], zoom_ax.lines[0], tx_ax.lines[0])] == [0, 1, 0]
+
+
+def test_moving_digit_gif_is_readable_and_shows_the_sampled_region(tmp_path):
+    frames, _ = moving_digit(_blob(), frames=3)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(3, 2, 3)
+    grids = torch.nn.functional.affine_grid(identity, [3, 1, 42, 42], align_corners=False)
+    plain = plot.animate_moving_input(frames, frames, tmp_path / "plain.gif")
+    outlined = plot.animate_moving_input(frames, frames, tmp_path / "outlined.gif", grids=grids)
+    with Image.open(plain) as gif:
+        assert gif.size[0] >= 400 and gif.size[1] >= 220  # readable: well above the old 264x144
+        plain_frame = np.asarray(gif.convert("RGB"), dtype=float)
+    with Image.open(outlined) as gif:
+        outlined_frame = np.asarray(gif.convert("RGB"), dtype=float)
+    # The orange outline and corner dots: pixels with much more red than blue.
+    assert ((outlined_frame[..., 0] - outlined_frame[..., 2]) > 100).sum() > 100
+    assert ((plain_frame[..., 0] - plain_frame[..., 2]) > 100).sum() == 0

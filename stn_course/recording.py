@@ -1,0 +1,136 @@
+"""A transformer learning, recorded once and shipped: notebook 05's "Watching it learn".
+
+Recording means training an RTS ST-CNN for one epoch from the identity (minutes on a CPU;
+the file stores how long it took), so the course records it once, with
+
+    python -m stn_course record-evolution
+
+and ships the θ history in ``checkpoints/`` (a compressed ``.npz`` of a few kB). The
+animation's frames are recomputed from it: a frame's grid is ``affine_grid(θ)`` and its
+output ``grid_sample`` of the fixed images on that grid, exactly what the transformer did.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .experiments import default_config, record_transformer_training
+from .models import transformer_of
+from .utils import checkpoint_dir, machine_info, save_result, shipped_checkpoint_dir, write_atomically
+
+#: the recorded run: one epoch of the default RTS ST-CNN, from the identity
+EVOLUTION_RUN = ("rts-mnist", "st-cnn-aff", 1)
+#: the command that (re)makes the shipped recording
+EVOLUTION_COMMAND = "python -m stn_course record-evolution --record"
+
+
+def evolution_path() -> Path:
+    """Where the shipped recording lives: ``checkpoints/<run>_evolution.npz``."""
+    return shipped_checkpoint_dir() / f"{default_config(*EVOLUTION_RUN).name}_evolution.npz"
+
+
+def find_evolution() -> Path:
+    """The shipped recording if it is there, else a learner's own: the same file name under
+    :func:`stn_course.utils.checkpoint_dir` (outside the repository; it may not exist yet)."""
+    shipped = evolution_path()
+    return shipped if shipped.exists() else checkpoint_dir() / shipped.name
+
+
+@dataclass(frozen=True)
+class TransformerEvolution:
+    """A recorded transformer training, ready for
+    :func:`stn_course.plot.animate_transformer_evolution`.
+
+    ``images`` ``(N, C, H, W)`` are the fixed test images; for each of the T recordings,
+    ``steps[t]`` is the optimiser step, ``thetas[t]`` ``(N, 2, 3)`` the affine θ, and
+    ``outputs[t]`` ``(N, C, Ho, Wo)`` and ``grids[t]`` ``(N, Ho, Wo, 2)`` what it produced.
+    ``record`` holds how it was made (command, machine, time, seconds, test accuracy).
+    """
+
+    images: torch.Tensor
+    steps: list[int]
+    thetas: torch.Tensor
+    outputs: list[torch.Tensor]
+    grids: list[torch.Tensor]
+    steps_per_epoch: int
+    record: dict
+
+
+def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
+                     device: torch.device | None = None, save: bool = True, config=None,
+                     record: bool = False) -> Path:
+    """Train :data:`EVOLUTION_RUN` (or ``config``, e.g. a shrunk one in tests) from scratch,
+    recording θ for the first ``count`` test images every ``every`` steps, and write it to
+    ``path``, with, if ``save``, a results record (command, machine, time). The default path
+    is the checkpoint folder, outside the repository; with ``record`` (the course's
+    maintainers) it is the shipped file (:func:`evolution_path`) and the record goes to
+    ``results/``. The command, machine and time are also stored in the file itself."""
+    if path is None:
+        path = evolution_path() if record else checkpoint_dir() / evolution_path().name
+    path = Path(path)
+    config = config or default_config(*EVOLUTION_RUN)
+    images = build_fixed_images(config, count)
+    start = time.perf_counter()
+    experiment, recorder = record_transformer_training(config, images, every=every, device=device)
+    seconds = time.perf_counter() - start
+    transformer = transformer_of(experiment.model)
+    record = {"run": config.name, "command": EVOLUTION_COMMAND, "every": every,
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(),
+              "seconds": round(seconds, 1), "test_accuracy": experiment.history.test_accuracy[-1]}
+    arrays = {
+        "images": images.numpy().astype(np.float32),
+        "steps": np.asarray(recorder.steps, dtype=np.int64),
+        "thetas": torch.stack(recorder.params).view(len(recorder.steps), -1, 2, 3).numpy().astype(np.float32),
+        "out_size": np.asarray(recorder.outputs[0].shape[-2:], dtype=np.int64),
+        "align_corners": np.asarray(transformer.align_corners),
+        "padding_mode": np.asarray(transformer.padding_mode),
+        "steps_per_epoch": np.asarray(len(experiment.train_loader)),
+        "record": np.asarray(json.dumps(record)),
+    }
+    write_atomically(path, lambda tmp: _save_npz(tmp, arrays))
+    check_replay(load_evolution(path), recorder.outputs)
+    if save:  # nested: a top-level test accuracy would make it a training result (load_run_results)
+        save_result(f"{config.name}_evolution", {"file": path.name, "frames": len(recorder.steps),
+                                                 "recording": record}, EVOLUTION_COMMAND, record=record)
+    return path
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to the temporary name
+        np.savez_compressed(file, **arrays)
+
+
+def build_fixed_images(config, count: int) -> torch.Tensor:
+    """The first ``count`` images ``(count, C, H, W)`` of ``config``'s test set, on the CPU."""
+    from .experiments import build_experiment
+
+    return next(iter(build_experiment(config, torch.device("cpu")).test_loader))[0][:count].cpu()
+
+
+def load_evolution(path: Path | None = None) -> TransformerEvolution:
+    """Read a recording (default: the shipped one) and recompute its frames from θ."""
+    with np.load(Path(path) if path is not None else evolution_path()) as data:
+        images = torch.from_numpy(data["images"])
+        thetas = torch.from_numpy(data["thetas"])
+        height, width = (int(side) for side in data["out_size"])
+        align_corners, padding_mode = bool(data["align_corners"]), str(data["padding_mode"])
+        steps, steps_per_epoch = data["steps"].tolist(), int(data["steps_per_epoch"])
+        record = json.loads(str(data["record"]))
+    size = [len(images), images.shape[1], height, width]
+    grids = [F.affine_grid(theta, size, align_corners=align_corners) for theta in thetas]
+    outputs = [F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode,
+                             align_corners=align_corners) for grid in grids]
+    return TransformerEvolution(images, steps, thetas, outputs, grids, steps_per_epoch, record)
+
+
+def check_replay(evolution: TransformerEvolution, outputs: list[torch.Tensor], atol: float = 1e-5) -> None:
+    """Raise if the frames recomputed from the stored θ differ from those recorded in training."""
+    worst = max(float((replayed - recorded).abs().max()) for replayed, recorded in zip(evolution.outputs, outputs))
+    if len(outputs) != len(evolution.outputs) or worst > atol:
+        raise RuntimeError(f"the recording does not replay the training: outputs differ by {worst:.2g}")

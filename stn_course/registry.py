@@ -1,0 +1,98 @@
+"""Every classifier of the course by name, for the command line, the recipes and the
+notebooks: ``build_classifier("st-cnn-aff", (1, 28, 28), mean, std)``.
+
+:data:`CLASSIFIERS` maps a name to a builder ``builder(input_shape, mean, std,
+num_classes=..., **options)``; the options a builder takes (``window``, ``dropout``,
+``batchnorm``) are read from its signature, so adding a model is one line here.
+"""
+from __future__ import annotations
+
+import inspect
+from functools import partial
+from typing import Callable, Sequence
+
+from torch import nn
+
+from .cifar_models import CifarNetA, CifarNetB, CifarResNet
+from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
+
+Builder = Callable[..., nn.Module]
+
+
+def parallel_st_classifier(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                           num_classes: int = 100) -> nn.Module:
+    """:class:`~stn_course.models.ParallelSTClassifier`: reads two digits, so 100 classes."""
+    if num_classes != 100:
+        raise ValueError(f"st-parallel reads two digits: it needs the 100 classes of two-digit-mnist, got {num_classes}")
+    return ParallelSTClassifier(input_shape, mean, std)
+
+
+def tutorial_stn(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 num_classes: int = 10) -> nn.Module:
+    """:class:`~stn_course.models.TutorialSTNet` for ``(1, H, W)`` MNIST-like images."""
+    if len(input_shape) != 3 or input_shape[0] != 1:
+        raise ValueError(f"tutorial-stn takes (1, H, W) MNIST images, got {tuple(input_shape)}")
+    return TutorialSTNet(mean, std, num_classes=num_classes, input_shape=input_shape)
+
+
+def cifar_builder(name: str, model: Callable[..., nn.Module]) -> Builder:
+    """A builder for a CIFAR-10 network ``model(mean, std, num_classes=...)``: checks that
+    the input is ``(3, 32, 32)``."""
+    def build(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+              num_classes: int = 10) -> nn.Module:
+        if tuple(input_shape) != (3, 32, 32):
+            raise ValueError(f"{name} takes (3, 32, 32) CIFAR-10 images, got {tuple(input_shape)}")
+        return model(mean, std, num_classes=num_classes)
+    return build
+
+
+#: name → builder; the order is the command line's and the docs'
+CLASSIFIERS: dict[str, Builder] = {
+    "cnn": ConvClassifier,
+    "st-cnn-aff": partial(st_cnn, transform="affine"),
+    "st-cnn-proj": partial(st_cnn, transform="projective"),
+    "st-cnn-tps": partial(st_cnn, transform="tps"),
+    "st-series": SeriesSTClassifier,
+    "st-parallel": parallel_st_classifier,
+    "tutorial-stn": tutorial_stn,
+    "cifar-net-a": cifar_builder("cifar-net-a", CifarNetA),
+    "cifar-net-b": cifar_builder("cifar-net-b", CifarNetB),
+    "cifar-resnet": cifar_builder("cifar-resnet", partial(CifarResNet, transformer=False)),
+    "cifar-st-resnet": cifar_builder("cifar-st-resnet", partial(CifarResNet, transformer=True)),
+}
+MODEL_NAMES = tuple(CLASSIFIERS)
+
+
+def models_taking(option: str) -> list[str]:
+    """Names of the models whose builder takes ``option`` (e.g. ``"window"``)."""
+    return [name for name, builder in CLASSIFIERS.items() if option in inspect.signature(builder).parameters]
+
+
+def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
+                     std: Sequence[float], num_classes: int = 10, window: int | None = None,
+                     dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
+    """The model ``name`` (one of :data:`MODEL_NAMES`) for inputs ``(C, H, W)`` = ``input_shape``.
+
+    ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"`` are the paper's CNN and
+    ST-CNNs (:func:`~stn_course.models.st_cnn`); two transformers in series
+    (``"st-series"``) or in parallel (``"st-parallel"``, for two-digit MNIST); the PyTorch
+    STN tutorial's network (``"tutorial-stn"``); the CIFAR-10 networks of the course
+    material, ``"cifar-net-a"``, ``"cifar-net-b"``; and the course's strong CIFAR-10 model
+    with and without its transformer, ``"cifar-st-resnet"``, ``"cifar-resnet"``
+    (:mod:`stn_course.cifar_models`).
+
+    Options, for the models that take them (:func:`models_taking`): ``window``, the
+    ST-CNNs' transformer output side; ``dropout`` (in [0, 1)) and ``batchnorm``, of the
+    CNN and the ST-CNNs' classifier. An option left at its default is not passed.
+    """
+    if name not in CLASSIFIERS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    options = {option: value for option, value, default in
+               (("window", window, None), ("dropout", dropout, 0.0), ("batchnorm", batchnorm, False))
+               if value != default}
+    for option in options:
+        if name not in models_taking(option):
+            raise ValueError(f"{option} is an option of {', '.join(models_taking(option))}, not of {name!r}")
+    return CLASSIFIERS[name](input_shape, mean, std, num_classes=num_classes, **options)
