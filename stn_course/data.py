@@ -4,7 +4,9 @@ Every dataset is decoded once into an :class:`ImageTensors` (``images`` uint8
 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) and, where decoding costs anything, cached
 under :func:`stn_course.utils.cache_dir`. Training then draws batches straight from
 those tensors (on the GPU when one is used) with :class:`BatchLoader`; augmentations
-are batched tensor operations, not per-sample PIL transforms.
+are batched tensor operations, not per-sample PIL transforms. A cache file records its key
+(dataset, split, limit and every generation parameter, :func:`save_cached`); one that is
+damaged or holds something else is rebuilt with a :class:`CacheWarning` (:func:`load_cached`).
 
 Batches come out as floats in ``[0, 1]``, *not* normalised: the models normalise
 after their spatial transformer, so that zero padding while sampling means "black
@@ -139,6 +141,7 @@ def load_mnist(train: bool = True, root: str | Path | None = None, limit: int | 
     from torchvision.datasets import MNIST
 
     root = Path(root) if root is not None else data_root()
+    check_mnist_files(root)  # a damaged file is named as such, not reported missing
     try:
         with _quiet():
             source = MNIST(str(root), train=train, download=True)
@@ -172,16 +175,17 @@ def load_cifar10(train: bool = True, root: str | Path | None = None, limit: int 
     split = "train" if train else "test"
     folder = root / "CIFAR10" / split
     source = "imagefolder" if folder.is_dir() else "torchvision"
-    cache_file = cache_dir() / f"cifar10-{source}-{split}-{limit or 'all'}.pt"
-    if cache_file.exists():
-        cached = torch.load(cache_file, weights_only=True)
+    path = cache_file(f"cifar10-{source}-{split}-{limit or 'all'}")
+    key = {"dataset": "cifar10", "source": source, "split": split, "limit": limit}
+    cached = load_cached(path, key)
+    if cached is not None:
         images, labels = cached["images"], cached["labels"]
-    elif source == "imagefolder":
-        images, labels = _decode_image_folder(folder, limit)
-        save_atomically({"images": images, "labels": labels}, cache_file)
     else:
-        images, labels = _download_cifar10(root, train, limit)
-        save_atomically({"images": images, "labels": labels}, cache_file)
+        if source == "imagefolder":
+            images, labels = _decode_image_folder(folder, limit)
+        else:
+            images, labels = _download_cifar10(root, train, limit)
+        save_cached(path, key, {"images": images, "labels": labels})
     return ImageTensors(images=images, labels=labels, classes=CIFAR10_CLASSES,
                         mean=CIFAR10_MEAN, std=CIFAR10_STD, name=f"cifar10-{split}")
 
@@ -232,6 +236,106 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
 def save_atomically(obj: object, path: Path) -> None:
     """``torch.save`` ``obj`` to ``path`` atomically (:func:`stn_course.utils.write_atomically`)."""
     write_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+class CacheWarning(UserWarning):
+    """A cache file was corrupt or held other data, and is being rebuilt."""
+
+
+#: version of the cache files' layout ({"key": ..., tensors}); part of their file names, so
+#: files of an older layout are never read (nor warned about): they are rebuilt once
+CACHE_FORMAT = 2
+
+
+def cache_file(stem: str) -> Path:
+    """``<cache dir>/<stem>.v<CACHE_FORMAT>.pt`` (:func:`stn_course.utils.cache_dir`)."""
+    return cache_dir() / f"{stem}.v{CACHE_FORMAT}.pt"
+
+
+def save_cached(path: Path, key: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Cache ``tensors`` (e.g. ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) at
+    ``path`` with ``key``: everything that made them (dataset, split, limit, seed and every
+    generation parameter; plain str / int / float / bool / None values), checked by :func:`load_cached`."""
+    save_atomically({"key": dict(key), **tensors}, path)
+
+
+def load_cached(path: Path, key: dict, count: int | None = None) -> dict[str, torch.Tensor] | None:
+    """The tensors cached at ``path`` by :func:`save_cached` under ``key``, or None if there
+    are none to use: no file (silently), or a file that cannot be read, holds another key, or
+    holds no uint8 ``(N, C, H, W)`` images (and int64 ``(N,)`` labels), or not ``count`` of them.
+    Those warn (:class:`CacheWarning`, naming the file) and the caller rebuilds it: it is only a cache."""
+    if not path.exists():
+        return None
+    try:
+        cached = torch.load(path, weights_only=True)
+    except Exception as error:  # truncated, empty or not a torch file: torch's errors vary
+        problem = f"cannot be read ({type(error).__name__})"
+    else:
+        problem = _cache_problem(cached, key, count)
+        if problem is None:
+            return {name: value for name, value in cached.items() if name != "key"}
+    import warnings
+
+    warnings.warn(f"The cache file {path} {problem}; rebuilding it (it is only a cache).", CacheWarning, stacklevel=2)
+    return None
+
+
+def _cache_problem(cached: object, key: dict, count: int | None) -> str | None:
+    """What is wrong with a loaded cache file, or None."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("key"), dict):
+        return "does not record what it holds"
+    if cached["key"] != key:
+        return f"holds {cached['key']}, not {key}"
+    images, labels = cached.get("images"), cached.get("labels", None)
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        return "holds no uint8 (N, C, H, W) images"
+    if count is not None and len(images) != count:
+        return f"holds {len(images)} images, not {count}"
+    if "labels" in cached and (not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64
+                               or labels.shape != (len(images),)):
+        return f"holds no int64 ({len(images)},) labels"
+    return None
+
+
+class DatasetCorruptError(CourseError, ValueError):
+    """A dataset file is present but damaged; the message names it and says how to fix it."""
+
+
+#: MNIST's raw IDX files (in ``<root>/MNIST/raw``) and their number of dimensions
+MNIST_RAW_FILES = {"train-images-idx3-ubyte": 3, "train-labels-idx1-ubyte": 1,
+                   "t10k-images-idx3-ubyte": 3, "t10k-labels-idx1-ubyte": 1}
+
+
+def check_mnist_files(root: Path) -> None:
+    """Raise :class:`DatasetCorruptError` naming the first MNIST IDX file under ``root`` that is
+    present but not a complete file (e.g. truncated by an interrupted copy); missing files are
+    left to the download. Reads only the headers and sizes."""
+    for name, ndim in MNIST_RAW_FILES.items():
+        path = root / "MNIST" / "raw" / name
+        if path.exists():
+            problem = idx_file_problem(path, ndim)
+            if problem:
+                raise DatasetCorruptError(
+                    f"The MNIST file {path} is corrupt: {problem}. Delete it (or copy it again) and run "
+                    f"once with internet access so that torchvision downloads it, or point STN_COURSE_DATA "
+                    f"at a folder with intact MNIST files.")
+
+
+def idx_file_problem(path: Path, ndim: int) -> str | None:
+    """What is wrong with an uncompressed IDX file of uint8 with ``ndim`` dimensions, or None:
+    the header is ``00 00 08 <ndim>`` then ``ndim`` big-endian int32 sizes, then the data."""
+    import struct
+
+    header_size = 4 + 4 * ndim
+    with path.open("rb") as file:
+        header = file.read(header_size)
+    if len(header) < header_size or header[:3] != b"\x00\x00\x08" or header[3] != ndim:
+        return f"it does not start with the header of an IDX file of uint8 with {ndim} dimension(s)"
+    expected = header_size + int(np.prod(struct.unpack(f">{ndim}i", header[4:]), dtype=np.int64))
+    size = path.stat().st_size
+    if size != expected:
+        return f"it has {size:,} bytes where its header promises {expected:,} ({'truncated' if size < expected else 'extra data'})"
+    return None
 
 
 def sample_photo(size: int | None = 256) -> np.ndarray:
