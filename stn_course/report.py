@@ -269,7 +269,15 @@ def headline_table(records: list[dict]) -> str:
         runs = {key: record for key, record in latest.items() if key[1] == model}
         cell = ours(best_run(runs, "cifar10"), accuracy=True)
         lines.append(f"| CIFAR-10, `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
+    for model, reference in GTSRB_REFERENCE.items():
+        runs = {key: record for key, record in latest.items() if key[1] == model}
+        cell = ours(best_run(runs, "gtsrb"), accuracy=True)
+        lines.append(f"| GTSRB (32x32), `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
     return "\n".join(lines)
+
+
+#: Moodstocks' published GTSRB figures for the same two designs (stn_course.traffic_signs.PUBLISHED)
+GTSRB_REFERENCE = {"gtsrb-st-cnn": "99.61% (Moodstocks, 48x48)", "gtsrb-cnn": "98.42% (Moodstocks, 48x48)"}
 
 
 #: The README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``): name → table.
