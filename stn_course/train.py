@@ -84,8 +84,9 @@ def print_log(history: History) -> None:
     print("\n".join(history.log) if history.log else "(no log was kept for this run)")
 
 
-class ThetaDivergedError(RuntimeError):
-    """The loss or the transformer's parameters became non-finite during training."""
+class ThetaDivergedError(CourseError, RuntimeError):
+    """The loss or the transformer's parameters became non-finite during training (the
+    message says what to change, so the command line shows it without a traceback)."""
 
 
 def evaluate(model: nn.Module, loader: BatchLoader) -> tuple[float, int, int]:
@@ -209,6 +210,16 @@ class FitOptions:
     amp: bool | None = None
     stop_after_epoch: int | None = None
     run: dict | None = None
+
+    def __post_init__(self) -> None:
+        # fit is public: a negative clipping norm would silently reverse every gradient
+        if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ValueError(f"max_grad_norm must be a finite number > 0, or None (no clipping); "
+                             f"got {self.max_grad_norm}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.log_interval < 1:
+            raise ValueError(f"log_interval must be at least 1, got {self.log_interval}")
 
 
 @dataclass
