@@ -6,7 +6,8 @@
     python -m stn_course errors --dataset rts-mnist --model st-cnn-aff --epochs 8   # what a finished run gets wrong
 
 Each run checkpoints every epoch in $STN_COURSE_CHECKPOINTS (default <data root>/checkpoints;
-rerun the same command to resume after an interruption) and writes its result,
+rerun the same command to resume after an interruption, or add --restart to train from
+scratch) and writes its result,
 <dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json, to $STN_COURSE_OUTPUT/results (default
 <data root>/stn_course_output/results), outside the repository; --record writes it to the
 course's results/ instead. The recipe label names the variant and every setting changed with
@@ -25,15 +26,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # annotations only: importing these at run time would import torch
     import torch
 
-    from .experiments import RunConfig
+    from .recipes import RunConfig
 
 #: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
 #: registry.MODEL_NAMES and experiments.VARIANTS.
 DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
-                 "rts-mnist", "two-digit-mnist")
+                 "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
+               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
+               "gtsrb-cnn", "gtsrb-st-cnn")
 VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
 
 
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(train)
     train.add_argument("--no-shipped", action="store_true",
                        help="train even if the course ships this run's trained model in checkpoints/")
+    train.add_argument("--restart", action="store_true",
+                       help="delete this run's checkpoint first and train it from scratch (e.g. when the "
+                            "checkpoint belongs to another run); implies --no-shipped")
     train.add_argument("--ship", action="store_true",
                        help="also save the trained weights (float16) to checkpoints/ in the repository")
     errors = commands.add_parser("errors", help="save what a finished run gets wrong on its test set",
@@ -121,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The command's work, with its imports."""
     if args.command == "report":
-        from .report import results_table, update_readme_results
-
-        print(results_table())
-        if args.update_readme:
-            update_readme_results()
-        return 0
+        return _report(args.update_readme)
     if args.command == "record-evolution":
         from .recording import record_evolution
 
@@ -134,14 +134,17 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     from dataclasses import replace
 
-    from .experiments import default_config, parse_setting
+    from .recipes import default_config, parse_setting
     from .utils import get_device, is_quick
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
-        config = replace(config, **dict(parse_setting(setting) for setting in args.settings))
+        settings = dict(parse_setting(setting) for setting in args.settings)
     except ValueError as error:
         parser.error(f"--set: {error}")
+    # an allowed type but a value out of range (e.g. max_grad_norm=-1) raises InvalidSettingError,
+    # a CourseError: its message alone, before any data is loaded
+    config = replace(config, **settings)
     device = get_device(args.device)
     if args.command == "errors":
         from .experiments import record_errors
@@ -151,16 +154,44 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return _train(config, device, args)
 
 
+def _report(update_readme: bool) -> int:
+    """Print the results table; a bad results file is named on stderr and left out, and then
+    the README is not rewritten (it would silently lose the file's row)."""
+    import warnings
+
+    from .report import BadResultWarning, results_table, update_readme_results
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BadResultWarning)
+        print(results_table())
+    bad = [warning for warning in caught if issubclass(warning.category, BadResultWarning)]
+    for warning in bad:
+        print(f"Warning: {warning.message}", file=sys.stderr)
+    if update_readme and bad:
+        print("Not updating the README and RESULTS.md: fix or remove the files named above first.", file=sys.stderr)
+        return 1
+    if update_readme:
+        update_readme_results()
+    return 0
+
+
 def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace) -> int:
     """Train (or load) the run and say where its checkpoint and result are."""
     from .experiments import describe_finished_run, format_duration, run_experiment, ship_checkpoint
     from .utils import checkpoint_dir, results_dir
 
-    experiment = run_experiment(config, device=device, record=args.record, use_shipped=not args.no_shipped)
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    if args.restart and checkpoint.exists():
+        from .runlock import run_lock
+
+        with run_lock(checkpoint):  # never while the run trains in another process
+            checkpoint.unlink()
+        print(f"Restarting {config.name}: deleted its checkpoint {checkpoint}.")
+    experiment = run_experiment(config, device=device, record=args.record,
+                                use_shipped=not (args.no_shipped or args.restart))
     history = experiment.history
     if args.ship:
         print("Shipped the weights to", ship_checkpoint(experiment))
-    checkpoint = checkpoint_dir() / f"{config.name}.pt"
     if history.trained_now == 0:
         if checkpoint.exists():  # (a shipped model was described when it loaded)
             print(f"{config.name}: loaded, not trained: {describe_finished_run(config.name, history)}.")

@@ -4,7 +4,9 @@ Every dataset is decoded once into an :class:`ImageTensors` (``images`` uint8
 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) and, where decoding costs anything, cached
 under :func:`stn_course.utils.cache_dir`. Training then draws batches straight from
 those tensors (on the GPU when one is used) with :class:`BatchLoader`; augmentations
-are batched tensor operations, not per-sample PIL transforms.
+are batched tensor operations, not per-sample PIL transforms. A cache file records its key
+(dataset, split, limit and every generation parameter, :func:`save_cached`); one that is
+damaged or holds something else is rebuilt with a :class:`CacheWarning` (:func:`load_cached`).
 
 Batches come out as floats in ``[0, 1]``, *not* normalised: the models normalise
 after their spatial transformer, so that zero padding while sampling means "black
@@ -139,6 +141,7 @@ def load_mnist(train: bool = True, root: str | Path | None = None, limit: int | 
     from torchvision.datasets import MNIST
 
     root = Path(root) if root is not None else data_root()
+    check_mnist_files(root)  # a damaged file is named as such, not reported missing
     try:
         with _quiet():
             source = MNIST(str(root), train=train, download=True)
@@ -172,16 +175,17 @@ def load_cifar10(train: bool = True, root: str | Path | None = None, limit: int 
     split = "train" if train else "test"
     folder = root / "CIFAR10" / split
     source = "imagefolder" if folder.is_dir() else "torchvision"
-    cache_file = cache_dir() / f"cifar10-{source}-{split}-{limit or 'all'}.pt"
-    if cache_file.exists():
-        cached = torch.load(cache_file, weights_only=True)
+    path = cache_file(f"cifar10-{source}-{split}-{limit or 'all'}")
+    key = {"dataset": "cifar10", "source": source, "split": split, "limit": limit}
+    cached = load_cached(path, key)
+    if cached is not None:
         images, labels = cached["images"], cached["labels"]
-    elif source == "imagefolder":
-        images, labels = _decode_image_folder(folder, limit)
-        save_atomically({"images": images, "labels": labels}, cache_file)
     else:
-        images, labels = _download_cifar10(root, train, limit)
-        save_atomically({"images": images, "labels": labels}, cache_file)
+        if source == "imagefolder":
+            images, labels = _decode_image_folder(folder, limit)
+        else:
+            images, labels = _download_cifar10(root, train, limit)
+        save_cached(path, key, {"images": images, "labels": labels})
     return ImageTensors(images=images, labels=labels, classes=CIFAR10_CLASSES,
                         mean=CIFAR10_MEAN, std=CIFAR10_STD, name=f"cifar10-{split}")
 
@@ -232,6 +236,106 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
 def save_atomically(obj: object, path: Path) -> None:
     """``torch.save`` ``obj`` to ``path`` atomically (:func:`stn_course.utils.write_atomically`)."""
     write_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+class CacheWarning(UserWarning):
+    """A cache file was corrupt or held other data, and is being rebuilt."""
+
+
+#: version of the cache files' layout ({"key": ..., tensors}); part of their file names, so
+#: files of an older layout are never read (nor warned about): they are rebuilt once
+CACHE_FORMAT = 2
+
+
+def cache_file(stem: str) -> Path:
+    """``<cache dir>/<stem>.v<CACHE_FORMAT>.pt`` (:func:`stn_course.utils.cache_dir`)."""
+    return cache_dir() / f"{stem}.v{CACHE_FORMAT}.pt"
+
+
+def save_cached(path: Path, key: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Cache ``tensors`` (e.g. ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) at
+    ``path`` with ``key``: everything that made them (dataset, split, limit, seed and every
+    generation parameter; plain str / int / float / bool / None values), checked by :func:`load_cached`."""
+    save_atomically({"key": dict(key), **tensors}, path)
+
+
+def load_cached(path: Path, key: dict, count: int | None = None) -> dict[str, torch.Tensor] | None:
+    """The tensors cached at ``path`` by :func:`save_cached` under ``key``, or None if there
+    are none to use: no file (silently), or a file that cannot be read, holds another key, or
+    holds no uint8 ``(N, C, H, W)`` images (and int64 ``(N,)`` labels), or not ``count`` of them.
+    Those warn (:class:`CacheWarning`, naming the file) and the caller rebuilds it: it is only a cache."""
+    if not path.exists():
+        return None
+    try:
+        cached = torch.load(path, weights_only=True)
+    except Exception as error:  # truncated, empty or not a torch file: torch's errors vary
+        problem = f"cannot be read ({type(error).__name__})"
+    else:
+        problem = _cache_problem(cached, key, count)
+        if problem is None:
+            return {name: value for name, value in cached.items() if name != "key"}
+    import warnings
+
+    warnings.warn(f"The cache file {path} {problem}; rebuilding it (it is only a cache).", CacheWarning, stacklevel=2)
+    return None
+
+
+def _cache_problem(cached: object, key: dict, count: int | None) -> str | None:
+    """What is wrong with a loaded cache file, or None."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("key"), dict):
+        return "does not record what it holds"
+    if cached["key"] != key:
+        return f"holds {cached['key']}, not {key}"
+    images, labels = cached.get("images"), cached.get("labels", None)
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        return "holds no uint8 (N, C, H, W) images"
+    if count is not None and len(images) != count:
+        return f"holds {len(images)} images, not {count}"
+    if "labels" in cached and (not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64
+                               or labels.shape != (len(images),)):
+        return f"holds no int64 ({len(images)},) labels"
+    return None
+
+
+class DatasetCorruptError(CourseError, ValueError):
+    """A dataset file is present but damaged; the message names it and says how to fix it."""
+
+
+#: MNIST's raw IDX files (in ``<root>/MNIST/raw``) and their number of dimensions
+MNIST_RAW_FILES = {"train-images-idx3-ubyte": 3, "train-labels-idx1-ubyte": 1,
+                   "t10k-images-idx3-ubyte": 3, "t10k-labels-idx1-ubyte": 1}
+
+
+def check_mnist_files(root: Path) -> None:
+    """Raise :class:`DatasetCorruptError` naming the first MNIST IDX file under ``root`` that is
+    present but not a complete file (e.g. truncated by an interrupted copy); missing files are
+    left to the download. Reads only the headers and sizes."""
+    for name, ndim in MNIST_RAW_FILES.items():
+        path = root / "MNIST" / "raw" / name
+        if path.exists():
+            problem = idx_file_problem(path, ndim)
+            if problem:
+                raise DatasetCorruptError(
+                    f"The MNIST file {path} is corrupt: {problem}. Delete it (or copy it again) and run "
+                    f"once with internet access so that torchvision downloads it, or point STN_COURSE_DATA "
+                    f"at a folder with intact MNIST files.")
+
+
+def idx_file_problem(path: Path, ndim: int) -> str | None:
+    """What is wrong with an uncompressed IDX file of uint8 with ``ndim`` dimensions, or None:
+    the header is ``00 00 08 <ndim>`` then ``ndim`` big-endian int32 sizes, then the data."""
+    import struct
+
+    header_size = 4 + 4 * ndim
+    with path.open("rb") as file:
+        header = file.read(header_size)
+    if len(header) < header_size or header[:3] != b"\x00\x00\x08" or header[3] != ndim:
+        return f"it does not start with the header of an IDX file of uint8 with {ndim} dimension(s)"
+    expected = header_size + int(np.prod(struct.unpack(f">{ndim}i", header[4:]), dtype=np.int64))
+    size = path.stat().st_size
+    if size != expected:
+        return f"it has {size:,} bytes where its header promises {expected:,} ({'truncated' if size < expected else 'extra data'})"
+    return None
 
 
 def sample_photo(size: int | None = 256) -> np.ndarray:
@@ -341,3 +445,148 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     batch_index = torch.arange(batch, device=images.device).view(batch, 1, 1)
     return padded[batch_index, :, rows, cols].permute(0, 3, 1, 2).contiguous()
 
+
+
+# --------------------------------------------------------------------------------------
+# GTSRB: German Traffic Sign Recognition Benchmark (IJCNN 2011), 43 classes.
+# --------------------------------------------------------------------------------------
+
+#: the official class names, index = class id
+GTSRB_CLASSES = (
+    "speed limit 20", "speed limit 30", "speed limit 50", "speed limit 60", "speed limit 70",
+    "speed limit 80", "end of speed limit 80", "speed limit 100", "speed limit 120", "no passing",
+    "no passing over 3.5 t", "right of way at next intersection", "priority road", "yield", "stop",
+    "no vehicles", "over 3.5 t prohibited", "no entry", "general caution", "curve left",
+    "curve right", "double curve", "bumpy road", "slippery road", "road narrows right",
+    "road work", "traffic signals", "pedestrians", "children crossing", "bicycles crossing",
+    "ice / snow", "wild animals", "end of all limits", "turn right ahead", "turn left ahead",
+    "ahead only", "straight or right", "straight or left", "keep right", "keep left",
+    "roundabout", "end of no passing", "end of no passing over 3.5 t",
+)
+#: per-channel statistics of the 32x32 training images (for plotting; the traffic-sign models
+#: standardise every image by its own statistics instead, see traffic_sign_models)
+GTSRB_MEAN = (0.3398, 0.3117, 0.3210)
+GTSRB_STD = (0.2755, 0.2647, 0.2712)
+#: columns of :attr:`GTSRBData.meta`
+GTSRB_META_COLUMNS = ("track", "width", "height", "roi_x1", "roi_y1", "roi_x2", "roi_y2")
+
+
+@dataclass(frozen=True)
+class GTSRBData:
+    """GTSRB images and, per image, the metadata of the original photograph.
+
+    Attributes:
+        data: the images, uint8 ``(N, 3, 32, 32)``, and labels.
+        meta: int64 ``(N, 7)``, columns :data:`GTSRB_META_COLUMNS`: the track id (30 frames
+            of one physical sign share a track *within a class*; -1 in the test set), the
+            original width and height, and the sign's box ``x1, y1, x2, y2`` in original pixels.
+    """
+
+    data: ImageTensors
+    meta: torch.Tensor
+
+    def column(self, name: str) -> torch.Tensor:
+        """One metadata column ``(N,)`` by name."""
+        return self.meta[:, GTSRB_META_COLUMNS.index(name)]
+
+    @property
+    def track_keys(self) -> torch.Tensor:
+        """``(N,)`` one id per physical sign: class * 1000 + track (track ids repeat across classes)."""
+        return self.data.labels * 1000 + self.column("track")
+
+    def select(self, index: torch.Tensor, name: str) -> "GTSRBData":
+        """The images at ``index`` (int64 ``(M,)``), renamed ``name``."""
+        data = replace(self.data, images=self.data.images[index], labels=self.data.labels[index], name=name)
+        return GTSRBData(data, self.meta[index])
+
+
+def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | None = None) -> GTSRBData:
+    """GTSRB at 32x32 as uint8 ``(N, 3, 32, 32)`` (39,209 train / 12,630 test) with metadata.
+
+    Reads ``<root>/GTSRB/gtsrb32.npz`` (the official split rescaled to 32x32; arrays
+    ``{train,test}_{images,labels,meta}``). Where a network is available,
+    ``torchvision.datasets.GTSRB`` gives the originals at their own sizes, which would need
+    the same resizing and the boxes from its CSV files; this loader reads the npz only.
+
+    Args:
+        train: training split if True, else the official final test set.
+        root: data root; default :func:`stn_course.utils.data_root`.
+        limit: keep only this many samples, spread evenly (the files are class-sorted,
+            so every class is kept).
+    """
+    root = Path(root) if root is not None else data_root()
+    path = root / "GTSRB" / "gtsrb32.npz"
+    if not path.exists():
+        raise _missing_data_error("GTSRB", root, f"{path} (32x32 arrays), or torchvision's GTSRB download "
+                                  f"under {root / 'gtsrb'} (needs resizing to 32x32)")
+    split = "train" if train else "test"
+    with np.load(path) as archive:
+        images = torch.from_numpy(archive[f"{split}_images"]).permute(0, 3, 1, 2).contiguous()
+        labels = torch.from_numpy(archive[f"{split}_labels"].astype(np.int64))
+        meta = torch.from_numpy(archive[f"{split}_meta"].astype(np.int64))
+    data = ImageTensors(images=images, labels=labels, classes=GTSRB_CLASSES, mean=GTSRB_MEAN,
+                        std=GTSRB_STD, name=f"gtsrb-{split}")
+    full = GTSRBData(data, meta)
+    if limit is None or limit >= len(labels):
+        return full
+    return full.select(torch.from_numpy(_spread_indices(len(labels), limit)), f"gtsrb-{split}[:{limit}]")
+
+
+def split_tracks(data: GTSRBData, fraction: float = 0.1, seed: int = 0) -> tuple[GTSRBData, GTSRBData]:
+    """Hold out whole tracks: ``(train, validation)`` with about ``fraction`` of each class's
+    tracks (at least one) in validation. Random images would put near-duplicate frames of one
+    sign on both sides and overstate the validation accuracy."""
+    keys = data.track_keys.numpy()
+    labels = data.data.labels.numpy()
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for label in np.unique(labels):
+        tracks = np.unique(keys[labels == label])
+        count = max(1, round(fraction * len(tracks)))
+        held.extend(rng.choice(tracks, size=count, replace=False).tolist())
+    in_validation = torch.from_numpy(np.isin(keys, held))
+    return (data.select(torch.nonzero(~in_validation).flatten(), f"{data.data.name}-train-tracks"),
+            data.select(torch.nonzero(in_validation).flatten(), f"{data.data.name}-validation-tracks"))
+
+
+def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0,
+                  scale: tuple[float, float] = (0.9, 1.1), shift: float = 0.1) -> torch.Tensor:
+    """A small random affine map per image (rotation, scale, shift), for a whole batch.
+
+    Args:
+        images: float ``(B, C, H, W)`` in [0, 1].
+        generator: source of randomness (same device as ``images``).
+        degrees: rotation drawn uniformly in ``[-degrees, degrees]``.
+        scale: zoom factor range (above 1 enlarges the sign).
+        shift: translation in each direction, as a fraction of the half-side (0.1: 1.6 px at 32).
+    Returns:
+        float ``(B, C, H, W)``; borders are repeated (``padding_mode="border"``) rather than
+        black, since a photograph continues beyond its frame.
+    """
+    batch, device = images.shape[0], images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(batch, generator=generator, device=device)
+
+    angle = uniform(-degrees, degrees) * (np.pi / 180)
+    zoom = uniform(*scale)
+    # θ maps output to input coordinates: zooming in by s samples a region 1/s as large.
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, uniform(-shift, shift)], dim=1),
+                         torch.stack([sin, cos, uniform(-shift, shift)], dim=1)], dim=1)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+
+
+def gtsrb_splits(validation: bool, train_limit: int | None = None,
+                 test_limit: int | None = None) -> tuple[ImageTensors, ImageTensors]:
+    """``(train, test)`` images of GTSRB for training: the whole training set and the official
+    test set, or (``validation``) the training set split by :func:`split_tracks` into training
+    tracks and held-out validation tracks. Limits keep that many samples, spread evenly."""
+    train = load_gtsrb(train=True)
+    if validation:
+        train, test = split_tracks(train)
+    else:
+        test = load_gtsrb(train=False)
+    return train.data.subset(train_limit), test.data.subset(test_limit)

@@ -24,9 +24,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import ImageTensors, load_mnist, save_atomically
+from .data import ImageTensors, cache_file, load_cached, load_mnist, save_cached
 from .geometry import homography_from_points, projective_grid, tps_control_points, tps_grid, tps_system_inverse
-from .utils import cache_dir
 
 DIGIT = 28  # MNIST side, pixels
 ALIGN_CORNERS = False
@@ -180,15 +179,18 @@ def distorted_mnist_test(kind: str, seed: int = 0, limit: int | None = None,
     """
     generate = distortion(kind)
     base = load_mnist(train=False, limit=limit)
-    path = cache_dir() / f"mnist-{kind}-test-s{seed}-{limit or 'all'}.pt"
-    if path.exists():
-        images = torch.load(path, weights_only=True)
+    path = cache_file(f"mnist-{kind}-test-s{seed}-{limit or 'all'}-b{batch_size}")
+    # the batch size is in the key: the generator's draws may depend on how they are split
+    key = {"dataset": f"mnist-{kind}", "split": "test", "seed": seed, "limit": limit, "batch_size": batch_size}
+    cached = load_cached(path, key, count=len(base))
+    if cached is not None:
+        images = cached["images"]
     else:
         generator = torch.Generator().manual_seed(seed)
         chunks = [generate(base.images[i:i + batch_size].float() / 255, generator)
                   for i in range(0, len(base), batch_size)]
         images = torch.cat(chunks).mul(255).round().clamp(0, 255).to(torch.uint8)
-        save_atomically(images, path)
+        save_cached(path, key, {"images": images})
     return replace(base, images=images, name=f"mnist-{kind}-test")
 
 
@@ -221,10 +223,10 @@ def two_digit_mnist(train: bool, seed: int = 0, limit: int | None = None, jitter
     """
     base = load_mnist(train=train, limit=limit)
     split = "train" if train else "test"
-    path = cache_dir() / f"mnist-two-digit-{split}-s{seed}-{limit or 'all'}.pt"
-    if path.exists():
-        cached = torch.load(path, weights_only=True)
-    else:
+    path = cache_file(f"mnist-two-digit-{split}-s{seed}-{limit or 'all'}-j{jitter}")
+    key = {"dataset": "mnist-two-digit", "split": split, "seed": seed, "limit": limit, "jitter": jitter}
+    cached = load_cached(path, key, count=len(base))
+    if cached is None:
         generator = torch.Generator().manual_seed(seed)
         count = len(base)
         partner = torch.randperm(count, generator=generator)
@@ -237,6 +239,6 @@ def two_digit_mnist(train: bool, seed: int = 0, limit: int | None = None, jitter
         _paste(canvas, base.images[:, 0], offsets(), offsets())
         _paste(canvas, base.images[partner, 0], offsets(), offsets() + DIGIT + jitter)
         cached = {"images": canvas.unsqueeze(1), "labels": 10 * base.labels + base.labels[partner]}
-        save_atomically(cached, path)
+        save_cached(path, key, cached)
     return replace(base, images=cached["images"], labels=cached["labels"],
                    classes=tuple(f"{a}{b}" for a in range(10) for b in range(10)), name=f"mnist-two-digit-{split}")

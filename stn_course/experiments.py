@@ -1,4 +1,4 @@
-"""Reproducible runs: one named recipe → data, model, optimiser, training, results JSON.
+"""Reproducible runs: one recipe (:mod:`stn_course.recipes`) → data, model, optimiser, training, results JSON.
 
 The notebooks and the command line (``python -m stn_course train ...``) both call
 :func:`run_experiment`, so every number in the course comes from the same code path,
@@ -6,259 +6,24 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 """
 from __future__ import annotations
 
-import shlex
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from .analysis import collect_errors, error_summary
-from .data import Augmentation, BatchLoader, ImageTensors, load_cifar10, load_mnist, random_crop_flip
+from .data import BatchLoader
 from .errors import CourseError
 from .models import count_parameters
-from .registry import MODEL_NAMES, build_classifier
+from .registry import build_classifier
 from .runlock import run_lock
 from .train import History, TransformerRecorder, fit, load_checkpoint, parameter_groups, print_log, save_checkpoint
+from .recipes import (DATASETS, FINAL_DROP_AT, VARIANTS, DatasetSplits, RunConfig, default_config,  # noqa: F401
+                      parse_setting, quick_config, recipe_config, recipe_parts)  # re-exported for notebooks
 from .utils import (checkpoint_dir, get_device, has_repository, is_quick, output_root, recorded_results_dir,
-                    repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
-
-
-@dataclass(frozen=True)
-class DatasetSplits:
-    """Training images (distorted on the fly by ``train_augment``) and the fixed test set."""
-
-    train: ImageTensors
-    test: ImageTensors
-    train_augment: Augmentation | None = None
-
-
-def _mnist(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
-    return DatasetSplits(load_mnist(train=True, limit=train_limit), load_mnist(train=False, limit=test_limit))
-
-
-def _distorted_mnist(kind: str) -> Callable[[int | None, int | None, int], DatasetSplits]:
-    def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
-        from .distortions import distorted_mnist_test, distortion
-
-        return DatasetSplits(load_mnist(train=True, limit=train_limit),
-                             distorted_mnist_test(kind, seed=seed, limit=test_limit),
-                             train_augment=distortion(kind))
-    return load
-
-
-def _two_digit_mnist(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
-    from .distortions import two_digit_mnist
-
-    return DatasetSplits(two_digit_mnist(True, seed=seed, limit=train_limit),
-                         two_digit_mnist(False, seed=seed, limit=test_limit))
-
-
-def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
-    return DatasetSplits(load_cifar10(train=True, limit=train_limit), load_cifar10(train=False, limit=test_limit),
-                         train_augment=random_crop_flip)
-
-
-#: dataset name → loader(train_limit, test_limit, seed)
-DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
-    "mnist": _mnist,
-    "rot-mnist": _distorted_mnist("rot"),
-    "rts-mnist": _distorted_mnist("rts"),
-    "proj-mnist": _distorted_mnist("proj"),
-    "elastic-mnist": _distorted_mnist("elastic"),
-    "clutter-mnist": _distorted_mnist("clutter"),
-    "two-digit-mnist": _two_digit_mnist,
-    "cifar10": _cifar10,
-}
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run; ``name`` keys its checkpoint and results file."""
-
-    dataset: str = "mnist"
-    model: str = "st-cnn-aff"
-    epochs: int = 5
-    batch_size: int = 128
-    optimizer: str = "adamw"  # or "sgd"
-    lr: float = 2e-3
-    momentum: float = 0.0  # SGD only
-    nesterov: bool = False  # SGD only
-    schedule: str = "onecycle"  # or "constant", or "final-drop" (constant, a tenth of it for the last fifth)
-    localisation_lr_scale: float = 0.1
-    weight_decay: float = 1e-4
-    max_grad_norm: float | None = 5.0
-    label_smoothing: float = 0.0
-    augment: bool = True  # apply the dataset's training augmentation (crop + flip, or the distortion)
-    channels_last: bool = False  # memory format of model and batches (faster convolutions)
-    window: int | None = None  # ST-CNNs: side of the transformer's output (None: the model's default)
-    dropout: float = 0.0  # CNN and ST-CNNs: dropout before the classifier's last layer
-    batchnorm: bool = False  # CNN and ST-CNNs: batch normalisation after each of the classifier's convolutions
-    amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
-    log_interval: int = 500
-    seed: int = 0
-    train_limit: int | None = None
-    test_limit: int | None = None
-    variant: str = ""  # a named change to the default recipe (see VARIANTS)
-    quick: bool = False  # shrunk for quick (test) mode by quick_config; its limits then name nothing
-
-    @property
-    def name(self) -> str:
-        """``<dataset>_<model>_e<epochs>_s<seed>`` and, unless it is the default, ``_<recipe>``."""
-        name, recipe = f"{self.dataset}_{self.model}_e{self.epochs}_s{self.seed}", self.recipe
-        return f"{name}_{recipe}" if recipe else name
-
-    @property
-    def changes(self) -> dict[str, object]:
-        """The fields set by hand: those that differ from the recipe of this dataset, model and
-        variant (:func:`recipe_config`), apart from the run's identity and the log interval
-        (:data:`UNNAMED_FIELDS`). A limit set by hand names the run; those of a quick run
-        (:func:`quick_config`) do not."""
-        recipe = recipe_config(self.dataset, self.model, self.epochs, self.seed, self.variant)
-        if self.quick:
-            recipe = quick_config(recipe)
-        return {field.name: getattr(self, field.name) for field in fields(self)
-                if field.name not in UNNAMED_FIELDS and getattr(self, field.name) != getattr(recipe, field.name)}
-
-    @property
-    def recipe(self) -> str:
-        """The recipe's label: the variant, then each change set by hand as ``field=value``,
-        e.g. ``"full-localisation-lr_amp=true"``; ``""`` for the default recipe. Two runs with
-        different settings never share a label, so never a checkpoint or a results file."""
-        return "_".join(recipe_parts(self.variant, self.changes))
-
-    def command(self, subcommand: str = "train") -> str:
-        """The command line that reproduces this run (``train``), or another command of
-        ``python -m stn_course`` on it (e.g. ``errors``)."""
-        parts = ["python", "-m", "stn_course", subcommand, "--dataset", self.dataset,
-                 "--model", self.model, "--epochs", str(self.epochs), "--seed", str(self.seed)]
-        if self.variant:
-            parts += ["--variant", self.variant]
-        for name, value in self.changes.items():
-            parts += ["--set", f"{name}={_format_setting(value)}"]
-        return shlex.join(parts)
-
-
-#: RunConfig fields that never enter a run's recipe label: the name spells out the run's
-#: identity, the log interval changes no result, and quick runs live in a temporary folder.
-UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "log_interval", "quick"})
-
-
-def recipe_parts(variant: str = "", changes: dict[str, object] | None = None) -> list[str]:
-    """The parts of a recipe's label (:attr:`RunConfig.recipe`): the variant, then each change
-    as ``field=value``, as on the command line (``=`` never occurs in a variant's name, so a
-    change can never pass for a variant)."""
-    # in RunConfig's order of fields, so that the same settings always spell the same label
-    order = [field.name for field in fields(RunConfig)]
-    changes = sorted((changes or {}).items(), key=lambda change: order.index(change[0]))
-    return ([variant] if variant else []) + [f"{name}={_format_setting(value)}" for name, value in changes]
-
-
-def _format_setting(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "none" if value is None else str(value)
-
-
-def parse_setting(text: str) -> tuple[str, object]:
-    """``"window=28"`` → ``("window", 28)``: one RunConfig field set by hand on the command
-    line (``--set``), its value converted to the field's type (``none`` for None, ``true`` /
-    ``false`` for booleans). Raises ValueError with the settable fields for anything else."""
-    # only fields that name a run: a setting the name did not show would share another run's checkpoint
-    settable = {field.name: str(field.type) for field in fields(RunConfig) if field.name not in UNNAMED_FIELDS}
-    name, equals, raw = text.partition("=")
-    name, raw = name.strip(), raw.strip()
-    if not equals or name not in settable:
-        raise ValueError(f"expected FIELD=VALUE with FIELD one of {', '.join(settable)}; got {text!r}")
-    kind = settable[name]
-    if raw.lower() == "none":
-        if "None" not in kind:
-            raise ValueError(f"{name} cannot be none")
-        return name, None
-    base = kind.split("|")[0].strip()
-    try:
-        if base == "bool":
-            value = {"true": True, "false": False}[raw.lower()]
-        elif base == "int":
-            value = int(raw)
-        elif base == "float":
-            value = float(raw)
-        else:
-            value = raw
-    except (KeyError, ValueError):
-        raise ValueError(f"{name} takes a{'n' if base == 'int' else ''} {base}, got {raw!r}") from None
-    return name, value
-
-
-#: where the "final-drop" schedule divides the learning rate by 10, as a fraction of training
-FINAL_DROP_AT = 0.8
-
-
-#: named changes to a default recipe, for comparisons (``--variant`` on the command line)
-VARIANTS: dict[str, dict] = {
-    # SGD with momentum; the localisation network then needs 10x less and clipping, or θ blows up.
-    "momentum": {"momentum": 0.9, "localisation_lr_scale": 0.1, "max_grad_norm": 5.0},
-    # Without the training augmentation (CIFAR-10: no random crop and flip).
-    "no-augment": {"augment": False},
-    # As "no-augment", with the learning rate cut to a tenth for the last fifth of the epochs:
-    # under a constant rate the test accuracy swings by several points from one epoch to the
-    # next, so the last epoch's accuracy is partly luck; the cut lets the run settle.
-    "no-augment-drop": {"augment": False, "schedule": "final-drop"},
-    # The localisation network at the full learning rate (clipping kept): on R-MNIST the default
-    # tenth leaves the transformer turning digits hardly at all, the classifier doing the work.
-    "full-localisation-lr": {"localisation_lr_scale": 1.0},
-    # As "full-localisation-lr", with the transformer's output a 28x28 window of the 42x42 RTS
-    # canvas: attention, as on the cluttered canvas; the classifier works on 28x28 as on MNIST.
-    "window-28": {"localisation_lr_scale": 1.0, "window": 28},
-}
-
-
-def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "", *,
-                   quick: bool = False) -> RunConfig:
-    """The course's recipe for a dataset and model (:func:`recipe_config`), shrunk by
-    :func:`quick_config` if ``quick``. The mode is the caller's to pass (notebooks and the
-    command line pass ``quick=is_quick()``), so the same call always makes the same run."""
-    config = recipe_config(dataset, model, epochs, seed, variant)
-    return quick_config(config) if quick else config
-
-
-def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "") -> RunConfig:
-    """The course's recipe for a dataset and model, whatever the mode.
-
-    * The CIFAR-10 networks of the course material (``cifar-net-a``, ``cifar-net-b``) train
-      like the PyTorch STN tutorial: plain SGD, lr 0.01, batch 64, no schedule, no clipping
-      (variants: ``"momentum"``, ``"no-augment"``, ``"no-augment-drop"``).
-    * The strong CIFAR-10 models (``cifar-st-resnet``, ``cifar-resnet``): SGD with Nesterov
-      momentum, one-cycle schedule, label smoothing 0.1, weight decay 5e-4, batch 256,
-      channels-last memory format.
-    * Everything else: AdamW with a one-cycle schedule.
-
-    Elsewhere transformers' localisation networks train at a tenth of the learning rate,
-    with gradient clipping (norm 5).
-    """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
-    if model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model!r}; choose from {MODEL_NAMES}")
-    if variant and variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
-    config = RunConfig(dataset=dataset, model=model, epochs=epochs, seed=seed)
-    if model.startswith("cifar-net"):
-        config = replace(config, batch_size=64, optimizer="sgd", lr=0.01, schedule="constant",
-                         localisation_lr_scale=1.0, weight_decay=0.0, max_grad_norm=None)
-    elif model in ("cifar-resnet", "cifar-st-resnet"):
-        config = replace(config, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
-                         weight_decay=5e-4, label_smoothing=0.1, channels_last=True, log_interval=100)
-    if variant:
-        config = replace(config, **VARIANTS[variant], variant=variant)
-    return config
-
-
-def quick_config(config: RunConfig) -> RunConfig:
-    """The same run, shrunk for quick (test) mode: a few hundred images, one epoch."""
-    return replace(config, epochs=1, train_limit=512, test_limit=256, quick=True)
+                    repo_root, repo_url, results_dir, save_result, set_seed, shipped_checkpoint_dir)
 
 
 @dataclass
@@ -279,6 +44,10 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
     device = device or get_device()
     set_seed(config.seed)
     splits = DATASETS[config.dataset](config.train_limit, config.test_limit, config.seed)
+    for split, images in (("training", splits.train), ("test", splits.test)):
+        if len(images) == 0:  # caught here, not by a division by zero after a whole epoch
+            raise CourseError(f"The {split} set of {config.dataset} ({images.name}) holds no images: "
+                              f"nothing to train or test on.")
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
     model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
                              num_classes=len(splits.train.classes), window=config.window,
@@ -350,8 +119,24 @@ def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Ex
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
         log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, **{"amp": config.amp, **fit_options})
+        seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
     return experiment
+
+
+#: fields that change no weight (the log interval), left out of a checkpoint's identity
+IDENTITY_IGNORED = frozenset({"log_interval"})
+#: also left out when a shipped (full) run stands in for a quick one, which shrinks only these
+SHIPPED_IDENTITY_IGNORED = IDENTITY_IGNORED | {"quick", "train_limit", "test_limit"}
+
+
+def run_identity(config: RunConfig, shipped: bool = False) -> dict:
+    """What a checkpoint of ``config`` records, and is checked against when loaded
+    (:func:`stn_course.train.load_checkpoint`): the run's name and every field that changes
+    its weights. ``shipped``: the identity a shipped checkpoint must match, which a quick run
+    (shrunk limits) loads in place of training."""
+    ignored = SHIPPED_IDENTITY_IGNORED if shipped else IDENTITY_IGNORED
+    return {"name": config.name,
+            "config": {key: value for key, value in asdict(config).items() if key not in ignored}}
 
 
 def find_result(name: str) -> Path | None:
@@ -399,7 +184,7 @@ def ship_checkpoint(experiment: Experiment) -> Path:
     weights = {key: value.half() if value.is_floating_point() else value
                for key, value in experiment.model.state_dict().items()}
     save_checkpoint(path, {"model": weights, "history": experiment.history.as_dict(),
-                           "config": asdict(experiment.config)})
+                           "config": asdict(experiment.config)}, run=run_identity(experiment.config, shipped=True))
     return path
 
 
@@ -430,13 +215,15 @@ def load_shipped_checkpoint(experiment: Experiment) -> bool:
         return False
     if not shipped.exists() and not fetch_shipped_checkpoint(name):
         return False
-    state = load_checkpoint(shipped)
+    state = load_checkpoint(shipped, run=run_identity(experiment.config, shipped=True))
     model = experiment.model
     device = next(model.parameters()).device
     model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
                            for key, value in state["model"].items()})
     experiment.history = History(**state["history"])
-    print(f"Loaded the trained model shipped with the course, {shipped}: {describe_finished_run(name, experiment.history)}."
+    # relative inside the repository: notebooks store this line, and it must not name the reader's folders
+    shown = shipped.relative_to(repo_root()) if shipped.is_relative_to(repo_root()) else shipped
+    print(f"Loaded the trained model shipped with the course, {shown}: {describe_finished_run(name, experiment.history)}."
           f"\nTo train it yourself instead, pass use_shipped=False (command line: --no-shipped).")
     return True
 
@@ -474,7 +261,7 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     if load_shipped_checkpoint(experiment):
         return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
-    state = load_checkpoint(path) if path.exists() else None
+    state = load_checkpoint(path, run=run_identity(config)) if path.exists() else None
     if state is None or state["epoch"] < config.epochs:
         raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])

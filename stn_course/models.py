@@ -5,8 +5,9 @@ Conventions
 * Inputs are float ``(N, C, H, W)`` in ``[0, 1]``, *not* normalised. A classifier
   normalises as its first layer (:class:`Normalize`), i.e. *after* the spatial
   transformer has sampled. Zero padding while sampling therefore means "black", the
-  true background of MNIST; sampling an already-normalised image would pad with
-  ``-mean/std`` instead of the background value and teach the STN to zoom out
+  true background of MNIST. Sampling an already-normalised image would still pad with
+  0, while the normalised background is ``-mean/std`` (about -0.42 for MNIST): zooming
+  out or rotating would draw a grey frame around the digit that is not in the data
   (pytorch/tutorials#1117).
 * θ maps output (target) coordinates to input (source) coordinates, in the
   normalised ``[-1, 1]`` system of ``affine_grid``/``grid_sample``; ``align_corners``

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .experiments import default_config, record_transformer_training
+from .experiments import record_transformer_training
+from .recipes import default_config
 from .models import transformer_of
 from .utils import checkpoint_dir, machine_info, save_result, shipped_checkpoint_dir, write_atomically
 

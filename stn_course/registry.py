@@ -15,6 +15,7 @@ from torch import nn
 
 from .cifar_models import CifarNetA, CifarNetB, CifarResNet
 from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
+from .traffic_sign_models import TrafficSignNet
 
 Builder = Callable[..., nn.Module]
 
@@ -46,6 +47,16 @@ def cifar_builder(name: str, model: Callable[..., nn.Module]) -> Builder:
     return build
 
 
+def traffic_sign_builder(transformers: bool) -> Builder:
+    """A builder for :class:`~stn_course.traffic_sign_models.TrafficSignNet` (GTSRB), with
+    its two spatial transformers or without. It standardises each image by its own mean
+    and spread, so the dataset's ``mean``/``std`` are not used."""
+    def build(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+              num_classes: int = 43) -> nn.Module:
+        return TrafficSignNet(input_shape, num_classes, transformers=transformers)
+    return build
+
+
 #: name → builder; the order is the command line's and the docs'
 CLASSIFIERS: dict[str, Builder] = {
     "cnn": ConvClassifier,
@@ -59,6 +70,8 @@ CLASSIFIERS: dict[str, Builder] = {
     "cifar-net-b": cifar_builder("cifar-net-b", CifarNetB),
     "cifar-resnet": cifar_builder("cifar-resnet", partial(CifarResNet, transformer=False)),
     "cifar-st-resnet": cifar_builder("cifar-st-resnet", partial(CifarResNet, transformer=True)),
+    "gtsrb-cnn": traffic_sign_builder(transformers=False),
+    "gtsrb-st-cnn": traffic_sign_builder(transformers=True),
 }
 MODEL_NAMES = tuple(CLASSIFIERS)
 

@@ -4,31 +4,99 @@ Every table the README, ``RESULTS.md`` and the notebooks show is built here from
 records that :mod:`stn_course.experiments` and ``benchmarks/`` write, so no number is typed
 by hand. ``python -m stn_course report --update-readme`` rewrites the README's generated
 blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``) and ``RESULTS.md``.
+
+A results file that cannot be read or lacks what the tables need is never used: it is left
+out with a :class:`BadResultWarning` naming it (and ``--update-readme`` then refuses to run).
 """
 from __future__ import annotations
 
 import json
 import re
 import statistics
+import warnings
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .experiments import FINAL_DROP_AT, RunConfig, recipe_config, recipe_parts
+from .recipes import FINAL_DROP_AT, RunConfig, recipe_config, recipe_parts
 from .utils import repo_root
 
 
+class BadResultWarning(UserWarning):
+    """A results file that cannot be read or lacks what a table needs: left out, and named."""
+
+
+#: what a training result (:func:`stn_course.experiments.record_result`) must hold to be tabled
+RUN_RESULT_KEYS = ("name", "command", "finished_at", "machine", "config", "test_accuracy", "test_error_percent",
+                   "epochs", "seconds_total")
+#: what its ``machine`` (:func:`stn_course.utils.machine_info`) must hold
+MACHINE_KEYS = ("cuda", "cpu_count", "torch")
+#: what an error analysis (:func:`stn_course.experiments.record_errors`) must hold
+ERROR_RESULT_KEYS = ("run", "weights", "errors", "error_percent", "test_samples", "images_touching_edge",
+                     "errors_touching_edge", "error_percent_touching_edge", "error_percent_inside", "confusions")
+
+
+def read_result(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None, with a :class:`BadResultWarning` naming the file,
+    if it cannot be read (e.g. truncated by an interrupted write)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        warnings.warn(f"Skipping {path}: it cannot be read as JSON ({error}).", BadResultWarning, stacklevel=2)
+        return None
+    if not isinstance(record, dict):
+        warnings.warn(f"Skipping {path}: it holds a {type(record).__name__}, not a record.", BadResultWarning,
+                      stacklevel=2)
+        return None
+    return record
+
+
+def run_result_problem(record: dict) -> str | None:
+    """What makes a training result unusable in the tables, or None."""
+    missing = [key for key in RUN_RESULT_KEYS if key not in record]
+    if missing:
+        return f"it lacks {', '.join(map(repr, missing))}"
+    if not isinstance(record["machine"], dict) or any(key not in record["machine"] for key in MACHINE_KEYS):
+        return f"its 'machine' lacks one of {', '.join(map(repr, MACHINE_KEYS))}"
+    try:
+        config_of(record)
+    except (TypeError, ValueError, AttributeError) as error:  # InvalidSettingError is a ValueError
+        return f"its config is invalid ({error})"
+    return None
+
+
 def load_run_results(folder: Path | None = None) -> list[dict]:
-    """Every training result (``results/*.json`` with a test accuracy), sorted by name."""
+    """Every training result (``results/*.json`` with a test accuracy or a config), sorted by
+    name. A file that cannot be read or lacks what the tables need is left out, with a
+    :class:`BadResultWarning` naming it: a bad record is never used."""
     folder = folder or repo_root() / "results"
-    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
-    return [record for record in records if "test_accuracy" in record]
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        record = read_result(path)
+        if record is None or not ("test_accuracy" in record or "config" in record):
+            continue  # unreadable (named), or not a training result (benchmarks, error analyses)
+        problem = run_result_problem(record)
+        if problem:
+            warnings.warn(f"Skipping {path}: {problem}.", BadResultWarning, stacklevel=2)
+        else:
+            records.append(record)
+    return records
 
 
 def load_error_results(folder: Path | None = None) -> list[dict]:
-    """Every error analysis (``results/errors_*.json``, :func:`record_errors`), sorted by run."""
+    """Every error analysis (``results/errors_*.json``, :func:`record_errors`), sorted by run;
+    a bad file is left out with a :class:`BadResultWarning` naming it."""
     folder = folder or repo_root() / "results"
-    return [json.loads(path.read_text()) for path in sorted(folder.glob("errors_*.json"))]
+    records = []
+    for path in sorted(folder.glob("errors_*.json")):
+        record = read_result(path)
+        missing = [key for key in ERROR_RESULT_KEYS if record is not None and key not in record]
+        if missing:
+            warnings.warn(f"Skipping {path}: it lacks {', '.join(map(repr, missing))}.", BadResultWarning,
+                          stacklevel=2)
+        elif record is not None:
+            records.append(record)
+    return records
 
 
 def errors_table(records: list[dict], confusions: int = 3) -> str:
@@ -201,7 +269,15 @@ def headline_table(records: list[dict]) -> str:
         runs = {key: record for key, record in latest.items() if key[1] == model}
         cell = ours(best_run(runs, "cifar10"), accuracy=True)
         lines.append(f"| CIFAR-10, `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
+    for model, reference in GTSRB_REFERENCE.items():
+        runs = {key: record for key, record in latest.items() if key[1] == model}
+        cell = ours(best_run(runs, "gtsrb"), accuracy=True)
+        lines.append(f"| GTSRB (32x32), `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
     return "\n".join(lines)
+
+
+#: Moodstocks' published GTSRB figures for the same two designs (stn_course.traffic_signs.PUBLISHED)
+GTSRB_REFERENCE = {"gtsrb-st-cnn": "99.61% (Moodstocks, 48x48)", "gtsrb-cnn": "98.42% (Moodstocks, 48x48)"}
 
 
 #: The README's generated blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``): name → table.
@@ -219,7 +295,8 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
      "network at the full learning rate instead of a tenth, `window-28` makes the RTS transformer's output a "
      "28x28 window of the 42x42 canvas, `amp=true` trains with bfloat16 mixed precision, `channels_last=true` "
      "in the channels-last memory format, `label_smoothing` with label smoothing "
-     "([notebook 03](notebooks/03_distorted_mnist.ipynb) explains them).",
+     "([notebook 03](notebooks/03_distorted_mnist.ipynb) and its [appendix](notebooks/appendix_training_on_a_cpu.ipynb) "
+     "explain them).",
      lambda: distorted_mnist_table(load_run_results())),
     ("Speed settings",
      "Each run with a speed setting (`--set amp=true`: bfloat16 mixed precision on the CPU, the transformer's "

@@ -49,6 +49,15 @@ points at once: the images get a frame of zeros (so "zeros" padding needs no spe
 case), are flattened, and the four neighbours are read with one array of flat indices.
 The only Python loops run over channels and over the four neighbours.
 
+Huge and non-finite coordinates never reach an index: every position is clamped into
+the framed image first, in the input's dtype, as PyTorch's CPU kernel does. A coordinate
+that overflows (1e308, or 5000 in float16 on a 28-pixel image) becomes ±inf; "zeros"
+padding reads 0 there (and at NaN); "border" reads the far edge pixel for ±inf and pixel
+0 for NaN; "reflection" has no remainder for inf or NaN and reads pixel 0. These are
+PyTorch's answers wherever PyTorch gives a finite one; where it gives NaN ("zeros" and
+bilinear at an infinite or NaN point, whose weights are NaN) this module reads the
+padding value 0 instead.
+
 Coordinates for pictures
 ------------------------
 The same maths, for drawing what a transform does (:mod:`stn_course.plot` only draws):
@@ -162,7 +171,11 @@ def _check_batch(size_batch: int, batch: int, name: str) -> None:
 
 
 def _check_input_and_grid(input: ArrayLike, grid: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
-    """The image batch ``(N, C, H_in, W_in)`` and a finite grid ``(N, H, W, 2)`` that agree on N."""
+    """The image batch ``(N, C, H_in, W_in)`` and a grid ``(N, H, W, 2)`` that agree on N.
+
+    N may be 0 (an empty batch, as in PyTorch). The grid may hold any float, NaN and inf
+    included: the padding modes map every coordinate to a safe pixel position before any
+    index is computed (see :func:`_source_coordinates`)."""
     input = _as_float_array(input, "input")
     grid = _as_float_array(grid, "grid")
     if input.ndim != 4:
@@ -176,7 +189,6 @@ def _check_input_and_grid(input: ArrayLike, grid: ArrayLike) -> Tuple[np.ndarray
             f"input and grid must have the same batch size, got input {input.shape[0]} "
             f"and grid {grid.shape[0]}"
         )
-    _check_finite(grid, "grid")
     return input, grid
 
 
@@ -232,7 +244,10 @@ def affine_grid(theta: ArrayLike, size: Size, align_corners: bool = False) -> np
     _check_batch(n, theta.shape[0], "theta")
     base = _base_grid(height, width, align_corners, theta.dtype).reshape(1, height * width, 3)
     # (1, HW, 3) @ (N, 3, 2): every output pixel's [x, y, 1] times θᵀ, for all N at once.
-    grid = np.matmul(base, theta.transpose(0, 2, 1))
+    # A huge θ (say 3e37 in float32) may overflow to ±inf, as in PyTorch: grid_sample
+    # reads such points as padding.
+    with np.errstate(over="ignore", invalid="ignore"):
+        grid = np.matmul(base, theta.transpose(0, 2, 1))
     return grid.reshape(n, height, width, 2)
 
 
@@ -292,10 +307,11 @@ def homography_grid(matrix: ArrayLike, size: Size, align_corners: bool = False) 
     n, _, height, width = _check_size(size)
     _check_batch(n, matrix.shape[0], "matrix")
     base = _base_grid(height, width, align_corners, matrix.dtype).reshape(1, height * width, 3)
-    projected = np.matmul(base, matrix.transpose(0, 2, 1))  # (N, HW, 3): x', y', w'
-    w = projected[..., 2:]
-    w = np.where(np.abs(w) < MIN_HOMOGENEOUS_W, np.copysign(w.dtype.type(MIN_HOMOGENEOUS_W), w), w)
-    return (projected[..., :2] / w).reshape(n, height, width, 2)
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge matrix: ±inf, read as padding
+        projected = np.matmul(base, matrix.transpose(0, 2, 1))  # (N, HW, 3): x', y', w'
+        w = projected[..., 2:]
+        w = np.where(np.abs(w) < MIN_HOMOGENEOUS_W, np.copysign(w.dtype.type(MIN_HOMOGENEOUS_W), w), w)
+        return (projected[..., :2] / w).reshape(n, height, width, 2)
 
 
 # ---------------------------------------------------------------------------------------
@@ -322,11 +338,13 @@ def unnormalise(coord: ArrayLike, size: int, align_corners: bool) -> np.ndarray:
     if not np.issubdtype(coord.dtype, np.floating):
         coord = coord.astype(np.float64)
     dtype = coord.dtype.type
-    pixel = coord + dtype(1)  # a new array, so the next steps may work in place
-    with np.errstate(over="ignore"):  # |x| near the float maximum: inf is still "outside"
+    # |x| near the float maximum overflows to ±inf (as in PyTorch): still "outside", and
+    # the padding modes handle it (inf - inf gives NaN, which they handle too).
+    with np.errstate(over="ignore", invalid="ignore"):
+        pixel = coord + dtype(1)  # a new array, so the next steps may work in place
         pixel *= _unnormalise_scale(size, align_corners, dtype)
-    if not align_corners:
-        pixel -= dtype(0.5)
+        if not align_corners:
+            pixel -= dtype(0.5)
     return pixel
 
 
@@ -343,9 +361,11 @@ def _clip_coordinates(coord: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndar
     """Border padding: clamp to the pixel centres ``[0, size - 1]``.
 
     The derivative is 1 strictly inside and 0 where the point was clamped; PyTorch also
-    counts a point lying exactly on 0 or size - 1 as clamped (derivative 0).
+    counts a point lying exactly on 0 or size - 1 as clamped (derivative 0). ``±inf`` goes
+    to the far edge and NaN to 0, as in PyTorch's CPU kernel: np.fmax and np.fmin ignore
+    NaN (np.clip would keep it, and a NaN position has no pixel index).
     """
-    clipped = np.clip(coord, 0, size - 1)
+    clipped = np.fmin(np.fmax(coord, coord.dtype.type(0)), coord.dtype.type(size - 1))
     inside = (coord > 0) & (coord < size - 1)
     return clipped, inside.astype(coord.dtype)
 
@@ -362,16 +382,19 @@ def _reflect_coordinates(
     the mirrored half of the period, fold it back. Far-away points work the same way.
 
     The derivative is +1 or -1: -1 when the point ended up mirrored an odd number of times.
+    An infinite (or NaN) coordinate has no remainder: it comes out NaN, which the final
+    clamp (:func:`_clip_coordinates`) sends to pixel 0, exactly as PyTorch does.
     """
     dtype = coord.dtype.type
     low = dtype(0.0) if align_corners else dtype(-0.5)
     period = dtype(2 * (size - 1)) if align_corners else dtype(2 * size)
     if period == 0:  # a single pixel with align_corners=True: everything maps onto it
         return np.zeros_like(coord), np.zeros_like(coord)
-    shifted = coord - low
-    distance = np.abs(shifted)
-    extra = distance - np.trunc(distance / period) * period
-    folded = period - extra
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf: NaN, handled by the clamp
+        shifted = coord - low
+        distance = np.abs(shifted)
+        extra = distance - np.trunc(distance / period) * period
+        folded = period - extra
     flip = extra > folded
     reflected = np.where(flip, folded, extra) + low
     # d|c|/dc = sign(c), and folding flips the sign once more.
@@ -439,7 +462,8 @@ def _add_frame(input: np.ndarray) -> _FramedImages:
 
 def _remove_frame(flat: np.ndarray, images: _FramedImages) -> np.ndarray:
     """The inverse of _add_frame for an array laid out like ``images.flat``."""
-    framed = flat.reshape(-1, images.channels, images.height, images.width)
+    batch = flat.size // max(images.channels * images.plane, 1)  # also for N = 0 or C = 0
+    framed = flat.reshape(batch, images.channels, images.height, images.width)
     return framed[:, :, _FRAME:-_FRAME, _FRAME:-_FRAME].copy()
 
 
@@ -449,9 +473,12 @@ def _keep_in_frame(pixel: np.ndarray, size: int) -> np.ndarray:
     A point further than one pixel outside reads only zeros, and so does the same point
     moved to -2 or ``size``, where both its neighbours (-2, -1 or size, size + 1) are in
     the frame; this keeps every index in bounds (and avoids integer overflow for
-    coordinates like 1e30). Points that read any real pixel are not moved.
+    coordinates like 1e30 or inf). Points that read any real pixel are not moved. A NaN
+    point (no position at all) goes to -2 and reads zeros, the padding value: np.fmax
+    ignores NaN, where np.clip would keep it (and a NaN index is INT_MIN).
     """
-    return np.clip(pixel, -2, size, out=pixel)
+    np.fmax(pixel, pixel.dtype.type(-2), out=pixel)
+    return np.fmin(pixel, pixel.dtype.type(size), out=pixel)
 
 
 def _pixel_index(row: np.ndarray, col: np.ndarray, images: _FramedImages) -> np.ndarray:
@@ -524,21 +551,15 @@ def _bilinear_weights(fx: np.ndarray, fy: np.ndarray) -> Tuple[np.ndarray, np.nd
     return north * west, north * fx, fy * west, fy * fx
 
 
-def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``a + t * (b - a)``, in place: the result is written to ``a``, and ``b`` is used up."""
-    b -= a
-    b *= t
-    a += b
-    return a
-
-
 def _source_pixels(
     input: np.ndarray, grid: np.ndarray, padding_mode: str, align_corners: bool
 ) -> Tuple[np.ndarray, np.ndarray, Any, Any]:
     """Pixel coordinates ``x, y`` ``(N, P)`` to read, and their derivatives w.r.t. the grid."""
     n, _, height, width = input.shape
     # The grid follows the input's dtype, so that float32 images are sampled in float32.
-    grid = grid.astype(input.dtype, copy=False).reshape(n, -1, 2)
+    # (Explicit sizes rather than -1: an empty batch, N = 0, has no -1 to infer.)
+    with np.errstate(over="ignore"):  # 1e308 as float16 is inf, which the padding handles
+        grid = grid.astype(input.dtype, copy=False).reshape(n, grid.shape[1] * grid.shape[2], 2)
     x, dx = _source_coordinates(grid[..., 0], width, padding_mode, align_corners)
     y, dy = _source_coordinates(grid[..., 1], height, padding_mode, align_corners)
     if padding_mode == "zeros":  # the other modes already stay within the image
@@ -569,7 +590,8 @@ def grid_sample(
         input: ``(N, C, H_in, W_in)`` float array.
         grid: ``(N, H_out, W_out, 2)`` float array of normalised ``(x, y)``; -1 and +1 are
             the corner pixel centres (``align_corners=True``) or the outer edges of the
-            corner pixels (``False``). It is cast to the dtype of ``input``.
+            corner pixels (``False``). It is cast to the dtype of ``input``. Huge, infinite
+            and NaN coordinates are allowed (see the module docstring); N may be 0.
         mode: ``"bilinear"`` (weighted mean of the 4 neighbours) or ``"nearest"`` (the
             nearest pixel; exact halves round to even, like PyTorch and ``np.rint``).
         padding_mode: what is read outside the image: ``"zeros"``, ``"border"`` (the
@@ -596,18 +618,18 @@ def grid_sample(
 
     x0, y0, fx, fy = _split_cell(x, y)
     index = _pixel_index(y0, x0, images)
-    nw, ne, sw, se = _neighbour_offsets(images)
-    south, scratch = np.empty_like(fx), np.empty_like(fx)  # reused for every channel
+    offsets = _neighbour_offsets(images)
+    weights = _bilinear_weights(fx, fy)
+    scratch = np.empty_like(fx)  # reused for every channel and neighbour
     for channel in range(c):
         start = channel * images.plane
-        # Bilinear interpolation in two steps, the same as the sum of the four neighbours
-        # times _bilinear_weights (expand it to check): along x in the north and in the
-        # south row, then along y between the two results.
-        north = _lerp(_read(images.flat, index, start + nw, out=output[channel]),
-                      _read(images.flat, index, start + ne, out=scratch), fx)
-        _lerp(_read(images.flat, index, start + sw, out=south),
-              _read(images.flat, index, start + se, out=scratch), fx)
-        _lerp(north, south, fy)
+        # Σ neighbour * weight, in PyTorch's order (nw + ne + sw + se). A plain weighted
+        # sum, not two lerps: an inf pixel then gives inf as in PyTorch (a lerp computes
+        # inf - inf = NaN), and NaN only where PyTorch does too (inf times a zero weight).
+        total = _read(images.flat, index, start + offsets[0], out=output[channel])
+        total *= weights[0]
+        for offset, weight in zip(offsets[1:], weights[1:]):
+            total += np.multiply(_read(images.flat, index, start + offset, out=scratch), weight, out=scratch)
     return _channels_second(output, out_h, out_w)
 
 
@@ -650,25 +672,42 @@ def grid_sample_backward(
     expected = (n, c) + grid.shape[1:3]
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have shape {expected} (N, C, H_out, W_out), got {grad_output.shape}")
-    grad_out = grad_output.astype(input.dtype, copy=False).reshape(n, c, -1)
+    grad_out = grad_output.astype(input.dtype, copy=False).reshape(n, c, expected[2] * expected[3])
     x, y, dx, dy = _source_pixels(input, grid, padding_mode, align_corners)
     images = _add_frame(input)
     grad_flat = np.zeros_like(images.flat)  # dL/d(framed input); the frame is cut off at the end
-
     if mode == "nearest":
-        index = _pixel_index(np.rint(y), np.rint(x), images)
-        for channel in range(c):
-            _scatter_add(grad_flat, index, grad_out[:, channel], channel * images.plane)
+        _nearest_backward(grad_flat, images, x, y, grad_out)
         return _remove_frame(grad_flat, images), np.zeros_like(grid)
+    grad_x, grad_y = _bilinear_backward(grad_flat, images, x, y, grad_out)
+    grad_grid = np.empty(grid.shape, dtype=grid.dtype)
+    # Chain rule through _source_pixels: d(pixel x)/d(grid x) is dx, and likewise for y.
+    with np.errstate(invalid="ignore", over="ignore"):  # inf pixels: inf - inf, as in PyTorch
+        grad_grid[..., 0] = (grad_x * dx).reshape(grid.shape[:3])
+        grad_grid[..., 1] = (grad_y * dy).reshape(grid.shape[:3])
+    return _remove_frame(grad_flat, images), grad_grid
 
+
+def _nearest_backward(grad_flat: np.ndarray, images: _FramedImages, x: np.ndarray, y: np.ndarray,
+                      grad_out: np.ndarray) -> None:
+    """Add dL/d(framed input) of "nearest" sampling to ``grad_flat``; ``grad_out`` is ``(N, C, P)``."""
+    index = _pixel_index(np.rint(y), np.rint(x), images)
+    for channel in range(images.channels):
+        _scatter_add(grad_flat, index, grad_out[:, channel], channel * images.plane)
+
+
+def _bilinear_backward(grad_flat: np.ndarray, images: _FramedImages, x: np.ndarray, y: np.ndarray,
+                       grad_out: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Add dL/d(framed input) of bilinear sampling to ``grad_flat``, and return dL/d(pixel x)
+    and dL/d(pixel y) ``(N, P)``, summed over channels. ``grad_out`` is ``(N, C, P)``."""
     x0, y0, fx, fy = _split_cell(x, y)
     weights = _bilinear_weights(fx, fy)
     west, north = 1 - fx, 1 - fy  # the weights of the west column and of the north row
     index = _pixel_index(y0, x0, images)
     offsets = _neighbour_offsets(images)
-    grad_x = np.zeros_like(fx)  # dL/d(pixel x), summed over channels
+    grad_x = np.zeros_like(fx)
     grad_y = np.zeros_like(fy)
-    for channel in range(c):
+    for channel in range(images.channels):
         upstream = grad_out[:, channel]
         start = channel * images.plane
         for offset, weight in zip(offsets, weights):
@@ -676,14 +715,10 @@ def grid_sample_backward(
         nw, ne, sw, se = (_read(images.flat, index, start + offset) for offset in offsets)
         # Slopes of the bilinear surface: east minus west, mixed by the row weights; and
         # south minus north, mixed by the column weights.
-        grad_x += upstream * ((ne - nw) * north + (se - sw) * fy)
-        grad_y += upstream * ((sw - nw) * west + (se - ne) * fx)
-
-    grad_grid = np.empty(grid.shape, dtype=grid.dtype)
-    # Chain rule through _source_pixels: d(pixel x)/d(grid x) is dx, and likewise for y.
-    grad_grid[..., 0] = (grad_x * dx).reshape(grid.shape[:3])
-    grad_grid[..., 1] = (grad_y * dy).reshape(grid.shape[:3])
-    return _remove_frame(grad_flat, images), grad_grid
+        with np.errstate(invalid="ignore"):  # inf pixels: inf - inf = NaN, as in PyTorch
+            grad_x += upstream * ((ne - nw) * north + (se - sw) * fy)
+            grad_y += upstream * ((sw - nw) * west + (se - ne) * fx)
+    return grad_x, grad_y
 
 
 # ---------------------------------------------------------------------------------------

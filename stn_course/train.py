@@ -10,6 +10,10 @@
   atomically and read with ``torch.load(weights_only=True)``. Calling :func:`fit` again
   with the same checkpoint resumes where the run stopped (e.g. after a Colab
   disconnect), or simply loads the finished model: "load if present, otherwise train".
+  Each checkpoint records its run (``run``: name and config) and is checked when resumed:
+  another run's checkpoint under the same file name is refused. Checkpoints from before
+  this have no record and are trusted by their file name, with a note; the course's shipped
+  checkpoints are checked by the config they store.
 * Every epoch re-seeds PyTorch and the loader from ``(seed, epoch)``, so on the CPU an
   interrupted and resumed run ends with exactly the weights of an uninterrupted one.
 """
@@ -80,12 +84,15 @@ def print_log(history: History) -> None:
     print("\n".join(history.log) if history.log else "(no log was kept for this run)")
 
 
-class ThetaDivergedError(RuntimeError):
-    """The loss or the transformer's parameters became non-finite during training."""
+class ThetaDivergedError(CourseError, RuntimeError):
+    """The loss or the transformer's parameters became non-finite during training (the
+    message says what to change, so the command line shows it without a traceback)."""
 
 
 def evaluate(model: nn.Module, loader: BatchLoader) -> tuple[float, int, int]:
     """Average cross-entropy loss, number correct and number of samples over ``loader``."""
+    if loader.num_samples == 0:  # an average over nothing: refuse rather than divide by zero
+        raise ValueError("cannot evaluate on an empty test set (0 samples)")
     model.eval()
     total_loss, correct = 0.0, 0
     with torch.no_grad():
@@ -106,22 +113,63 @@ def format_test_log(loss: float, correct: int, total: int) -> str:
     return f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100.0 * correct / total:.0f}%)"
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file."""
-    save_atomically(state, path)
+def save_checkpoint(path: Path, state: dict, run: dict | None = None) -> None:
+    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file.
+    ``run`` (the run's identity, ``{"name": ..., "config": {...}}``) is stored with it as
+    ``state["run"]``, so that :func:`load_checkpoint` can tell a checkpoint of another run."""
+    save_atomically(state if run is None else {**state, "run": run}, path)
 
 
-def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict:
+class CheckpointMismatchError(CourseError):
+    """A checkpoint under a run's file name was written by another run."""
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu", run: dict | None = None) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
-    Raises CourseError naming the file if it is truncated, empty or not a checkpoint."""
+
+    Raises CourseError naming the file if it is truncated, empty or not a checkpoint. With
+    ``run`` (the identity the caller expects, as passed to :func:`save_checkpoint`), the
+    checkpoint's own identity must match (:func:`check_checkpoint_run`)."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises zip, unpickling, EOF or key errors for a bad file
         raise CourseError(f"The checkpoint {Path(path).resolve()} cannot be read ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else 'no details'}): it is truncated or "
                           f"not a checkpoint. Delete it to train the run again.") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise CourseError(f"The checkpoint {Path(path).resolve()} holds no model (it is a "
+                          f"{type(state).__name__}{' without a model' if isinstance(state, dict) else ''}): it is "
+                          f"not a checkpoint of a run. Delete it to train the run again.")
+    if run is not None:
+        check_checkpoint_run(Path(path), state, run)
+    return state
+
+
+def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
+    """Refuse a checkpoint written by another run than ``run`` (``{"name", "config"}``).
+
+    The checkpoint's identity is ``state["run"]``, or for the course's shipped checkpoints,
+    which predate it, their ``state["config"]``. Names must agree, and so must every config
+    field both record (a field added to the config later is absent from older checkpoints).
+    A checkpoint with no identity at all (written before checkpoints carried one) is trusted
+    by its file name, with a note saying so."""
+    stored = state.get("run") or ({"config": state["config"]} if isinstance(state.get("config"), dict) else None)
+    if stored is None:
+        print(f"Note: {path.resolve()} does not record which run wrote it (it predates checkpoints that do); "
+              f"loading it as {run.get('name')}, by its file name. If it may be another run's, delete it.")
+        return
+    expected, found = run.get("config", {}), stored.get("config", {})
+    differences = [f"{key}={found[key]!r} there, {expected[key]!r} here"
+                   for key in expected if key in found and found[key] != expected[key]]
+    if "name" in stored and stored["name"] != run.get("name"):
+        differences.insert(0, f"run {stored['name']}")
+    if differences:
+        raise CheckpointMismatchError(
+            f"The checkpoint {path.resolve()} belongs to another run than {run.get('name')} "
+            f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch (command line: "
+            f"add --restart), or set STN_COURSE_CHECKPOINTS to another folder to keep it.")
 
 
 @dataclass
@@ -145,6 +193,8 @@ class FitOptions:
             default: on when the model is on CUDA. Spatial transformers keep their
             sampling in float32 (see :class:`~stn_course.models.SpatialTransformer`).
         stop_after_epoch: return after this epoch as if interrupted (for tests and demos).
+        run: the run's identity, stored in every checkpoint and checked when one is resumed
+            (:func:`save_checkpoint`, :func:`load_checkpoint`).
     """
 
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
@@ -159,6 +209,17 @@ class FitOptions:
     progress: bool | None = None
     amp: bool | None = None
     stop_after_epoch: int | None = None
+    run: dict | None = None
+
+    def __post_init__(self) -> None:
+        # fit is public: a negative clipping norm would silently reverse every gradient
+        if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ValueError(f"max_grad_norm must be a finite number > 0, or None (no clipping); "
+                             f"got {self.max_grad_norm}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.log_interval < 1:
+            raise ValueError(f"log_interval must be at least 1, got {self.log_interval}")
 
 
 @dataclass
@@ -218,7 +279,7 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptio
     checkpoint = Path(options.checkpoint) if options.checkpoint is not None else None
     if checkpoint is None or not options.resume or not checkpoint.exists():
         return History(), 1
-    state = load_checkpoint(checkpoint, map_location=next(model.parameters()).device)
+    state = load_checkpoint(checkpoint, map_location=next(model.parameters()).device, run=options.run)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if options.scheduler is not None and state.get("scheduler") is not None:
@@ -300,7 +361,7 @@ def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, test_loader: B
             "scheduler": options.scheduler.state_dict() if options.scheduler is not None else None,
             "epoch": epoch,
             "history": history.as_dict(),
-        })
+        }, run=options.run)
     history.trained_now += 1
 
 

@@ -14,7 +14,13 @@ a browser test can find it):
   ``theta_from_params`` / ``params_from_theta``);
 * ``stn-align-corners`` (checkbox), ``stn-padding`` (dropdown), ``stn-reset`` (button);
 * ``stn-theta-label``: a text line with θ and the sampled region's corners;
-* ``stn-view``: the Output holding the three-panel figure.
+* ``stn-view``: the Output holding the three-panel figure;
+* ``stn-message``: a line under the figure: why a typed value was refused or clamped,
+  or why the output is black (a degenerate θ, or a region outside the input).
+
+Typed raw θ values are kept exactly (0.777 stays 0.777): the sliders follow θ, but when
+the browser snaps a slider to its 0.01 step and sends the snapped value back, that echo
+does not change θ. NaN and inf are refused (the last good θ comes back, with a message).
 """
 from __future__ import annotations
 
@@ -42,6 +48,8 @@ SLIDERS = {
 }
 PARAMETERS_MODE = "parameters"
 RAW_MODE = "raw θ"
+#: |det| of θ's 2x2 part below which the explorer explains a degenerate (flat) θ.
+DEGENERATE_DET = 1e-9
 
 
 def downsample(image, max_side: Optional[int]) -> np.ndarray:
@@ -53,6 +61,12 @@ def downsample(image, max_side: Optional[int]) -> np.ndarray:
     f = int(np.ceil(max(img.shape[:2]) / max_side))
     h, w = img.shape[0] // f, img.shape[1] // f
     return img[:h * f, :w * f].reshape(h, f, w, f, img.shape[2]).mean(axis=(1, 3))
+
+
+def _theta_text(theta: np.ndarray) -> str:
+    """θ with 3 decimals; a typed 1e308 overflows np.round to inf, which is fine to show."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return format_theta(theta, 3)
 
 
 def _enable_colab_widgets() -> None:
@@ -79,34 +93,18 @@ class ThetaExplorer(widgets.VBox):
         self.out_hw = tuple(out_hw) if out_hw is not None else None
         self._theta = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         self._syncing = False
+        # Slider values last set from θ: a browser echo of one of them, snapped to the
+        # slider's step, must not replace the exact θ it came from.
+        self._synced_values: Dict[str, float] = {}
+        self._notes: list = []  # lines for the message under the figure
         self._fig = Figure(figsize=(11.0, 4.0), dpi=72, layout="constrained")
         self.render_count = 0
         self.last_render_ms = float("nan")
         self.output_image: Optional[np.ndarray] = None
         self.corners: Optional[np.ndarray] = None
 
-        style = {"description_width": "90px"}
-        wide = widgets.Layout(width="360px")
-        self.sliders: Dict[str, widgets.FloatSlider] = {}
-        for name, (desc, lo, hi, step, default, css) in SLIDERS.items():
-            s = widgets.FloatSlider(value=default, min=lo, max=hi, step=step, description=desc,
-                                    continuous_update=True, readout_format=".2f", style=style,
-                                    layout=wide)
-            s.add_class(css)
-            s.observe(self._on_param_change, names="value")
-            self.sliders[name] = s
-
-        self.raw_fields: Dict[str, widgets.FloatText] = {}
-        for i in range(2):
-            for j in range(3):
-                key = f"{i}{j}"
-                f = widgets.FloatText(value=float(self._theta[i, j]), step=0.05,
-                                      description=f"θ[{i},{j}]", style={"description_width": "45px"},
-                                      layout=widgets.Layout(width="150px"))
-                f.add_class(f"stn-theta-{key}")
-                f.observe(self._on_raw_change, names="value")
-                self.raw_fields[key] = f
-
+        self.sliders = self._make_sliders()
+        self.raw_fields = self._make_raw_fields()
         self.mode = widgets.ToggleButtons(options=[PARAMETERS_MODE, RAW_MODE], value=PARAMETERS_MODE,
                                           tooltips=["angle, scales, shear, translation", "the six entries of θ"],
                                           style={"button_width": "100px"})
@@ -132,7 +130,44 @@ class ThetaExplorer(widgets.VBox):
         self.label.add_class("stn-theta-label")
         self.view = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.view.add_class("stn-view")
+        self.message = widgets.HTML()
+        self.message.add_class("stn-message")
 
+        super().__init__(self._layout())
+        self.add_class("stn-theta-explorer")
+        self._render()
+
+    # -- controls --------------------------------------------------------------
+    def _make_sliders(self) -> Dict[str, widgets.FloatSlider]:
+        """One FloatSlider per parameter of SLIDERS, each with its CSS class."""
+        style = {"description_width": "90px"}
+        wide = widgets.Layout(width="360px")
+        sliders: Dict[str, widgets.FloatSlider] = {}
+        for name, (desc, lo, hi, step, default, css) in SLIDERS.items():
+            s = widgets.FloatSlider(value=default, min=lo, max=hi, step=step, description=desc,
+                                    continuous_update=True, readout_format=".2f", style=style,
+                                    layout=wide)
+            s.add_class(css)
+            s.observe(self._on_param_change, names="value")
+            sliders[name] = s
+        return sliders
+
+    def _make_raw_fields(self) -> Dict[str, widgets.FloatText]:
+        """Six number fields ``"00"`` ... ``"12"`` for the raw entries of θ."""
+        fields: Dict[str, widgets.FloatText] = {}
+        for i in range(2):
+            for j in range(3):
+                key = f"{i}{j}"
+                f = widgets.FloatText(value=float(self._theta[i, j]), step=0.05,
+                                      description=f"θ[{i},{j}]", style={"description_width": "45px"},
+                                      layout=widgets.Layout(width="150px"))
+                f.add_class(f"stn-theta-{key}")
+                f.observe(self._on_raw_change, names="value")
+                fields[key] = f
+        return fields
+
+    def _layout(self) -> list:
+        """The explorer's rows: settings, sliders (or raw fields), label, view, message."""
         s = self.sliders
         self.param_box = widgets.HBox([
             widgets.VBox([s["angle"], s["scale_x"], s["scale_y"]]),
@@ -144,9 +179,7 @@ class ThetaExplorer(widgets.VBox):
         ], layout=widgets.Layout(display="none"))
         settings = widgets.HBox([self.mode, self.align_corners_box, self.padding, self.reset_button],
                                 layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([settings, self.param_box, self.raw_box, self.label, self.view])
-        self.add_class("stn-theta-explorer")
-        self._render()
+        return [settings, self.param_box, self.raw_box, self.label, self.view, self.message]
 
     # -- state ---------------------------------------------------------------
     @property
@@ -168,17 +201,35 @@ class ThetaExplorer(widgets.VBox):
         return str(self.padding.value)
 
     def set_theta(self, theta) -> None:
-        """Set θ directly (as if typed in raw mode); the sliders follow."""
-        theta = np.asarray(theta, dtype=np.float64).reshape(2, 3)
-        self._syncing = True
-        try:
-            for key, f in self.raw_fields.items():
-                f.value = float(theta[int(key[0]), int(key[1])])
-        finally:
-            self._syncing = False
-        self._theta = theta.copy()
+        """Set θ directly (as if typed in raw mode); the sliders follow.
+
+        Accepts a (2, 3) θ (or (1, 2, 3)), or a homogeneous (3, 3) matrix whose last row
+        is [0, 0, 1]. The explorer draws affine transforms only, so a projective (3, 3)
+        matrix is refused with a ValueError, as are other shapes and NaN or inf.
+        """
+        theta = self._affine_theta(theta)
+        self._set_raw_fields(theta)
+        self._theta = theta
         self._sync_sliders_from_theta()
         self._render()
+
+    @staticmethod
+    def _affine_theta(theta) -> np.ndarray:
+        """``theta`` as a finite (2, 3) float64 array, or a ValueError saying what is wanted."""
+        m = np.array(theta, dtype=np.float64)
+        wanted = "θ of shape (2, 3), or a (3, 3) matrix with last row [0, 0, 1]"
+        if m.shape == (1, 2, 3):
+            m = m[0]
+        if m.shape == (3, 3):
+            if not np.allclose(m[2], [0.0, 0.0, 1.0], rtol=0, atol=1e-12):
+                raise ValueError(f"set_theta wants {wanted}: this (3, 3) matrix is projective "
+                                 f"(last row {m[2].tolist()}), and the explorer shows affine θ only")
+            m = m[:2]
+        if m.shape != (2, 3):
+            raise ValueError(f"set_theta wants {wanted}, got shape {m.shape}")
+        if not np.isfinite(m).all():
+            raise ValueError(f"set_theta wants finite numbers, got {m.tolist()}")
+        return m
 
     def reset(self) -> None:
         """Back to the identity θ."""
@@ -197,21 +248,44 @@ class ThetaExplorer(widgets.VBox):
                                                     shear=p["shear"], translation=(p["tx"], p["ty"])),
                           dtype=np.float64).reshape(2, 3)
 
+    def _set_raw_fields(self, theta: np.ndarray) -> None:
+        self._syncing = True
+        try:
+            for key, f in self.raw_fields.items():
+                f.value = float(theta[int(key[0]), int(key[1])])
+        finally:
+            self._syncing = False
+
     def _sync_sliders_from_theta(self) -> None:
+        """Move the sliders to θ's parameters; note those beyond a slider's range."""
         q = sampler.params_from_theta(self._theta)
         values = {"angle": q["angle"], "scale_x": q["scale"][0], "scale_y": q["scale"][1],
                   "shear": q["shear"], "tx": q["translation"][0], "ty": q["translation"][1]}
         self._syncing = True
         try:
             for name, v in values.items():
-                if np.isfinite(v):
-                    self.sliders[name].value = float(v)  # clipped to the slider's range
+                slider = self.sliders[name]
+                slider.value = float(v)  # traitlets clips it to the slider's range
+                self._synced_values[name] = float(slider.value)
+                if not slider.min <= v <= slider.max:
+                    self._notes.append(f"{SLIDERS[name][0]} = {v:.4g} is beyond its slider "
+                                       f"[{slider.min:g}, {slider.max:g}]: the slider shows it clamped, "
+                                       f"θ is kept as typed.")
         finally:
             self._syncing = False
 
+    def _is_echo(self, change) -> bool:
+        """A slider change that only snaps a value set from θ to the slider's step."""
+        if not change or change.get("owner") not in self.sliders.values():
+            return False
+        name = next(n for n, s in self.sliders.items() if s is change["owner"])
+        synced = self._synced_values.get(name)
+        return synced is not None and abs(change["new"] - synced) <= SLIDERS[name][3] / 2 + 1e-12
+
     def _on_param_change(self, change=None) -> None:
-        if self._syncing:
+        if self._syncing or self._is_echo(change):
             return
+        self._synced_values.clear()
         self._theta = self._theta_from_sliders()
         self._syncing = True
         try:
@@ -219,13 +293,24 @@ class ThetaExplorer(widgets.VBox):
                 f.value = round(float(self._theta[int(key[0]), int(key[1])]), 6)
         finally:
             self._syncing = False
+        for name, s in self.sliders.items():
+            if name != "angle" and s.value in (s.min, s.max):  # the full circle is no limit
+                self._notes.append(f"{SLIDERS[name][0]} is at the end of its range [{s.min:g}, {s.max:g}] "
+                                   f"(a value typed beyond it is clamped); raw θ mode takes any value.")
         self._render()
 
     def _on_raw_change(self, change=None) -> None:
         if self._syncing:
             return
-        self._theta = np.array([[self.raw_fields[f"{i}{j}"].value for j in range(3)] for i in range(2)],
-                               dtype=np.float64)
+        typed = np.array([[self.raw_fields[f"{i}{j}"].value for j in range(3)] for i in range(2)],
+                         dtype=np.float64)
+        if not np.isfinite(typed).all():
+            # NaN or inf has no picture: refuse it, put the last good θ back, and say so.
+            self._set_raw_fields(self._theta)
+            self.message.value = (f"<span style='color:#b00'>θ entries must be finite numbers; "
+                                  f"kept θ = {_theta_text(self._theta)}</span>")
+            return
+        self._theta = typed
         self._sync_sliders_from_theta()
         self._render()
 
@@ -240,29 +325,51 @@ class ThetaExplorer(widgets.VBox):
     # -- drawing ---------------------------------------------------------------
     def render_png(self) -> bytes:
         """Draw the current state with plot_theta_view and return the PNG bytes."""
-        view = plot_theta_view(self.image, self._theta, align_corners=self.align_corners,
-                               padding_mode=self.padding_mode, out_hw=self.out_hw, fig=self._fig)
+        # A huge typed θ (1e308) is drawn too: its grid lies far outside, and matplotlib's
+        # autoscaling overflows on it harmlessly; keep that out of the learner's stderr.
+        with np.errstate(over="ignore", invalid="ignore"):
+            view = plot_theta_view(self.image, self._theta, align_corners=self.align_corners,
+                                   padding_mode=self.padding_mode, out_hw=self.out_hw, fig=self._fig)
         self.output_image = view.output
         self.corners = view.corners
         buf = io.BytesIO()
-        view.figure.savefig(buf, format="png", dpi=72)
+        with np.errstate(over="ignore", invalid="ignore"):
+            view.figure.savefig(buf, format="png", dpi=72)
         return buf.getvalue()
 
     def _render(self) -> None:
         start = time.perf_counter()
         png = self.render_png()
-        corners = " ".join(f"({round(x, 2) + 0.0:.2f}, {round(y, 2) + 0.0:.2f})" for x, y in self.corners)
-        self.label.value = (f"<code>θ = {format_theta(self._theta, 3)}</code><br>"
-                            f"<span>sampled region corners (input pixels; output's TL, TR, BR, BL): "
-                            f"{corners}</span>")
+        with np.errstate(over="ignore", invalid="ignore"):  # rounding a typed 1e308 overflows: inf
+            corners = " ".join(f"({round(x, 2) + 0.0:.2f}, {round(y, 2) + 0.0:.2f})" for x, y in self.corners)
+            self.label.value = (f"<code>θ = {_theta_text(self._theta)}</code><br>"
+                                f"<span>sampled region corners (input pixels; output's TL, TR, BR, BL): "
+                                f"{corners}</span>")
         self.view.outputs = ({
             "output_type": "display_data",
             "data": {"image/png": base64.b64encode(png).decode("ascii"),
                      "text/plain": f"<θ view {self.render_count + 1}>"},
             "metadata": {},
         },)
+        self.message.value = "<br>".join(self._notes + self._black_output_notes())
+        self._notes = []
         self.render_count += 1
         self.last_render_ms = 1000 * (time.perf_counter() - start)
+
+    def _black_output_notes(self) -> list:
+        """One line explaining a black output, if it is black for a reason worth saying."""
+        a = self._theta[:, :2]
+        det = float(a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0])
+        if not np.any(a):
+            return ["θ's 2x2 part is zero: every output pixel reads the single point "
+                    "(tx, ty), so the output is one flat colour."]
+        if abs(det) < DEGENERATE_DET:
+            return [f"θ is degenerate (det of its 2x2 part = {det:.2g}): the output reads only a line "
+                    f"of the input, so it shows no picture."]
+        out = self.output_image
+        if out is not None and self.padding_mode == "zeros" and not np.any(out):
+            return ["The sampled region lies outside the input: with zeros padding the output is black."]
+        return []
 
 
 def theta_explorer(image, align_corners: bool = False, padding_mode: str = "zeros",

@@ -8,6 +8,9 @@ import pytest
 from stn_course.utils import COLAB_SETUP_CELL, REPO_URL, repo_root
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
+#: A course notebook is numbered (``03_distorted_mnist.ipynb``) or an appendix
+#: (``appendix_training_on_a_cpu.ipynb``).
+NOTEBOOK_NAME = re.compile(r"(\d\d|appendix)_[a-z0-9_]+\.ipynb")
 
 
 def _cells(path: Path) -> list[dict]:
@@ -19,7 +22,7 @@ def _source(cell: dict) -> str:
 
 
 def test_the_notebooks_are_numbered_from_00_without_gaps_and_listed_in_order_in_the_readme():
-    names = [path.name for path in NOTEBOOKS]
+    names = [path.name for path in NOTEBOOKS if path.name[:2].isdigit()]  # appendices come after
     assert [name[:2] for name in names] == [f"{number:02d}" for number in range(len(names))]
     readme = (repo_root() / "README.md").read_text()
     table = re.findall(r"^\| (\d\d) \| \[`notebooks/([^`]+)`\]", readme, flags=re.MULTILINE)
@@ -28,8 +31,17 @@ def test_the_notebooks_are_numbered_from_00_without_gaps_and_listed_in_order_in_
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_name_is_numbered_slug(path):
-    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+def test_name_is_numbered_or_appendix_slug(path):
+    assert NOTEBOOK_NAME.fullmatch(path.name)
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("03_distorted_mnist.ipynb", True), ("appendix_training_on_a_cpu.ipynb", True),
+    ("appendix.ipynb", False), ("3_distorted.ipynb", False), ("Appendix_x.ipynb", False),
+    ("appendix_x.ipynb.bak", False), ("extra_notes.ipynb", False),
+])
+def test_the_naming_rule_allows_numbered_and_appendix_notebooks_only(name, allowed):
+    assert bool(NOTEBOOK_NAME.fullmatch(name)) == allowed
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

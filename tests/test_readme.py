@@ -38,7 +38,7 @@ def test_readme_types_no_percentage_by_hand():
 
 def test_notebooks_table_lists_every_notebook():
     section = README.split("## Notebooks\n")[1].split("\n## ")[0]
-    listed = re.findall(r"^\| (\d\d) \| \[`notebooks/([^`]+)`\]\(notebooks/\2\)", section, re.M)
+    listed = re.findall(r"^\| (\d\d|appendix) \| \[`notebooks/([^`]+)`\]\(notebooks/\2\)", section, re.M)
     notebooks = sorted(path.name for path in (repo_root() / "notebooks").glob("*.ipynb"))
     assert [name for _, name in listed] == notebooks
     assert all(name.startswith(number) for number, name in listed)

@@ -49,7 +49,7 @@ def _solution_sections(path: Path) -> dict[str, list[dict]]:
 
 def test_solutions_are_named_after_a_notebook():
     for path in SOLUTIONS:
-        assert re.fullmatch(r"\d\d_[a-z0-9_]+_solutions\.ipynb", path.name), path.name
+        assert re.fullmatch(r"(\d\d|appendix)_[a-z0-9_]+_solutions\.ipynb", path.name), path.name
         assert _notebook_of(path).exists(), path.name
 
 

@@ -242,3 +242,18 @@ def test_end_of_epoch_tests_logs_records_and_checkpoints(tmp_path, capsys):
     assert capsys.readouterr().out == "\n".join(history.log) + "\n"
     state = train.load_checkpoint(tmp_path / "run.pt")
     assert state["epoch"] == 2 and state["history"] == history.as_dict() and state["scheduler"] is None
+
+
+@pytest.mark.parametrize("options", [{"max_grad_norm": -1.0}, {"max_grad_norm": 0.0},
+                                     {"max_grad_norm": float("nan")}, {"label_smoothing": -0.5},
+                                     {"log_interval": 0}])
+def test_fit_refuses_settings_that_would_train_silently_wrong(options):
+    model, optimizer, scheduler, loaders = _setup()
+    with pytest.raises(ValueError, match=next(iter(options))):
+        train.fit(model, optimizer, *loaders, epochs=1, **options)
+
+
+def test_a_diverging_run_is_a_known_error():
+    from stn_course.errors import CourseError
+
+    assert issubclass(train.ThetaDivergedError, CourseError)

@@ -168,3 +168,103 @@ def test_colab_widget_manager_is_enabled(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     theta_explorer(_image())
     assert calls == [1]
+
+
+# ---------------------------------------------------------------------------------------
+# Typed values: exact, validated, explained (issue #23 item 2, issue #24 item 5)
+# ---------------------------------------------------------------------------------------
+
+def test_reflection_with_a_huge_raw_theta_returns(tmp_path):
+    """1e308 in a raw θ field with reflection padding froze the kernel (the sampler spun on
+    index INT_MIN). Run in a child process with a timeout, so a hang fails the test."""
+    import subprocess
+    from pathlib import Path
+
+    code = ("import matplotlib; matplotlib.use('Agg')\n"
+            "import numpy as np\nfrom stn_course.widgets import theta_explorer\n"
+            "ex = theta_explorer(np.random.default_rng(0).random((20, 24)), padding_mode='reflection')\n"
+            "ex.mode.value = 'raw θ'\nex.raw_fields['00'].value = 1e308\n"
+            "assert ex.theta[0, 0] == 1e308 and ex.render_count == 2\nprint('ok')\n")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_or_inf_typed_is_refused_and_the_last_theta_restored(explorer, bad):
+    explorer.mode.value = RAW_MODE
+    explorer.raw_fields["01"].value = 0.25
+    good, count, sliders = explorer.theta, explorer.render_count, explorer.params
+    explorer.raw_fields["01"].value = bad
+    np.testing.assert_array_equal(explorer.theta, good)
+    assert explorer.raw_fields["01"].value == 0.25  # the field shows the kept value again
+    assert explorer.params == sliders and explorer.render_count == count
+    assert "finite" in explorer.message.value
+    explorer.raw_fields["01"].value = 0.5  # a good value afterwards clears the message
+    assert explorer.theta[0, 1] == 0.5 and "finite" not in explorer.message.value
+
+
+def test_set_theta_accepts_2x3_and_homogeneous_3x3(explorer):
+    explorer.set_theta(np.eye(3))
+    np.testing.assert_array_equal(explorer.theta, np.eye(2, 3))
+    m = np.array([[0.5, 0.1, 0.2], [-0.1, 0.7, 0.3], [0.0, 0.0, 1.0]])
+    explorer.set_theta(m)
+    np.testing.assert_array_equal(explorer.theta, m[:2])
+    explorer.set_theta(m[None, :2])
+    np.testing.assert_array_equal(explorer.theta, m[:2])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.ones((3, 3)), "projective"),
+    (np.ones(6), r"shape \(6,\)"),
+    (np.ones((2, 2)), r"\(2, 3\)"),
+    (np.full((2, 3), np.nan), "finite"),
+])
+def test_set_theta_says_what_it_wants(explorer, bad, match):
+    before = explorer.theta
+    with pytest.raises(ValueError, match=match):
+        explorer.set_theta(bad)
+    np.testing.assert_array_equal(explorer.theta, before)
+
+
+def test_typed_raw_values_are_kept_exactly_despite_slider_echoes(explorer):
+    """The browser snaps a slider set from θ to its 0.01 step and sends the snapped value
+    back (0.777 -> 0.78); that echo must not round θ. A real move of the slider still counts."""
+    explorer.mode.value = RAW_MODE
+    explorer.raw_fields["00"].value = 0.777
+    explorer.raw_fields["12"].value = -0.123
+    assert explorer.theta[0, 0] == 0.777 and explorer.theta[1, 2] == -0.123
+    explorer.sliders["scale_x"].value = 0.78  # the echo, as the browser sends it
+    explorer.sliders["ty"].value = -0.12
+    assert explorer.theta[0, 0] == 0.777 and explorer.theta[1, 2] == -0.123
+    assert explorer.raw_fields["00"].value == 0.777
+    explorer.sliders["scale_x"].value = 0.5  # a real change: θ follows the sliders
+    assert explorer.theta[0, 0] == pytest.approx(0.5)
+
+
+def test_out_of_range_slider_value_is_clamped_with_a_note(explorer):
+    explorer.sliders["scale_x"].value = 5.0  # as typed into the readout
+    assert explorer.sliders["scale_x"].value == 2.0 and explorer.theta[0, 0] == pytest.approx(2.0)
+    assert "scale x is at the end of its range" in explorer.message.value
+    explorer.sliders["scale_x"].value = 1.0
+    assert "end of its range" not in explorer.message.value
+
+
+def test_raw_theta_beyond_the_sliders_is_kept_with_a_note(explorer):
+    explorer.mode.value = RAW_MODE
+    explorer.raw_fields["00"].value = 3.5
+    assert explorer.theta[0, 0] == 3.5 and explorer.sliders["scale_x"].value == 2.0
+    assert "scale x = 3.5 is beyond its slider" in explorer.message.value
+
+
+@pytest.mark.parametrize("theta, words", [
+    (np.zeros((2, 3)), "2x2 part is zero"),
+    ([[1.0, 2.0, 0.0], [0.5, 1.0, 0.0]], "degenerate"),
+    ([[0.2, 0.0, 1.4], [0.0, 0.2, 0.0]], "outside the input"),
+])
+def test_black_output_gets_a_one_line_explanation(explorer, theta, words):
+    explorer.set_theta(theta)
+    assert words in explorer.message.value and "<br>" not in explorer.message.value
+    explorer.set_theta(np.eye(2, 3))
+    assert explorer.message.value == ""

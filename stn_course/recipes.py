@@ -1,0 +1,311 @@
+"""Recipes: what a run is. The named datasets, :class:`RunConfig` (every setting of a run,
+validated when it is built), the named variants and the course's default recipe per model.
+
+:mod:`stn_course.experiments` turns a recipe into data, a model and a trained, recorded run.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, fields, replace
+from typing import Callable
+
+from .data import Augmentation, ImageTensors, load_cifar10, load_mnist, random_crop_flip
+from .registry import MODEL_NAMES
+from .validation import Allowed, InvalidSettingError, check_settings
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """Training images (distorted on the fly by ``train_augment``) and the fixed test set."""
+
+    train: ImageTensors
+    test: ImageTensors
+    train_augment: Augmentation | None = None
+
+
+def _mnist(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+    return DatasetSplits(load_mnist(train=True, limit=train_limit), load_mnist(train=False, limit=test_limit))
+
+
+def _distorted_mnist(kind: str) -> Callable[[int | None, int | None, int], DatasetSplits]:
+    def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+        from .distortions import distorted_mnist_test, distortion
+
+        return DatasetSplits(load_mnist(train=True, limit=train_limit),
+                             distorted_mnist_test(kind, seed=seed, limit=test_limit),
+                             train_augment=distortion(kind))
+    return load
+
+
+def _two_digit_mnist(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+    from .distortions import two_digit_mnist
+
+    return DatasetSplits(two_digit_mnist(True, seed=seed, limit=train_limit),
+                         two_digit_mnist(False, seed=seed, limit=test_limit))
+
+
+def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+    return DatasetSplits(load_cifar10(train=True, limit=train_limit), load_cifar10(train=False, limit=test_limit),
+                         train_augment=random_crop_flip)
+
+
+def _gtsrb(validation: bool) -> Callable[[int | None, int | None, int], DatasetSplits]:
+    def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
+        from .data import gtsrb_splits, random_affine
+
+        return DatasetSplits(*gtsrb_splits(validation, train_limit, test_limit), train_augment=random_affine)
+    return load
+
+
+#: dataset name → loader(train_limit, test_limit, seed)
+DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
+    "mnist": _mnist,
+    "rot-mnist": _distorted_mnist("rot"),
+    "rts-mnist": _distorted_mnist("rts"),
+    "proj-mnist": _distorted_mnist("proj"),
+    "elastic-mnist": _distorted_mnist("elastic"),
+    "clutter-mnist": _distorted_mnist("clutter"),
+    "two-digit-mnist": _two_digit_mnist,
+    "cifar10": _cifar10,
+    "gtsrb": _gtsrb(validation=False),  # traffic signs, tested on the official test set
+    "gtsrb-val": _gtsrb(validation=True),  # tested on held-out training tracks (choosing recipes)
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; ``name`` keys its checkpoint and results file."""
+
+    dataset: str = "mnist"
+    model: str = "st-cnn-aff"
+    epochs: int = 5
+    batch_size: int = 128
+    optimizer: str = "adamw"  # or "sgd"
+    lr: float = 2e-3
+    momentum: float = 0.0  # SGD only
+    nesterov: bool = False  # SGD only
+    schedule: str = "onecycle"  # or "constant", or "final-drop" (constant, a tenth of it for the last fifth)
+    localisation_lr_scale: float = 0.1
+    weight_decay: float = 1e-4
+    max_grad_norm: float | None = 5.0
+    label_smoothing: float = 0.0
+    augment: bool = True  # apply the dataset's training augmentation (crop + flip, or the distortion)
+    channels_last: bool = False  # memory format of model and batches (faster convolutions)
+    window: int | None = None  # ST-CNNs: side of the transformer's output (None: the model's default)
+    dropout: float = 0.0  # CNN and ST-CNNs: dropout before the classifier's last layer
+    batchnorm: bool = False  # CNN and ST-CNNs: batch normalisation after each of the classifier's convolutions
+    amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
+    log_interval: int = 500
+    seed: int = 0
+    train_limit: int | None = None
+    test_limit: int | None = None
+    variant: str = ""  # a named change to the default recipe (see VARIANTS)
+    quick: bool = False  # shrunk for quick (test) mode by quick_config; its limits then name nothing
+
+    def __post_init__(self) -> None:
+        """Check every field against :data:`CONFIG_RULES` (raises
+        :class:`~stn_course.validation.InvalidSettingError`, a CourseError and ValueError):
+        an invalid setting fails here, before any data is loaded, never after an epoch."""
+        check_settings({field.name: getattr(self, field.name) for field in fields(self)}, CONFIG_RULES,
+                       owner="run setting")
+        # settings that would be ignored must not name a run as if they changed it
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise InvalidSettingError(f"Invalid run setting: momentum and nesterov apply to optimizer 'sgd' only; "
+                                      f"with optimizer {self.optimizer!r} set momentum=0 and nesterov=false.")
+        if self.nesterov and self.momentum == 0:
+            raise InvalidSettingError("Invalid run setting: nesterov=true needs momentum > 0 "
+                                      "(Nesterov momentum without momentum is meaningless; torch refuses it).")
+
+    @property
+    def name(self) -> str:
+        """``<dataset>_<model>_e<epochs>_s<seed>`` and, unless it is the default, ``_<recipe>``."""
+        name, recipe = f"{self.dataset}_{self.model}_e{self.epochs}_s{self.seed}", self.recipe
+        return f"{name}_{recipe}" if recipe else name
+
+    @property
+    def changes(self) -> dict[str, object]:
+        """The fields set by hand: those that differ from the recipe of this dataset, model and
+        variant (:func:`recipe_config`), apart from the run's identity and the log interval
+        (:data:`UNNAMED_FIELDS`). A limit set by hand names the run; those of a quick run
+        (:func:`quick_config`) do not."""
+        recipe = recipe_config(self.dataset, self.model, self.epochs, self.seed, self.variant)
+        if self.quick:
+            recipe = quick_config(recipe)
+        return {field.name: getattr(self, field.name) for field in fields(self)
+                if field.name not in UNNAMED_FIELDS and getattr(self, field.name) != getattr(recipe, field.name)}
+
+    @property
+    def recipe(self) -> str:
+        """The recipe's label: the variant, then each change set by hand as ``field=value``,
+        e.g. ``"full-localisation-lr_amp=true"``; ``""`` for the default recipe. Two runs with
+        different settings never share a label, so never a checkpoint or a results file."""
+        return "_".join(recipe_parts(self.variant, self.changes))
+
+    def command(self, subcommand: str = "train") -> str:
+        """The command line that reproduces this run (``train``), or another command of
+        ``python -m stn_course`` on it (e.g. ``errors``)."""
+        parts = ["python", "-m", "stn_course", subcommand, "--dataset", self.dataset,
+                 "--model", self.model, "--epochs", str(self.epochs), "--seed", str(self.seed)]
+        if self.variant:
+            parts += ["--variant", self.variant]
+        for name, value in self.changes.items():
+            parts += ["--set", f"{name}={_format_setting(value)}"]
+        return shlex.join(parts)
+
+
+OPTIMIZERS = ("adamw", "sgd")
+#: see :func:`make_scheduler`
+SCHEDULES = ("onecycle", "constant", "final-drop")
+
+#: The values each RunConfig field may take, checked when a config is built. Bounds that are
+#: not obvious: a negative max_grad_norm reverses the gradients and 0 stops learning; label
+#: smoothing 1 is a uniform target; dropout 1 drops everything; seeds seed NumPy (< 2**32).
+CONFIG_RULES: dict[str, Allowed] = {
+    "dataset": Allowed(str, choices=lambda: sorted(DATASETS)),
+    "model": Allowed(str, choices=lambda: MODEL_NAMES),
+    "epochs": Allowed(int, low=1),
+    "batch_size": Allowed(int, low=1),
+    "optimizer": Allowed(str, choices=lambda: OPTIMIZERS),
+    "lr": Allowed(float, low=0, low_open=True),
+    "momentum": Allowed(float, low=0, high=1, high_open=True),
+    "nesterov": Allowed(bool),
+    "schedule": Allowed(str, choices=lambda: SCHEDULES),
+    "localisation_lr_scale": Allowed(float, low=0),
+    "weight_decay": Allowed(float, low=0),
+    "max_grad_norm": Allowed(float, low=0, low_open=True, optional=True, none_means="no clipping"),
+    "label_smoothing": Allowed(float, low=0, high=1, high_open=True),
+    "augment": Allowed(bool),
+    "channels_last": Allowed(bool),
+    "window": Allowed(int, low=1, optional=True, none_means="the model's default"),
+    "dropout": Allowed(float, low=0, high=1, high_open=True),
+    "batchnorm": Allowed(bool),
+    "amp": Allowed(bool, optional=True, none_means="on CUDA only"),
+    "log_interval": Allowed(int, low=1),
+    "seed": Allowed(int, low=0, high=2**32, high_open=True),
+    "train_limit": Allowed(int, low=1, optional=True, none_means="the whole training set"),
+    "test_limit": Allowed(int, low=1, optional=True, none_means="the whole test set"),
+    "variant": Allowed(str, choices=lambda: ["", *sorted(VARIANTS)]),
+    "quick": Allowed(bool),
+}
+
+
+#: RunConfig fields that never enter a run's recipe label: the name spells out the run's
+#: identity, the log interval changes no result, and quick runs live in a temporary folder.
+UNNAMED_FIELDS = frozenset({"dataset", "model", "epochs", "seed", "variant", "log_interval", "quick"})
+
+
+def recipe_parts(variant: str = "", changes: dict[str, object] | None = None) -> list[str]:
+    """The parts of a recipe's label (:attr:`RunConfig.recipe`): the variant, then each change
+    as ``field=value``, as on the command line (``=`` never occurs in a variant's name, so a
+    change can never pass for a variant)."""
+    # in RunConfig's order of fields, so that the same settings always spell the same label
+    order = [field.name for field in fields(RunConfig)]
+    changes = sorted((changes or {}).items(), key=lambda change: order.index(change[0]))
+    return ([variant] if variant else []) + [f"{name}={_format_setting(value)}" for name, value in changes]
+
+
+def _format_setting(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "none" if value is None else str(value)
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``"window=28"`` → ``("window", 28)``: one RunConfig field set by hand on the command
+    line (``--set``), its value converted to the field's type (``none`` for None, ``true`` /
+    ``false`` for booleans). Raises ValueError with the settable fields for anything else."""
+    # only fields that name a run: a setting the name did not show would share another run's checkpoint
+    settable = {field.name: str(field.type) for field in fields(RunConfig) if field.name not in UNNAMED_FIELDS}
+    name, equals, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    if not equals or name not in settable:
+        raise ValueError(f"expected FIELD=VALUE with FIELD one of {', '.join(settable)}; got {text!r}")
+    kind = settable[name]
+    if raw.lower() == "none":
+        if "None" not in kind:
+            raise ValueError(f"{name} cannot be none")
+        return name, None
+    base = kind.split("|")[0].strip()
+    try:
+        if base == "bool":
+            value = {"true": True, "false": False}[raw.lower()]
+        elif base == "int":
+            value = int(raw)
+        elif base == "float":
+            value = float(raw)
+        else:
+            value = raw
+    except (KeyError, ValueError):
+        raise ValueError(f"{name} takes a{'n' if base == 'int' else ''} {base}, got {raw!r}") from None
+    return name, value
+
+
+#: where the "final-drop" schedule divides the learning rate by 10, as a fraction of training
+FINAL_DROP_AT = 0.8
+
+
+#: named changes to a default recipe, for comparisons (``--variant`` on the command line)
+VARIANTS: dict[str, dict] = {
+    # SGD with momentum; the localisation network then needs 10x less and clipping, or θ blows up.
+    "momentum": {"momentum": 0.9, "localisation_lr_scale": 0.1, "max_grad_norm": 5.0},
+    # Without the training augmentation (CIFAR-10: no random crop and flip).
+    "no-augment": {"augment": False},
+    # As "no-augment", with the learning rate cut to a tenth for the last fifth of the epochs:
+    # under a constant rate the test accuracy swings by several points from one epoch to the
+    # next, so the last epoch's accuracy is partly luck; the cut lets the run settle.
+    "no-augment-drop": {"augment": False, "schedule": "final-drop"},
+    # The localisation network at the full learning rate (clipping kept): on R-MNIST the default
+    # tenth leaves the transformer turning digits hardly at all, the classifier doing the work.
+    "full-localisation-lr": {"localisation_lr_scale": 1.0},
+    # As "full-localisation-lr", with the transformer's output a 28x28 window of the 42x42 RTS
+    # canvas: attention, as on the cluttered canvas; the classifier works on 28x28 as on MNIST.
+    "window-28": {"localisation_lr_scale": 1.0, "window": 28},
+}
+
+
+def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "", *,
+                   quick: bool = False) -> RunConfig:
+    """The course's recipe for a dataset and model (:func:`recipe_config`), shrunk by
+    :func:`quick_config` if ``quick``. The mode is the caller's to pass (notebooks and the
+    command line pass ``quick=is_quick()``), so the same call always makes the same run."""
+    config = recipe_config(dataset, model, epochs, seed, variant)
+    return quick_config(config) if quick else config
+
+
+def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "") -> RunConfig:
+    """The course's recipe for a dataset and model, whatever the mode.
+
+    * The CIFAR-10 networks of the course material (``cifar-net-a``, ``cifar-net-b``) train
+      like the PyTorch STN tutorial: plain SGD, lr 0.01, batch 64, no schedule, no clipping
+      (variants: ``"momentum"``, ``"no-augment"``, ``"no-augment-drop"``).
+    * The strong CIFAR-10 models (``cifar-st-resnet``, ``cifar-resnet``): SGD with Nesterov
+      momentum, one-cycle schedule, label smoothing 0.1, weight decay 5e-4, batch 256,
+      channels-last memory format.
+    * Everything else: AdamW with a one-cycle schedule.
+
+    Elsewhere transformers' localisation networks train at a tenth of the learning rate,
+    with gradient clipping (norm 5).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
+    if model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model!r}; choose from {MODEL_NAMES}")
+    if variant and variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+    config = RunConfig(dataset=dataset, model=model, epochs=epochs, seed=seed)
+    if model.startswith("cifar-net"):
+        config = replace(config, batch_size=64, optimizer="sgd", lr=0.01, schedule="constant",
+                         localisation_lr_scale=1.0, weight_decay=0.0, max_grad_norm=None)
+    elif model in ("cifar-resnet", "cifar-st-resnet"):
+        config = replace(config, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
+                         weight_decay=5e-4, label_smoothing=0.1, channels_last=True, log_interval=100)
+    elif model.startswith("gtsrb-"):  # traffic signs: the default recipe, logged 3 times an epoch
+        config = replace(config, log_interval=100)
+    if variant:
+        config = replace(config, **VARIANTS[variant], variant=variant)
+    return config
+
+
+def quick_config(config: RunConfig) -> RunConfig:
+    """The same run, shrunk for quick (test) mode: a few hundred images, one epoch."""
+    return replace(config, epochs=1, train_limit=512, test_limit=256, quick=True)

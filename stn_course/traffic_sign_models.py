@@ -1,0 +1,109 @@
+"""Traffic-sign classifiers for GTSRB: an IDSIA-style CNN, and the same with two spatial transformers.
+
+After Moodstocks' ``idsia_net`` (github.com/moodstocks/gtsrb.torch): three convolution blocks
+(convolution → ReLU → max-pool) and two fully connected layers; their best single network puts
+one affine spatial transformer on the input and a second one after the first convolution
+block (99.61% on GTSRB at 48x48). Here the widths are cut so that the network trains on a CPU
+at 32x32, and each block gains batch normalisation; the classifier ends with dropout.
+
+Both networks standardise every image by its own mean and standard deviation (GTSRB's
+photographs range from nearly black to overexposed), *after* the input transformer has
+sampled the raw image in [0, 1], so that zero padding outside the image is black.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .models import SpatialTransformer
+
+#: the models of this module, by name
+TRAFFIC_SIGN_MODELS = ("gtsrb-cnn", "gtsrb-st-cnn")
+#: output channels of the three convolution blocks (Moodstocks: 100, 150, 250 at 48x48)
+WIDTHS = (32, 64, 128)
+#: units of the hidden fully connected layer (Moodstocks: 300)
+HIDDEN = 256
+
+
+class ImageStandardize(nn.Module):
+    """Each image ``(N, C, H, W)`` minus its own mean, divided by its own standard deviation
+    (over channels and pixels): brightness and contrast no longer depend on the photograph."""
+
+    def __init__(self, eps: float = 1e-2) -> None:
+        super().__init__()
+        self.eps = eps  # keeps a uniform (e.g. all-black) image finite
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / (std + self.eps)
+
+
+def conv_block(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
+    """Convolution (same padding) → batch norm → ReLU → max-pool 2: halves ``(H, W)``."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+
+def localisation(in_channels: int, side: int, standardize: bool, channels: int = 16,
+                 hidden: int = 64) -> nn.Sequential:
+    """A small localisation network for an ``(N, in_channels, side, side)`` input: [per-image
+    standardisation] → max-pool 2 → 2x (conv 3x3 → ReLU → max-pool 2) → FC ``hidden`` → FC 6.
+    It sees a quarter-resolution view: where the sign is needs no fine detail."""
+    layers: list[nn.Module] = [ImageStandardize()] if standardize else []
+    layers += [nn.MaxPool2d(2),
+               nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+               nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+               nn.Flatten(),
+               nn.Linear(2 * channels * (side // 8) ** 2, hidden), nn.ReLU(inplace=True),
+               nn.Linear(hidden, 6)]
+    return nn.Sequential(*layers)
+
+
+class TrafficSignNet(nn.Module):
+    """[ST] → standardise → block 1 → [ST] → block 2 → block 3 → FC ``hidden`` → dropout → FC classes.
+
+    Args:
+        input_shape: ``(3, H, W)`` with ``H = W`` divisible by 8 (32 here, 48 as Moodstocks).
+        num_classes: 43 for GTSRB.
+        transformers: put identity-initialised affine :class:`~stn_course.models.SpatialTransformer`
+            modules on the input (``input_transformer``) and after block 1 (``feature_transformer``);
+            both keep their input's size, with zero padding and ``align_corners=False``.
+        widths, hidden: channels of the blocks and units of the hidden layer.
+        dropout: before the last layer, while training.
+    Input: float ``(N, 3, H, W)`` in [0, 1]; output: logits ``(N, num_classes)``.
+    """
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int = 43, transformers: bool = True,
+                 widths: Sequence[int] = WIDTHS, hidden: int = HIDDEN, dropout: float = 0.5) -> None:
+        super().__init__()
+        channels, side = input_shape[0], input_shape[-1]
+        if input_shape[-2] != side or side % 8:
+            raise ValueError(f"input must be square with a side divisible by 8, got {tuple(input_shape)}")
+        self.input_transformer = SpatialTransformer(localisation(channels, side, standardize=True),
+                                                    "affine", align_corners=False) if transformers else None
+        self.standardize = ImageStandardize()
+        self.block1 = conv_block(channels, widths[0], 5)
+        self.feature_transformer = SpatialTransformer(localisation(widths[0], side // 2, standardize=False),
+                                                      "affine", align_corners=False) if transformers else None
+        self.block2 = conv_block(widths[0], widths[1], 3)
+        self.block3 = conv_block(widths[1], widths[2], 3)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(widths[2] * (side // 8) ** 2, hidden),
+                                  nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transformer is not None:
+            x = self.input_transformer(x)  # samples the raw image: outside it is black
+        x = self.block1(self.standardize(x))
+        if self.feature_transformer is not None:
+            x = self.feature_transformer(x)
+        return self.head(self.block3(self.block2(x)))
+
+
+def build_traffic_sign_model(name: str, input_shape: Sequence[int], num_classes: int = 43) -> TrafficSignNet:
+    """``"gtsrb-cnn"`` (no transformer) or ``"gtsrb-st-cnn"`` (two) for ``(3, H, W)`` inputs."""
+    if name not in TRAFFIC_SIGN_MODELS:
+        raise ValueError(f"unknown traffic-sign model {name!r}; choose from {TRAFFIC_SIGN_MODELS}")
+    return TrafficSignNet(input_shape, num_classes, transformers=name == "gtsrb-st-cnn")
