@@ -84,3 +84,21 @@ def test_test_markers_are_cell_tags_not_comments_in_learner_code(path):
     for i, cell in enumerate(_cells(path)):
         if cell["cell_type"] == "code":
             assert "NBVAL_" not in _source(cell), f"{path.name} cell {i}: use an nbval-* cell tag"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opens_with_prerequisites_what_you_will_learn_and_run_time(path):
+    markdown = [_source(c) for c in _cells(path) if c["cell_type"] == "markdown"]
+    opening = "\n".join(markdown[:2])
+    for heading in ("Prerequisites", "What you will learn", "Run time"):
+        assert heading in opening, f"{path.name}: the opening says nothing under {heading!r}"
+    assert "GPU" in opening, f"{path.name}: give the run time on a Colab GPU too (an estimate, marked so)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_says_what_it_costs(path):
+    exercises = _source([c for c in _cells(path) if c["cell_type"] == "markdown"][-1])
+    items = re.split(r"^\d+\. ", exercises, flags=re.MULTILINE)[1:]
+    assert items, f"{path.name}: no numbered exercises"
+    for number, item in enumerate(items, 1):
+        assert re.search(r"CPU|GPU|second|minute|hour", item), f"{path.name}, exercise {number}: say what it costs"

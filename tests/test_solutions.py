@@ -91,3 +91,10 @@ def test_solution_outputs_come_from_a_run_without_errors(path):
 def test_notebook_links_to_its_solutions(path):
     notebook = _notebook_of(path)
     assert any(f"solutions/{path.name}" in _source(c) for c in _cells(notebook) if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_notebook_with_exercises_has_worked_solutions(notebook):
+    if _exercises(notebook):
+        solutions = NOTEBOOKS / "solutions" / notebook.name.replace(".ipynb", "_solutions.ipynb")
+        assert solutions.exists(), f"{notebook.name}: its exercises need {solutions.name}"
