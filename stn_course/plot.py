@@ -341,7 +341,7 @@ def plot_theta_view(image, theta, align_corners: bool = False, padding_mode: str
     _clean(ax_in, "input + sampled region")
     _clean(ax_grid, f"sampling grid ({ho}×{wo} points)")
     _clean(ax_out, f"output ({ho}×{wo})")
-    fig.suptitle(f"θ = {format_theta(th)}    align_corners={align_corners}, padding={padding_mode}",
+    fig.suptitle(f"θ = {format_theta(th, 3)}    align_corners={align_corners}, padding={padding_mode}",
                  fontsize=10)
     return ThetaView(fig, out, corners)
 
