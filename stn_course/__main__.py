@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotations only: importing these at run time would import 
 DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
                  "rts-mnist", "two-digit-mnist")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet")
+               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet", "vit", "st-vit")
 VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
 
 

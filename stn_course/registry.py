@@ -15,6 +15,7 @@ from torch import nn
 
 from .cifar_models import CifarNetA, CifarNetB, CifarResNet
 from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
+from .vision_transformer import st_vit, vit
 
 Builder = Callable[..., nn.Module]
 
@@ -59,6 +60,8 @@ CLASSIFIERS: dict[str, Builder] = {
     "cifar-net-b": cifar_builder("cifar-net-b", CifarNetB),
     "cifar-resnet": cifar_builder("cifar-resnet", partial(CifarResNet, transformer=False)),
     "cifar-st-resnet": cifar_builder("cifar-st-resnet", partial(CifarResNet, transformer=True)),
+    "vit": vit,
+    "st-vit": st_vit,
 }
 MODEL_NAMES = tuple(CLASSIFIERS)
 
