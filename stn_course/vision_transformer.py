@@ -185,3 +185,26 @@ def st_vit(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[floa
     transformer = SpatialTransformer(localisation_net(input_shape, 6), transform="affine", out_size=out_size)
     classifier_shape = (input_shape[0], *out_size)
     return STClassifier(transformer, vit(classifier_shape, mean, std, num_classes=num_classes))
+
+
+def vit_costs(side: int, patch: int, channels: int = 1, dim: int = 64, depth: int = 6,
+              mlp_ratio: int = 2, num_classes: int = 10) -> dict[str, int]:
+    """What a :class:`VisionTransformer` on ``side`` x ``side`` images costs, counted, not measured.
+
+    ``tokens`` (patches + class token); per image and forward pass, ``attention_flops``
+    (``q kᵀ`` and the weighted sum of values: ``2 T² dim`` multiply-adds per block, 2 FLOPs
+    each), ``linear_flops`` (the blocks' projections and MLPs, linear in ``T``) and
+    ``attention_matrix`` entries per block and head (``T²``); ``parameters``, which grow
+    with the tokens only through the positional embeddings.
+    """
+    tokens = (side // patch) ** 2 + 1
+    per_block_linear = tokens * (4 * dim * dim + 2 * mlp_ratio * dim * dim)
+    block_parameters = 4 * dim * dim + 4 * dim + 2 * mlp_ratio * dim * dim + (mlp_ratio + 1) * dim + 4 * dim
+    return {
+        "tokens": tokens,
+        "attention_matrix": tokens ** 2,
+        "attention_flops": depth * 2 * (2 * tokens * tokens * dim),
+        "linear_flops": depth * 2 * per_block_linear,
+        "parameters": (channels * patch * patch * dim + dim) + dim + tokens * dim + depth * block_parameters
+                      + 2 * dim + dim * num_classes + num_classes,
+    }

@@ -102,3 +102,16 @@ def test_a_short_training_run_through_the_course_machinery_learns(tmp_path):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("shape", [(1, 42, 42), (1, 28, 28), (3, 32, 32)])
+def test_counted_costs_match_the_built_model(shape):
+    from stn_course.models import count_parameters
+    from stn_course.vision_transformer import default_patch_size, vit_costs
+
+    patch = default_patch_size(shape)
+    costs = vit_costs(shape[-1], patch, channels=shape[0])
+    assert costs["parameters"] == count_parameters(vit(shape, MEAN * shape[0], STD * shape[0]))
+    assert costs["tokens"] == (shape[-1] // patch) ** 2 + 1
+    halved = vit_costs(shape[-1], patch // 2 if patch % 2 == 0 else patch, channels=shape[0])
+    assert halved["attention_flops"] >= costs["attention_flops"]
