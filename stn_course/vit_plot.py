@@ -40,9 +40,12 @@ def plot_patches(image, patch: int, title: str = "") -> Figure:
     per_row = int(np.ceil(np.sqrt(rows * cols * 2.5)))
     axes = right.subplots(int(np.ceil(rows * cols / per_row)), per_row, squeeze=False)
     for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < rows * cols:
+        if index >= rows * cols:
+            ax.axis("off")
+        else:  # framed, so that black patches still show as tiles
             r, c = divmod(index, cols)
+            for spine in ax.spines.values():
+                spine.set_color("0.6")
             _gray_or_rgb(ax, image[:, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch])
             ax.set_title(str(index + 1), fontsize=6, pad=1)
     right.suptitle(f"{rows * cols} tokens, each {channels}x{patch}x{patch} = {channels * patch * patch} numbers",
@@ -96,7 +99,9 @@ def plot_where_they_look(images: torch.Tensor, heat_maps: dict[str, torch.Tensor
             axes[0, i].set_title(labels[i], fontsize=8)
         for row, heat in enumerate(heat_maps.values(), start=1):
             _overlay(axes[row, i], images[i], heat[i].detach().cpu().numpy())
-    axes[0, 0].set_ylabel(" / ".join(f"{name} ({colour[4:]})" for name, colour in zip(grids, colours)), fontsize=8)
+    axes[0, 0].set_ylabel("sampled regions", fontsize=8)
+    fig.suptitle("sampled region of " + ", ".join(f"{name} ({colour[4:]})" for name, colour in zip(grids, colours))
+                 + "; below, where the ViT's class token looks", fontsize=10)
     for row, name in enumerate(heat_maps, start=1):
         axes[row, 0].set_ylabel(name, fontsize=8)
     return fig
