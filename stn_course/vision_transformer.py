@@ -19,10 +19,9 @@ and the ViT normalises what it receives.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .models import Normalize, SpatialTransformer, STClassifier, localisation_net

@@ -4,7 +4,7 @@ sampling points. Every function returns a :class:`~stn_course.plot.CourseFigure`
 are ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1]."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

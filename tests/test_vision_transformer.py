@@ -5,8 +5,15 @@ from torch import nn
 
 from stn_course.experiments import default_config, run_experiment
 from stn_course.registry import build_classifier
-from stn_course.vision_transformer import (MultiHeadSelfAttention, VisionTransformer, attention_rollout,
-                                           class_token_map, scaled_dot_product_attention, st_vit, vit)
+from stn_course.vision_transformer import (
+    MultiHeadSelfAttention,
+    VisionTransformer,
+    attention_rollout,
+    class_token_map,
+    scaled_dot_product_attention,
+    st_vit,
+    vit,
+)
 
 MEAN, STD = [0.1307], [0.3081]
 
