@@ -35,7 +35,7 @@ DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mni
                  "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
                "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
-               "gtsrb-cnn", "gtsrb-st-cnn")
+               "gtsrb-cnn", "gtsrb-st-cnn", "vit", "st-vit")
 VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from .cifar_models import CifarNetA, CifarNetB, CifarResNet
 from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
 from .traffic_sign_models import TrafficSignNet
+from .vision_transformer import st_vit, vit
 
 Builder = Callable[..., nn.Module]
 
@@ -72,6 +73,8 @@ CLASSIFIERS: dict[str, Builder] = {
     "cifar-st-resnet": cifar_builder("cifar-st-resnet", partial(CifarResNet, transformer=True)),
     "gtsrb-cnn": traffic_sign_builder(transformers=False),
     "gtsrb-st-cnn": traffic_sign_builder(transformers=True),
+    "vit": vit,
+    "st-vit": st_vit,
 }
 MODEL_NAMES = tuple(CLASSIFIERS)
 

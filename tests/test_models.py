@@ -145,7 +145,7 @@ def test_window_sets_the_transformers_output_and_keeps_the_parameter_count():
     assert abs(count_parameters(model) - baseline) < 0.01 * baseline
     with pytest.raises(ValueError, match="between 4 and the input's side 42"):
         build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=60)
-    with pytest.raises(ValueError, match="window is an option of st-cnn-aff, st-cnn-proj, st-cnn-tps, not of 'cnn'"):
+    with pytest.raises(ValueError, match="window is an option of st-cnn-aff, st-cnn-proj, st-cnn-tps, st-vit, not of 'cnn'"):
         build_classifier("cnn", (1, 42, 42), MEAN, STD, window=28)
 
 
@@ -332,9 +332,9 @@ def test_registry_builds_every_model_it_names_and_lists_them_for_an_unknown_name
         model = build_classifier(name, shape, MEAN * shape[0], STD * shape[0], num_classes=classes).eval()
         assert model(torch.rand(2, *shape)).shape == (2, classes), name
         has_transformer = models.transformer_of(model) is not None
-        assert has_transformer == (name not in ("cnn", "cifar-resnet", "gtsrb-cnn")), name
+        assert has_transformer == (name not in ("cnn", "cifar-resnet", "gtsrb-cnn", "vit")), name
     assert build_classifier("st-cnn-tps", (1, 28, 28), MEAN, STD).transformer.transform == "tps"
     with pytest.raises(ValueError) as error:
         build_classifier("st-cnn-sim", (1, 28, 28), MEAN, STD)
     assert str(error.value) == f"unknown model 'st-cnn-sim'; choose from {', '.join(registry.MODEL_NAMES)}"
-    assert registry.models_taking("window") == ["st-cnn-aff", "st-cnn-proj", "st-cnn-tps"]
+    assert registry.models_taking("window") == ["st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-vit"]
