@@ -32,10 +32,10 @@ if TYPE_CHECKING:  # annotations only: importing these at run time would import 
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
 #: registry.MODEL_NAMES and experiments.VARIANTS.
 DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
-                 "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val")
+                 "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val", "gtsrb48")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
                "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
-               "gtsrb-cnn", "gtsrb-st-cnn")
+               "gtsrb-cnn", "gtsrb-st-cnn", "gtsrb-cnn-wide", "gtsrb-st-cnn-wide")
 VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
 
 

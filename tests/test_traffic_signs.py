@@ -100,3 +100,77 @@ def test_short_training_learns_and_records():
     assert not torch.allclose(theta, torch.tensor([1.0, 0, 0, 0, 1, 0]).expand_as(theta))
     record = json.loads((results_dir() / f"{config.name}.json").read_text())
     assert record["test_correct"] == history.test_correct[-1] and record["epochs"] == 3
+
+
+@pytest.mark.parametrize("name", ["gtsrb-cnn-wide", "gtsrb-st-cnn-wide"])
+def test_wide_models_have_moodstocks_widths_run_at_48_and_start_at_the_identity(name):
+    model = build_classifier(name, (3, 48, 48), (0.5,) * 3, (0.25,) * 3, num_classes=43).eval()
+    assert [model.block1[0].out_channels, model.block2[0].out_channels, model.block3[0].out_channels] == [100, 150, 250]
+    assert model.head[1].out_features == 300
+    images = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        assert model(images).shape == (2, 43)
+        if name == "gtsrb-cnn-wide":
+            assert model.input_transformer is None and model.feature_transformer is None
+            return
+        assert torch.allclose(model.input_transformer(images), images, atol=1e-5)
+        features = model.block1(model.standardize(images))
+        assert features.shape == (2, 100, 24, 24)
+        assert torch.allclose(model.feature_transformer(features), features, atol=1e-5)
+
+
+def _no_network(*args, **kwargs):
+    from urllib.error import URLError
+
+    raise URLError("no network (simulated)")
+
+
+def test_gtsrb48_without_originals_or_network_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    from stn_course.errors import CourseError
+
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torchvision.datasets, "GTSRB", _no_network)  # offline, even where a network is
+    with pytest.raises(CourseError) as raised:
+        load_gtsrb(train=True, root=tmp_path, size=48)
+    message = str(raised.value)
+    assert "GTSRB at 48x48 was not found" in message
+    assert str(tmp_path / "gtsrb" / "GTSRB" / "Training") in message  # the folder searched
+    assert "download=True" in message and "internet access" in message  # what to do
+    assert str(tmp_path / "GTSRB" / "gtsrb32.npz") in message and "`gtsrb`" in message  # the offline alternative
+
+
+def _write_fake_originals(folder, sizes):
+    """torchvision's GTSRB training layout: Training/<class>/<track>_<frame>.ppm and GT-<class>.csv."""
+    from PIL import Image
+
+    for label in (0, 1):
+        images = folder / "gtsrb" / "GTSRB" / "Training" / f"{label:05d}"
+        images.mkdir(parents=True)
+        rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
+        for index, (width, height) in enumerate(sizes):
+            name = f"{index // 2:05d}_{index % 2:05d}.ppm"
+            Image.new("RGB", (width, height), (200, 10 * label, 30)).save(images / name)
+            rows.append(f"{name};{width};{height};1;2;{width - 2};{height - 3};{label}")
+        (images / f"GT-{label:05d}.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_originals_are_resized_to_48_with_tracks_and_boxes_from_the_csv_files(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torchvision.datasets, "GTSRB", lambda *args, **kwargs: None)  # "already downloaded"
+    sizes = [(30, 31), (64, 60), (120, 118), (25, 25)]
+    _write_fake_originals(tmp_path, sizes)
+    data = load_gtsrb(train=True, root=tmp_path, size=48)
+    assert data.data.images.shape == (8, 3, 48, 48) and data.data.images.dtype == torch.uint8
+    assert data.data.labels.tolist() == [0] * 4 + [1] * 4
+    assert data.column("track").tolist() == [0, 0, 1, 1] * 2
+    assert data.column("width").tolist() == [w for w, _ in sizes] * 2
+    assert data.column("roi_y2").tolist() == [h - 3 for _, h in sizes] * 2
+    assert data.data.images[4:, 1].float().mean().item() == pytest.approx(10, abs=1)  # class 1's green
+    # the second load comes from the cache, not the files
+    for path in (tmp_path / "gtsrb").rglob("*.ppm"):
+        path.unlink()
+    assert torch.equal(load_gtsrb(train=True, root=tmp_path, size=48).data.images, data.data.images)
