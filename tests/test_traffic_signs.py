@@ -222,3 +222,13 @@ def test_notebook_06_loads_the_training_recording_and_trains_nothing(monkeypatch
     assert namespace["TRAIN_IF_MISSING"] is False
     assert namespace["recording_path"] == recording.evolution_path(recording.TRAFFIC_SIGN_EVOLUTION_RUN)
     assert len(namespace["evolution"].steps) > 10 and namespace["path"].exists()
+
+
+def test_record_evolution_command_takes_the_traffic_sign_run_and_defaults_to_rts():
+    from stn_course.__main__ import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["record-evolution", "--dataset", "gtsrb", "--model", "gtsrb-st-cnn", "--record"])
+    assert (args.dataset, args.model, args.record) == ("gtsrb", "gtsrb-st-cnn", True)
+    default = parser.parse_args(["record-evolution"])
+    assert (default.dataset, default.model, default.record) == ("rts-mnist", "st-cnn-aff", False)
