@@ -13,7 +13,7 @@ scratch) and writes its result,
 course's results/ instead. The recipe label names the variant and every setting changed with
 --set (e.g. _window-28_amp=true). `errors` takes the same options as `train`, loads the
 finished run and writes errors_<run>.json (see stn_course.analysis). `record-evolution`
-records the transformer learning that notebook 05 animates (see stn_course.recording).
+records the transformer learning that notebooks 05 and 06 animate (see stn_course.recording).
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ if TYPE_CHECKING:  # annotations only: importing these at run time would import 
 #: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
 #: registry.MODEL_NAMES and experiments.VARIANTS.
 DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
-                 "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val")
+                 "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val", "gtsrb48")
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
                "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
-               "gtsrb-cnn", "gtsrb-st-cnn", "vit", "st-vit")
+               "gtsrb-cnn", "gtsrb-st-cnn", "gtsrb-cnn-wide", "gtsrb-st-cnn-wide", "vit", "st-vit")
 VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
 
 
@@ -73,8 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=_HelpFormatter, parents=[common])
     _add_run_arguments(errors)
     evolution = commands.add_parser(
-        "record-evolution", help="train one RTS epoch from scratch and save the θ history that notebook 05 "
-        "animates (minutes on a CPU)", formatter_class=_HelpFormatter, parents=[common])
+        "record-evolution", help="train one epoch from scratch and save the θ history that notebooks 05 and 06 "
+        "animate (minutes on a CPU)", formatter_class=_HelpFormatter, parents=[common])
+    # one epoch from scratch; notebook 06 ships --dataset gtsrb --model gtsrb-st-cnn
+    evolution.add_argument("--dataset", choices=DATASET_NAMES, default="rts-mnist", metavar="DATASET",
+                           help="dataset of the recorded epoch")
+    evolution.add_argument("--model", choices=MODEL_NAMES, default="st-cnn-aff", metavar="MODEL",
+                           help="model (with a spatial transformer) of the recorded epoch")
     evolution.add_argument("--record", action="store_true",
                            help="write the shipped file in checkpoints/ and its record in results/ (maintainers)")
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json",
@@ -130,7 +135,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "record-evolution":
         from .recording import record_evolution
 
-        print("Recorded:", record_evolution(record=args.record))
+        print("Recorded:", record_evolution(record=args.record, run=(args.dataset, args.model, 1)))
         return 0
     from dataclasses import replace
 

@@ -18,6 +18,8 @@ Sources
 * CIFAR-10: ``<root>/CIFAR10/{train,test}/<class>/*`` (one folder per class) read with
   ``torchvision.datasets.ImageFolder`` when present, else
   ``torchvision.datasets.CIFAR10(root, download=True)``.
+* GTSRB: ``<root>/GTSRB/gtsrb32.npz`` (32x32) when present, else (and at other sizes)
+  ``torchvision.datasets.GTSRB(root, split, download=True)``, resized and cached.
 """
 from __future__ import annotations
 
@@ -108,15 +110,14 @@ def _spread_indices(total: int, count: int) -> np.ndarray:
     return np.linspace(0, total - 1, count).round().astype(np.int64)
 
 
-def _missing_data_error(dataset: str, root: Path, layouts: str) -> DatasetNotFoundError:
+def _missing_data_error(dataset: str, root: Path, layouts: str, fix: str | None = None) -> DatasetNotFoundError:
     env = os.environ.get("STN_COURSE_DATA")
     env_text = f"STN_COURSE_DATA={env}" if env else "STN_COURSE_DATA is not set, so the default <repository>/data is used"
+    fix = fix or ("run once with internet access (torchvision downloads it into the data root), or point "
+                  "STN_COURSE_DATA at a folder that holds it, e.g. `export STN_COURSE_DATA=../shared/datasets`")
     return DatasetNotFoundError(
         f"{dataset} was not found under the data root {root} and could not be downloaded "
-        f"(no network?).\n  Data root: {env_text}.\n  Looked for: {layouts}.\n"
-        f"  To fix: run once with internet access (torchvision downloads it into the data "
-        f"root), or point STN_COURSE_DATA at a folder that holds it, e.g. "
-        f"`export STN_COURSE_DATA=../shared/datasets`."
+        f"(no network?).\n  Data root: {env_text}.\n  Looked for: {layouts}.\n  To fix: {fix}."
     )
 
 
@@ -500,25 +501,27 @@ class GTSRBData:
         return GTSRBData(data, self.meta[index])
 
 
-def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | None = None) -> GTSRBData:
-    """GTSRB at 32x32 as uint8 ``(N, 3, 32, 32)`` (39,209 train / 12,630 test) with metadata.
+def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | None = None,
+               size: int = 32) -> GTSRBData:
+    """GTSRB as uint8 ``(N, 3, size, size)`` (39,209 train / 12,630 test) with metadata.
 
-    Reads ``<root>/GTSRB/gtsrb32.npz`` (the official split rescaled to 32x32; arrays
-    ``{train,test}_{images,labels,meta}``). Where a network is available,
-    ``torchvision.datasets.GTSRB`` gives the originals at their own sizes, which would need
-    the same resizing and the boxes from its CSV files; this loader reads the npz only.
+    At 32x32, reads ``<root>/GTSRB/gtsrb32.npz`` (the official split rescaled to 32x32;
+    arrays ``{train,test}_{images,labels,meta}``) if present. Otherwise (or at another
+    size, e.g. 48 as Moodstocks) it reads the original photographs from torchvision's
+    ``GTSRB(root, split, download=True)`` (downloaded where a network allows), resizes
+    them to ``size`` and caches the tensors (:func:`load_gtsrb_originals`).
 
     Args:
         train: training split if True, else the official final test set.
         root: data root; default :func:`stn_course.utils.data_root`.
         limit: keep only this many samples, spread evenly (the files are class-sorted,
             so every class is kept).
+        size: side of the square images.
     """
     root = Path(root) if root is not None else data_root()
     path = root / "GTSRB" / "gtsrb32.npz"
-    if not path.exists():
-        raise _missing_data_error("GTSRB", root, f"{path} (32x32 arrays), or torchvision's GTSRB download "
-                                  f"under {root / 'gtsrb'} (needs resizing to 32x32)")
+    if size != 32 or not path.exists():
+        return load_gtsrb_originals(train, root, limit, size)
     split = "train" if train else "test"
     with np.load(path) as archive:
         images = torch.from_numpy(archive[f"{split}_images"]).permute(0, 3, 1, 2).contiguous()
@@ -530,6 +533,83 @@ def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | 
     if limit is None or limit >= len(labels):
         return full
     return full.select(torch.from_numpy(_spread_indices(len(labels), limit)), f"gtsrb-{split}[:{limit}]")
+
+
+def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) -> GTSRBData:
+    """GTSRB from torchvision's download of the originals under ``<root>/gtsrb`` (fetched
+    if missing and a network allows), each photograph resized to ``(size, size)`` (PIL,
+    bilinear with antialiasing), with :data:`GTSRB_META_COLUMNS` from its CSV files (the
+    track from a training file's name ``<track>_<frame>.ppm``). Cached: decoded once."""
+    split = "train" if train else "test"
+    path = cache_file(f"gtsrb{size}-torchvision-{split}-{limit or 'all'}")
+    key = {"dataset": "gtsrb", "source": "torchvision", "split": split, "size": size, "limit": limit}
+    cached = load_cached(path, key)
+    if cached is None:
+        files, labels, meta = _gtsrb_index(_download_gtsrb(root, train, size), train)
+        if limit is not None and limit < len(files):
+            keep = _spread_indices(len(files), limit)
+            files, labels, meta = [files[i] for i in keep], labels[keep], meta[keep]
+        cached = {"images": _decode_resized(files, size), "labels": torch.from_numpy(labels),
+                  "meta": torch.from_numpy(meta)}
+        save_cached(path, key, cached)
+    data = ImageTensors(images=cached["images"], labels=cached["labels"], classes=GTSRB_CLASSES,
+                        mean=GTSRB_MEAN, std=GTSRB_STD, name=f"gtsrb{size}-{split}")
+    return GTSRBData(data, cached["meta"])
+
+
+def _download_gtsrb(root: Path, train: bool, size: int) -> Path:
+    """``<root>/gtsrb``, with the split's originals in it (torchvision downloads them if missing)."""
+    from torchvision.datasets import GTSRB
+
+    try:
+        with _quiet():
+            GTSRB(str(root), split="train" if train else "test", download=True)
+    except Exception:  # urllib, HTTP and checksum errors all mean: not available
+        folder = root / "gtsrb"
+        raise _missing_data_error(
+            f"GTSRB at {size}x{size}", root,
+            f"{folder / 'GTSRB' / 'Training'} (training photographs and GT-<class>.csv per class) and "
+            f"{folder / 'GTSRB' / 'Final_Test' / 'Images'} with {folder / 'GT-final_test.csv'} "
+            f"(torchvision's GTSRB layout of the original photographs)",
+            fix=f"run once with internet access: torchvision's GTSRB(root, split, download=True) fetches the "
+                f"originals into {folder}; or copy that folder from a machine that has it. Offline, the 32x32 "
+                f"copy {root / 'GTSRB' / 'gtsrb32.npz'} serves the dataset `gtsrb` (32x32 inputs)") from None
+    return root / "gtsrb"
+
+
+def _gtsrb_index(folder: Path, train: bool) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """``(files, labels int64 (N,), meta int64 (N, 7))`` from the CSV files of torchvision's
+    GTSRB folder, training files in class order."""
+    import csv
+
+    if train:
+        tables = sorted((folder / "GTSRB" / "Training").glob("*/GT-*.csv"))
+    else:
+        tables = [folder / "GT-final_test.csv"]
+    files, labels, meta = [], [], []
+    for table in tables:
+        images = table.parent if train else folder / "GTSRB" / "Final_Test" / "Images"
+        with open(table, newline="") as file:
+            for row in csv.DictReader(file, delimiter=";", skipinitialspace=True):
+                track = int(row["Filename"].split("_")[0]) if train else -1
+                files.append(images / row["Filename"])
+                labels.append(int(row["ClassId"]))
+                meta.append([track] + [int(row[name]) for name in
+                                       ("Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2")])
+    return files, np.asarray(labels, dtype=np.int64), np.asarray(meta, dtype=np.int64).reshape(-1, 7)
+
+
+def _decode_resized(files: list[Path], size: int) -> torch.Tensor:
+    """uint8 ``(N, 3, size, size)``: each image file read as RGB and resized."""
+    from PIL import Image
+
+    def decode(path: Path) -> np.ndarray:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL
+        pixels = np.stack(list(pool.map(decode, files, chunksize=256)))
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 
 def split_tracks(data: GTSRBData, fraction: float = 0.1, seed: int = 0) -> tuple[GTSRBData, GTSRBData]:
@@ -580,13 +660,14 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
 
 
 def gtsrb_splits(validation: bool, train_limit: int | None = None,
-                 test_limit: int | None = None) -> tuple[ImageTensors, ImageTensors]:
-    """``(train, test)`` images of GTSRB for training: the whole training set and the official
-    test set, or (``validation``) the training set split by :func:`split_tracks` into training
-    tracks and held-out validation tracks. Limits keep that many samples, spread evenly."""
-    train = load_gtsrb(train=True)
+                 test_limit: int | None = None, size: int = 32) -> tuple[ImageTensors, ImageTensors]:
+    """``(train, test)`` images ``(N, 3, size, size)`` of GTSRB for training: the whole training
+    set and the official test set, or (``validation``) the training set split by
+    :func:`split_tracks` into training tracks and held-out validation tracks. Limits keep
+    that many samples, spread evenly."""
+    train = load_gtsrb(train=True, size=size)
     if validation:
         train, test = split_tracks(train)
     else:
-        test = load_gtsrb(train=False)
+        test = load_gtsrb(train=False, size=size)
     return train.data.subset(train_limit), test.data.subset(test_limit)

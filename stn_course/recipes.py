@@ -49,11 +49,12 @@ def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> Data
                          train_augment=random_crop_flip)
 
 
-def _gtsrb(validation: bool) -> Callable[[int | None, int | None, int], DatasetSplits]:
+def _gtsrb(validation: bool, size: int = 32) -> Callable[[int | None, int | None, int], DatasetSplits]:
     def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
         from .data import gtsrb_splits, random_affine
 
-        return DatasetSplits(*gtsrb_splits(validation, train_limit, test_limit), train_augment=random_affine)
+        return DatasetSplits(*gtsrb_splits(validation, train_limit, test_limit, size=size),
+                             train_augment=random_affine)
     return load
 
 
@@ -69,6 +70,7 @@ DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "cifar10": _cifar10,
     "gtsrb": _gtsrb(validation=False),  # traffic signs, tested on the official test set
     "gtsrb-val": _gtsrb(validation=True),  # tested on held-out training tracks (choosing recipes)
+    "gtsrb48": _gtsrb(validation=False, size=48),  # the originals at 48x48 (torchvision's download)
 }
 
 

@@ -1,9 +1,11 @@
-"""A transformer learning, recorded once and shipped: notebook 05's "Watching it learn".
+"""A transformer learning, recorded once and shipped: notebook 05's "Watching it learn"
+(RTS MNIST) and notebook 06's "Learning to crop" (traffic signs).
 
-Recording means training an RTS ST-CNN for one epoch from the identity (minutes on a CPU;
+Recording means training an ST-CNN for one epoch from the identity (minutes on a CPU;
 the file stores how long it took), so the course records it once, with
 
-    python -m stn_course record-evolution
+    python -m stn_course record-evolution --record
+    python -m stn_course record-evolution --dataset gtsrb --model gtsrb-st-cnn --record
 
 and ships the θ history in ``checkpoints/`` (a compressed ``.npz`` of a few kB). The
 animation's frames are recomputed from it: a frame's grid is ``affine_grid(θ)`` and its
@@ -29,17 +31,28 @@ from .utils import checkpoint_dir, machine_info, save_result, shipped_checkpoint
 EVOLUTION_RUN = ("rts-mnist", "st-cnn-aff", 1)
 #: the command that (re)makes the shipped recording
 EVOLUTION_COMMAND = "python -m stn_course record-evolution --record"
+#: notebook 06's recording: one epoch of the traffic-sign network with two transformers
+TRAFFIC_SIGN_EVOLUTION_RUN = ("gtsrb", "gtsrb-st-cnn", 1)
+
+Run = tuple[str, str, int]  # (dataset, model, epochs) of a recorded run
 
 
-def evolution_path() -> Path:
-    """Where the shipped recording lives: ``checkpoints/<run>_evolution.npz``."""
-    return shipped_checkpoint_dir() / f"{default_config(*EVOLUTION_RUN).name}_evolution.npz"
+def evolution_command(run: Run = EVOLUTION_RUN) -> str:
+    """The command that (re)makes the shipped recording of ``run``."""
+    if run == EVOLUTION_RUN:
+        return EVOLUTION_COMMAND
+    return f"python -m stn_course record-evolution --dataset {run[0]} --model {run[1]} --record"
 
 
-def find_evolution() -> Path:
+def evolution_path(run: Run = EVOLUTION_RUN) -> Path:
+    """Where the shipped recording of ``run`` lives: ``checkpoints/<run>_evolution.npz``."""
+    return shipped_checkpoint_dir() / f"{default_config(*run).name}_evolution.npz"
+
+
+def find_evolution(run: Run = EVOLUTION_RUN) -> Path:
     """The shipped recording if it is there, else a learner's own: the same file name under
     :func:`stn_course.utils.checkpoint_dir` (outside the repository; it may not exist yet)."""
-    shipped = evolution_path()
+    shipped = evolution_path(run)
     return shipped if shipped.exists() else checkpoint_dir() / shipped.name
 
 
@@ -65,23 +78,24 @@ class TransformerEvolution:
 
 def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
                      device: torch.device | None = None, save: bool = True, config=None,
-                     record: bool = False) -> Path:
-    """Train :data:`EVOLUTION_RUN` (or ``config``, e.g. a shrunk one in tests) from scratch,
+                     record: bool = False, run: Run = EVOLUTION_RUN) -> Path:
+    """Train ``run`` (default :data:`EVOLUTION_RUN`; or ``config``, e.g. a shrunk one in tests) from scratch,
     recording θ for the first ``count`` test images every ``every`` steps, and write it to
     ``path``, with, if ``save``, a results record (command, machine, time). The default path
     is the checkpoint folder, outside the repository; with ``record`` (the course's
     maintainers) it is the shipped file (:func:`evolution_path`) and the record goes to
     ``results/``. The command, machine and time are also stored in the file itself."""
     if path is None:
-        path = evolution_path() if record else checkpoint_dir() / evolution_path().name
+        path = evolution_path(run) if record else checkpoint_dir() / evolution_path(run).name
     path = Path(path)
-    config = config or default_config(*EVOLUTION_RUN)
+    config = config or default_config(*run)
+    command = evolution_command(run)
     images = build_fixed_images(config, count)
     start = time.perf_counter()
     experiment, recorder = record_transformer_training(config, images, every=every, device=device)
     seconds = time.perf_counter() - start
     transformer = transformer_of(experiment.model)
-    record = {"run": config.name, "command": EVOLUTION_COMMAND, "every": every,
+    record = {"run": config.name, "command": command, "every": every,
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(),
               "seconds": round(seconds, 1), "test_accuracy": experiment.history.test_accuracy[-1]}
     arrays = {
@@ -98,7 +112,7 @@ def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
     check_replay(load_evolution(path), recorder.outputs)
     if save:  # nested: a top-level test accuracy would make it a training result (load_run_results)
         save_result(f"{config.name}_evolution", {"file": path.name, "frames": len(recorder.steps),
-                                                 "recording": record}, EVOLUTION_COMMAND, record=record)
+                                                 "recording": record}, command, record=record)
     return path
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from .cifar_models import CifarNetA, CifarNetB, CifarResNet
 from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
-from .traffic_sign_models import TrafficSignNet
+from .traffic_sign_models import HIDDEN, WIDE_HIDDEN, WIDE_WIDTHS, WIDTHS, TrafficSignNet
 from .vision_transformer import st_vit, vit
 
 Builder = Callable[..., nn.Module]
@@ -48,13 +48,13 @@ def cifar_builder(name: str, model: Callable[..., nn.Module]) -> Builder:
     return build
 
 
-def traffic_sign_builder(transformers: bool) -> Builder:
+def traffic_sign_builder(transformers: bool, widths: Sequence[int] = WIDTHS, hidden: int = HIDDEN) -> Builder:
     """A builder for :class:`~stn_course.traffic_sign_models.TrafficSignNet` (GTSRB), with
-    its two spatial transformers or without. It standardises each image by its own mean
-    and spread, so the dataset's ``mean``/``std`` are not used."""
+    its two spatial transformers or without, at the given widths. It standardises each image
+    by its own mean and spread, so the dataset's ``mean``/``std`` are not used."""
     def build(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
               num_classes: int = 43) -> nn.Module:
-        return TrafficSignNet(input_shape, num_classes, transformers=transformers)
+        return TrafficSignNet(input_shape, num_classes, transformers=transformers, widths=widths, hidden=hidden)
     return build
 
 
@@ -73,6 +73,9 @@ CLASSIFIERS: dict[str, Builder] = {
     "cifar-st-resnet": cifar_builder("cifar-st-resnet", partial(CifarResNet, transformer=True)),
     "gtsrb-cnn": traffic_sign_builder(transformers=False),
     "gtsrb-st-cnn": traffic_sign_builder(transformers=True),
+    # Moodstocks' widths, for 48x48 inputs (gtsrb48) on a GPU
+    "gtsrb-cnn-wide": traffic_sign_builder(transformers=False, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN),
+    "gtsrb-st-cnn-wide": traffic_sign_builder(transformers=True, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN),
     "vit": vit,
     "st-vit": st_vit,
 }

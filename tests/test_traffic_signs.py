@@ -100,3 +100,135 @@ def test_short_training_learns_and_records():
     assert not torch.allclose(theta, torch.tensor([1.0, 0, 0, 0, 1, 0]).expand_as(theta))
     record = json.loads((results_dir() / f"{config.name}.json").read_text())
     assert record["test_correct"] == history.test_correct[-1] and record["epochs"] == 3
+
+
+@pytest.mark.parametrize("name", ["gtsrb-cnn-wide", "gtsrb-st-cnn-wide"])
+def test_wide_models_have_moodstocks_widths_run_at_48_and_start_at_the_identity(name):
+    model = build_classifier(name, (3, 48, 48), (0.5,) * 3, (0.25,) * 3, num_classes=43).eval()
+    assert [model.block1[0].out_channels, model.block2[0].out_channels, model.block3[0].out_channels] == [100, 150, 250]
+    assert model.head[1].out_features == 300
+    images = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        assert model(images).shape == (2, 43)
+        if name == "gtsrb-cnn-wide":
+            assert model.input_transformer is None and model.feature_transformer is None
+            return
+        assert torch.allclose(model.input_transformer(images), images, atol=1e-5)
+        features = model.block1(model.standardize(images))
+        assert features.shape == (2, 100, 24, 24)
+        assert torch.allclose(model.feature_transformer(features), features, atol=1e-5)
+
+
+def _no_network(*args, **kwargs):
+    from urllib.error import URLError
+
+    raise URLError("no network (simulated)")
+
+
+def test_gtsrb48_without_originals_or_network_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    from stn_course.errors import CourseError
+
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torchvision.datasets, "GTSRB", _no_network)  # offline, even where a network is
+    with pytest.raises(CourseError) as raised:
+        load_gtsrb(train=True, root=tmp_path, size=48)
+    message = str(raised.value)
+    assert "GTSRB at 48x48 was not found" in message
+    assert str(tmp_path / "gtsrb" / "GTSRB" / "Training") in message  # the folder searched
+    assert "download=True" in message and "internet access" in message  # what to do
+    assert str(tmp_path / "GTSRB" / "gtsrb32.npz") in message and "`gtsrb`" in message  # the offline alternative
+
+
+def _write_fake_originals(folder, sizes):
+    """torchvision's GTSRB training layout: Training/<class>/<track>_<frame>.ppm and GT-<class>.csv."""
+    from PIL import Image
+
+    for label in (0, 1):
+        images = folder / "gtsrb" / "GTSRB" / "Training" / f"{label:05d}"
+        images.mkdir(parents=True)
+        rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
+        for index, (width, height) in enumerate(sizes):
+            name = f"{index // 2:05d}_{index % 2:05d}.ppm"
+            Image.new("RGB", (width, height), (200, 10 * label, 30)).save(images / name)
+            rows.append(f"{name};{width};{height};1;2;{width - 2};{height - 3};{label}")
+        (images / f"GT-{label:05d}.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_originals_are_resized_to_48_with_tracks_and_boxes_from_the_csv_files(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torchvision.datasets, "GTSRB", lambda *args, **kwargs: None)  # "already downloaded"
+    sizes = [(30, 31), (64, 60), (120, 118), (25, 25)]
+    _write_fake_originals(tmp_path, sizes)
+    data = load_gtsrb(train=True, root=tmp_path, size=48)
+    assert data.data.images.shape == (8, 3, 48, 48) and data.data.images.dtype == torch.uint8
+    assert data.data.labels.tolist() == [0] * 4 + [1] * 4
+    assert data.column("track").tolist() == [0, 0, 1, 1] * 2
+    assert data.column("width").tolist() == [w for w, _ in sizes] * 2
+    assert data.column("roi_y2").tolist() == [h - 3 for _, h in sizes] * 2
+    assert data.data.images[4:, 1].float().mean().item() == pytest.approx(10, abs=1)  # class 1's green
+    # the second load comes from the cache, not the files
+    for path in (tmp_path / "gtsrb").rglob("*.ppm"):
+        path.unlink()
+    assert torch.equal(load_gtsrb(train=True, root=tmp_path, size=48).data.images, data.data.images)
+
+
+def test_shipped_training_recording_is_small_starts_at_the_identity_and_says_how_it_was_made():
+    from stn_course import recording
+
+    run = recording.TRAFFIC_SIGN_EVOLUTION_RUN
+    path = recording.evolution_path(run)
+    assert path.name == "gtsrb_gtsrb-st-cnn_e1_s0_evolution.npz" and path.stat().st_size < 1_000_000
+    evolution = recording.load_evolution(path)
+    frames = len(evolution.steps)
+    assert evolution.images.shape == (8, 3, 32, 32) and evolution.thetas.shape == (frames, 8, 2, 3)
+    assert evolution.steps[0] == 0 and evolution.steps_per_epoch == 307  # one full epoch of 39209 / 128
+    assert evolution.steps[-1] > evolution.steps_per_epoch - evolution.record["every"]
+    identity = torch.tensor([[1.0, 0, 0], [0, 1, 0]])
+    assert torch.allclose(evolution.thetas[0], identity.expand(8, 2, 3), atol=1e-6)
+    assert not torch.allclose(evolution.thetas[-1], identity.expand(8, 2, 3), atol=1e-2)
+    assert torch.allclose(evolution.outputs[0], evolution.images, atol=1e-5)
+    record = evolution.record
+    assert record["run"] == "gtsrb_gtsrb-st-cnn_e1_s0" and record["command"] == recording.evolution_command(run)
+    assert record["command"] == "python -m stn_course record-evolution --dataset gtsrb --model gtsrb-st-cnn --record"
+    assert record["machine"]["cpu_count"] >= 1 and record["seconds"] > 0
+
+
+def test_notebook_06_loads_the_training_recording_and_trains_nothing(monkeypatch):
+    """Notebook 06's import cell and its "Learning to crop" cell with every way to train replaced
+    by an error: with the shipped file present, the cell loads it."""
+    from pathlib import Path
+
+    import stn_course.experiments
+    import stn_course.train
+    from stn_course import recording
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("notebook 06 trained instead of loading the shipped recording")
+
+    for module, name in [(stn_course.train, "fit"), (stn_course.experiments, "fit"),
+                         (stn_course.experiments, "record_transformer_training"), (recording, "record_evolution"),
+                         (recording, "record_transformer_training")]:
+        monkeypatch.setattr(module, name, no_training)
+    notebook = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "06_traffic_signs.ipynb").read_text())
+    sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    namespace: dict = {"display": lambda *objects: None}  # IPython's built-in in a notebook
+    exec(next(source for source in sources if source.startswith("import inspect")), namespace)
+    (cell,) = [source for source in sources if source.startswith("TRAIN_IF_MISSING")]
+    exec(cell, namespace)
+    assert namespace["TRAIN_IF_MISSING"] is False
+    assert namespace["recording_path"] == recording.evolution_path(recording.TRAFFIC_SIGN_EVOLUTION_RUN)
+    assert len(namespace["evolution"].steps) > 10 and namespace["path"].exists()
+
+
+def test_record_evolution_command_takes_the_traffic_sign_run_and_defaults_to_rts():
+    from stn_course.__main__ import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["record-evolution", "--dataset", "gtsrb", "--model", "gtsrb-st-cnn", "--record"])
+    assert (args.dataset, args.model, args.record) == ("gtsrb", "gtsrb-st-cnn", True)
+    default = parser.parse_args(["record-evolution"])
+    assert (default.dataset, default.model, default.record) == ("rts-mnist", "st-cnn-aff", False)
