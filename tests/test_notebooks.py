@@ -1,24 +1,17 @@
 """The course's conventions, checked on every notebook (nbval checks that they run)."""
-import json
 import re
-from pathlib import Path
 
 import pytest
 
 from stn_course.utils import COLAB_SETUP_CELL, REPO_URL, repo_root
+from .notebook_utils import assert_stored_from_a_full_run_without_errors
+from .notebook_utils import cells as _cells
+from .notebook_utils import source as _source
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
 #: A course notebook is numbered (``03_distorted_mnist.ipynb``) or an appendix
 #: (``appendix_training_on_a_cpu.ipynb``).
 NOTEBOOK_NAME = re.compile(r"(\d\d|appendix)_[a-z0-9_]+\.ipynb")
-
-
-def _cells(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["cells"]
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"])
 
 
 def test_the_notebooks_are_numbered_from_00_without_gaps_and_listed_in_order_in_the_readme():
@@ -61,13 +54,7 @@ def test_opens_with_what_you_will_learn_and_ends_with_summary_and_exercises(path
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_outputs_come_from_a_full_run_without_errors(path):
-    code = [c for c in _cells(path) if c["cell_type"] == "code"]
-    assert all(c.get("execution_count") for c in code[1:]), "every cell (but Colab's) was run"
-    for cell in code:
-        for output in cell.get("outputs", []):
-            assert output["output_type"] != "error", _source(cell)[:80]
-            text = "".join(output.get("text", ""))
-            assert "STN_COURSE_QUICK" not in text and "stn_course_test_" not in text
+    assert_stored_from_a_full_run_without_errors(path)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,23 +1,17 @@
 """The worked solutions (``notebooks/solutions/NN_slug_solutions.ipynb``): one per exercise of
 their notebook, each ending with an assertion, with a link back (nbval checks that they run)."""
-import json
 import re
 from pathlib import Path
 
 import pytest
 
 from stn_course.utils import COLAB_SETUP_CELL, repo_root
+from .notebook_utils import assert_stored_from_a_full_run_without_errors
+from .notebook_utils import cells as _cells
+from .notebook_utils import source as _source
 
 NOTEBOOKS = repo_root() / "notebooks"
 SOLUTIONS = sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))
-
-
-def _cells(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["cells"]
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"])
 
 
 def _notebook_of(solutions: Path) -> Path:
@@ -79,12 +73,7 @@ def test_every_exercise_has_a_solution_ending_with_an_assertion(path):
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_solution_outputs_come_from_a_run_without_errors(path):
-    code = [c for c in _cells(path) if c["cell_type"] == "code"]
-    assert all(c.get("execution_count") for c in code[1:]), "every cell (but Colab's) was run"
-    for cell in code:
-        for output in cell.get("outputs", []):
-            assert output["output_type"] != "error", _source(cell)[:80]
-            assert "STN_COURSE_QUICK" not in "".join(output.get("text", ""))
+    assert_stored_from_a_full_run_without_errors(path)
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
