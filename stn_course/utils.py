@@ -26,10 +26,12 @@ back to ``~/.cache/stn_course`` (``$XDG_CACHE_HOME``), with a note saying so.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import random
+import stat
 import sys
 import tempfile
 import time
@@ -112,10 +114,22 @@ def user_cache_root() -> Path:
 _FALLBACKS_NOTED: set[Path] = set()
 
 
-def _ensure_default(path: Path, variable: str) -> Path:
-    """Create a default folder under the data root, or, if that fails (read-only data root),
-    the same folder under :func:`user_cache_root`, noting once which variable moves it."""
+def _marked_read_only(folder: Path) -> bool:
+    """A folder without any write permission bit: read-only by intent (a shared mount), even
+    though root, who ignores the bits, could write there."""
     try:
+        return not folder.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    except OSError:
+        return False
+
+
+def _ensure_default(path: Path, variable: str) -> Path:
+    """Create a default folder under the data root, or, if that fails or the data root is
+    marked read-only, the same folder under :func:`user_cache_root`, noting once which
+    variable moves it."""
+    try:
+        if _marked_read_only(path.parent) and not path.is_dir():
+            raise PermissionError(errno.EROFS, "the data root is read-only")
         return _ensure(path)
     except OSError as error:
         fallback = user_cache_root() / path.name

@@ -98,3 +98,23 @@ def test_quick_or_full(monkeypatch):
     assert utils.quick_or_full("q", "f") == "q"
     monkeypatch.setenv("STN_COURSE_QUICK", "")
     assert utils.quick_or_full("q", "f") == "f"
+
+
+def test_a_data_root_without_write_bits_is_left_alone_even_by_root(monkeypatch, tmp_path, capsys):
+    """A shared mount marked read-only (mode 555) gets nothing written into it, though root
+    could write there."""
+    data = tmp_path / "shared"
+    data.mkdir()
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_DATA", str(data))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_CACHE"):
+        monkeypatch.delenv(variable, raising=False)
+    data.chmod(0o555)
+    try:
+        assert utils.checkpoint_dir() == tmp_path / "xdg" / "stn_course" / "checkpoints"
+        assert utils.cache_dir() == tmp_path / "xdg" / "stn_course" / "cache"
+        assert list(data.iterdir()) == []
+    finally:
+        data.chmod(0o755)
+    assert utils.checkpoint_dir() == data.resolve() / "checkpoints"  # writable again: used
