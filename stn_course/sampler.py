@@ -909,6 +909,9 @@ def theta_from_params(
 
     Returns:
         θ ``(2, 3)`` float64, or ``(N, 2, 3)`` for batched arguments.
+
+    (Longer than a screen only because of this docstring: the directions above are what
+    learners get wrong, so they stay here, beside the code; the code is 20 lines.)
     """
     sx, sy = _pair(scale, "scale")
     tx, ty = _pair(translation, "translation")
