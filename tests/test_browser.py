@@ -139,27 +139,9 @@ def readout_value(slider) -> float:
     return float(slider.locator(".widget-readout").inner_text())
 
 
-def run_exact_cell(page) -> list:
-    """Run the test's own last cell and return the θ it printed, parsed exactly (repr)."""
-    cell = page.locator(".jp-CodeCell", has_text="exact theta:").last
-    old = cell.locator(".jp-OutputArea").inner_text()
-    cell.locator(".jp-InputPrompt").click()
-    page.keyboard.press("Control+Enter")
-    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        text = cell.locator(".jp-OutputArea").inner_text()
-        if text != old and "exact theta: [[" in text:
-            return ast.literal_eval(text.split("exact theta:", 1)[1].strip())
-        page.wait_for_timeout(100)
-    raise AssertionError(f"running the exact-θ cell gave no new output: {old!r}")
-
-
-def rerun_check_cell(page) -> str:
-    """Re-run the cell that prints ``explorer.theta`` and return its new output text."""
-    cell = page.locator(".jp-CodeCell", has_text="explorer theta:").first
-    old = cell.locator(".jp-OutputArea").inner_text()
-    # the notebook's own run already printed the quarter turn, so the text may come back the
-    # same: wait for a new execution count instead
+def run_cell_until(page, cell, done) -> str:
+    """Run ``cell`` and return its output text once it has run again (a new execution count,
+    since the text may come back the same) and ``done(text)`` holds."""
     old_prompt = cell.locator(".jp-InputPrompt").inner_text()
     cell.locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+Enter")
@@ -167,10 +149,23 @@ def rerun_check_cell(page) -> str:
     while time.monotonic() < deadline:
         prompt = cell.locator(".jp-InputPrompt").inner_text()
         text = cell.locator(".jp-OutputArea").inner_text()
-        if prompt not in (old_prompt, "[*]:") and "explorer theta:" in text and "turned 90°" in text:
+        if prompt not in (old_prompt, "[*]:") and done(text):
             return text
         page.wait_for_timeout(100)
-    raise AssertionError(f"re-running the check cell gave no new output: {old!r}")
+    raise AssertionError(f"running the cell gave no new output; it shows: {text!r}")
+
+
+def run_exact_cell(page) -> list:
+    """Run the test's own last cell and return the θ it printed, parsed exactly (repr)."""
+    cell = page.locator(".jp-CodeCell", has_text="exact theta:").last
+    text = run_cell_until(page, cell, lambda text: "exact theta: [[" in text)
+    return ast.literal_eval(text.split("exact theta:", 1)[1].strip())
+
+
+def rerun_check_cell(page) -> str:
+    """Re-run the cell that prints ``explorer.theta`` and return its new output text."""
+    cell = page.locator(".jp-CodeCell", has_text="explorer theta:").first
+    return run_cell_until(page, cell, lambda text: "explorer theta:" in text and "turned 90°" in text)
 
 
 # ---------------------------------------------------------------------------
