@@ -20,7 +20,6 @@ from torch import nn
 from .models import SpatialTransformer
 
 #: the models of this module, by name: "-wide" ones have Moodstocks' widths (for a GPU, at 48x48)
-TRAFFIC_SIGN_MODELS = ("gtsrb-cnn", "gtsrb-st-cnn", "gtsrb-cnn-wide", "gtsrb-st-cnn-wide")
 #: output channels of the three convolution blocks (Moodstocks: 100, 150, 250 at 48x48)
 WIDTHS = (32, 64, 128)
 #: units of the hidden fully connected layer (Moodstocks: 300)
@@ -103,13 +102,3 @@ class TrafficSignNet(nn.Module):
         if self.feature_transformer is not None:
             x = self.feature_transformer(x)
         return self.head(self.block3(self.block2(x)))
-
-
-def build_traffic_sign_model(name: str, input_shape: Sequence[int], num_classes: int = 43) -> TrafficSignNet:
-    """``"gtsrb-cnn"`` (no transformer) or ``"gtsrb-st-cnn"`` (two) for ``(3, H, W)`` inputs;
-    with ``"-wide"``, Moodstocks' widths (:data:`WIDE_WIDTHS`, :data:`WIDE_HIDDEN`)."""
-    if name not in TRAFFIC_SIGN_MODELS:
-        raise ValueError(f"unknown traffic-sign model {name!r}; choose from {TRAFFIC_SIGN_MODELS}")
-    wide = name.endswith("-wide")
-    return TrafficSignNet(input_shape, num_classes, transformers=name.startswith("gtsrb-st-cnn"),
-                          widths=WIDE_WIDTHS if wide else WIDTHS, hidden=WIDE_HIDDEN if wide else HIDDEN)

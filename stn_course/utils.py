@@ -140,32 +140,32 @@ def _ensure_default(path: Path, variable: str) -> Path:
         return _ensure(fallback)
 
 
+def _folder(variable: str, name: str, quick: Callable[[], Path] | None = None) -> Path:
+    """``$variable`` if set; else ``quick()`` in quick mode, if given; else ``<data root>/name``
+    (or its fallback under a read-only data root, :func:`_ensure_default`)."""
+    env = _from_env(variable)
+    if env:
+        return _ensure(env)
+    if quick is not None and is_quick():
+        return _ensure(quick())
+    return _ensure_default(data_root() / name, variable)
+
+
 def output_root() -> Path:
     """Folder for what a learner's runs produce: ``$STN_COURSE_OUTPUT``, else
     ``<data root>/stn_course_output`` (full mode) or a temporary folder (quick mode)."""
-    env = _from_env("STN_COURSE_OUTPUT")
-    if env:
-        return _ensure(env)
-    if is_quick():
-        return _ensure(Path(tempfile.gettempdir()) / "stn_course_quick")
-    return _ensure_default(data_root() / "stn_course_output", "STN_COURSE_OUTPUT")
+    return _folder("STN_COURSE_OUTPUT", "stn_course_output", lambda: Path(tempfile.gettempdir()) / "stn_course_quick")
 
 
 def cache_dir() -> Path:
     """Folder for decoded uint8 tensors: ``$STN_COURSE_CACHE`` or ``<data root>/cache``."""
-    env = _from_env("STN_COURSE_CACHE")
-    return _ensure(env) if env else _ensure_default(data_root() / "cache", "STN_COURSE_CACHE")
+    return _folder("STN_COURSE_CACHE", "cache")
 
 
 def checkpoint_dir() -> Path:
     """Folder for training checkpoints (never inside git): ``$STN_COURSE_CHECKPOINTS``, else
     ``<data root>/checkpoints`` (full mode) or the output folder (quick mode)."""
-    env = _from_env("STN_COURSE_CHECKPOINTS")
-    if env:
-        return _ensure(env)
-    if is_quick():
-        return _ensure(output_root() / "checkpoints")
-    return _ensure_default(data_root() / "checkpoints", "STN_COURSE_CHECKPOINTS")
+    return _folder("STN_COURSE_CHECKPOINTS", "checkpoints", lambda: output_root() / "checkpoints")
 
 
 def plots_dir() -> Path:

@@ -139,6 +139,16 @@ def readout_value(slider) -> float:
     return float(slider.locator(".widget-readout").inner_text())
 
 
+def type_raw_theta(page, explorer, values: dict) -> None:
+    """Type each value into its raw θ field (key ``"rc"``: row, column) and wait for the redraw."""
+    for key, value in values.items():
+        label, src = label_text(explorer), view_src(explorer)
+        box = explorer.locator(f".stn-theta-{key} input")
+        box.fill(value)
+        box.press("Enter")
+        wait_for_redraw(page, explorer, label, src)
+
+
 def run_cell_until(page, cell, done) -> str:
     """Run ``cell`` and return its output text once it has run again (a new execution count,
     since the text may come back the same) and ``done(text)`` holds."""
@@ -272,12 +282,7 @@ def test_theta_explorer_in_a_real_browser(tmp_path):
                 explorer.locator(".stn-mode button", has_text="raw θ").click()
                 field = explorer.locator(".stn-theta-00 input")
                 field.wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
-                for key, value in (("00", "0.5"), ("11", "0.5")):
-                    label, src = label_text(explorer), view_src(explorer)
-                    box = explorer.locator(f".stn-theta-{key} input")
-                    box.fill(value)
-                    box.press("Enter")
-                    wait_for_redraw(page, explorer, label, src)
+                type_raw_theta(page, explorer, {"00": "0.5", "11": "0.5"})
                 text = label_text(explorer)
                 np.testing.assert_allclose(theta_from_label(text), [[0.5, 0, 0], [0, 0.5, 0]], atol=1e-3)
                 # half-size region centred on the image centre (13.5, 13.5)
@@ -291,12 +296,7 @@ def test_theta_explorer_in_a_real_browser(tmp_path):
                 # -- raw θ typed with three decimals reaches the kernel exactly (issue #24) --
                 # The sliders follow θ and the browser snaps them to their 0.01 step; that
                 # snapped echo must not round θ (0.777 used to come back as 0.78).
-                for key, value in (("00", "0.777"), ("12", "-0.123")):
-                    label, src = label_text(explorer), view_src(explorer)
-                    box = explorer.locator(f".stn-theta-{key} input")
-                    box.fill(value)
-                    box.press("Enter")
-                    wait_for_redraw(page, explorer, label, src)
+                type_raw_theta(page, explorer, {"00": "0.777", "12": "-0.123"})
                 page.wait_for_timeout(1000)  # let any slider echo reach the kernel first
                 server.wait_kernel_idle()
                 exact = run_exact_cell(page)
