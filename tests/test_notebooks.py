@@ -1,4 +1,5 @@
 """The course's conventions, checked on every notebook (nbval checks that they run)."""
+import json
 import re
 
 import pytest
@@ -80,6 +81,28 @@ def test_opens_with_prerequisites_what_you_will_learn_and_run_time(path):
     for heading in ("Prerequisites", "What you will learn", "Run time"):
         assert heading in opening, f"{path.name}: the opening says nothing under {heading!r}"
     assert "GPU" in opening, f"{path.name}: give the run time on a Colab GPU too (an estimate, marked so)"
+
+
+RUN_TIME_RECORDS = sorted((repo_root() / "results").glob("run_time_*.json"))
+
+
+@pytest.mark.parametrize("record", RUN_TIME_RECORDS, ids=lambda p: p.stem)
+def test_the_run_time_a_notebook_states_is_its_recorded_one(record):
+    """A markdown cell cannot read a file, so the opening quotes the run-time record by hand:
+    it must name the record and state its measured seconds (rounded), or it goes stale."""
+    measured = json.loads(record.read_text())
+    notebook = repo_root() / measured["notebook"]
+    opening = "\n".join(_source(c) for c in _cells(notebook)[:2] if c["cell_type"] == "markdown")
+    section = opening[opening.index("Run time"):]
+    assert f"results/{record.name}" in section, f"{notebook.name}: name {record.name} in the Run time section"
+    stated = {int(n) for n in re.findall(r"(\d+) s\b", section)}
+    for key in ("full_mode_nbconvert_wall_seconds", "quick_mode_nbval_seconds",
+                "solutions_full_mode_nbconvert_wall_seconds"):
+        seconds = measured.get(key)
+        if seconds is None or (key.startswith("solutions") and seconds >= 90):  # minutes, said in words
+            continue
+        assert round(seconds) in stated, \
+            f"{notebook.name}: the Run time section should state {key} = {round(seconds)} s ({record.name})"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
