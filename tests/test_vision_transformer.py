@@ -125,3 +125,16 @@ def test_counted_costs_match_the_built_model(shape):
     small, large = vit_costs(28, 14), vit_costs(28, 7)
     assert large["attention_flops"] * 25 == small["attention_flops"] * 17 ** 2
     assert large["linear_flops"] * 5 == small["linear_flops"] * 17
+
+
+@pytest.mark.parametrize("name", ["vit", "st-vit"])
+def test_vit_and_st_vit_train_on_traffic_signs(name):
+    """GTSRB through the course machinery (quick mode): colour 32x32 crops cut into 4x4 patches
+    (64 tokens), 43 classes; one short epoch runs and gives a finite loss."""
+    experiment = run_experiment(default_config("gtsrb", name, 1, quick=True), save=False,
+                                use_checkpoints=False, progress=False)
+    classifier = experiment.model.classifier if name == "st-vit" else experiment.model
+    assert classifier.patch_size == 4 and classifier.grid_size == (8, 8)
+    assert classifier.head.out_features == 43 and classifier.patch_embedding.in_channels == 3
+    history = experiment.history
+    assert history.epochs == 1 and 0 < history.train_loss[0] < float("inf")
