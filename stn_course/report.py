@@ -232,11 +232,11 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def best_run(latest: dict[tuple[str, str, str], dict], dataset: str,
+def best_run(chosen: dict[tuple[str, str, str], dict], dataset: str,
              models: Sequence[str] | None = None) -> dict | None:
-    """The record of lowest test error among ``latest`` (:func:`latest_results`) on ``dataset``,
+    """The record of lowest test error among ``chosen`` (:func:`longest_runs`) on ``dataset``,
     of one of ``models`` if given; None if there is none."""
-    runs = [record for (name, model, _), record in latest.items()
+    runs = [record for (name, model, _), record in chosen.items()
             if name == dataset and (models is None or model in models)]
     return min(runs, key=lambda record: record["test_error_percent"], default=None)
 
@@ -246,7 +246,7 @@ def headline_table(records: list[dict]) -> str:
     CIFAR-10 models, the reference figure (the paper's best model for the cell, the accuracy
     the course material reports, or the course's target) beside the course's best recorded
     run at seed 0. The best is chosen on the test set, as the paper's table is read."""
-    latest = latest_results(records)
+    chosen = longest_runs(records)
     lines = ["| task | measure | reference | ours | our run |", "|---|---|---|---|---|"]
 
     def ours(record: dict | None, accuracy: bool) -> tuple[str, str]:
@@ -255,22 +255,22 @@ def headline_table(records: list[dict]) -> str:
         value = 100 * record["test_accuracy"] if accuracy else record["test_error_percent"]
         return f"**{value:.2f}%**", f"`{record['name']}`"
 
-    mnist = ours(best_run(latest, "mnist"), accuracy=False)
+    mnist = ours(best_run(chosen, "mnist"), accuracy=False)
     lines.append(f"| MNIST | test error | — | {mnist[0]} | {mnist[1]} |")
     for column, dataset in TABLE1_COLUMNS.items():
         figures = {model: errors[column] for model, errors in PAPER_TABLE1.items() if column in errors}
         best = min(figures.values())
         models = ", ".join(model for model, error in figures.items() if error == best)
-        cell = ours(best_run(latest, dataset, list(PAPER_TABLE1)), accuracy=False)
+        cell = ours(best_run(chosen, dataset, list(PAPER_TABLE1)), accuracy=False)
         lines.append(f"| {dataset} ({column}) | test error | {best}% (paper, {models}) | {cell[0]} | {cell[1]} |")
     for model in [*CIFAR10_REPORTED, *CIFAR10_TARGET]:
         reference = (f"{CIFAR10_REPORTED[model]:.0f}% (course material)" if model in CIFAR10_REPORTED
                      else f"≥ {CIFAR10_TARGET[model]:.0f}% (the course's target)")
-        runs = {key: record for key, record in latest.items() if key[1] == model}
+        runs = {key: record for key, record in chosen.items() if key[1] == model}
         cell = ours(best_run(runs, "cifar10"), accuracy=True)
         lines.append(f"| CIFAR-10, `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
     for model, reference in GTSRB_REFERENCE.items():
-        runs = {key: record for key, record in latest.items() if key[1] == model}
+        runs = {key: record for key, record in chosen.items() if key[1] == model}
         cell = ours(best_run(runs, "gtsrb"), accuracy=True)
         lines.append(f"| GTSRB (32x32), `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
     return "\n".join(lines)
@@ -291,8 +291,8 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
      README_BLOCKS["headline"]),
     ("The paper's Table 1: distorted MNIST",
      "Test error (%): ours, with the epochs and minutes of training, / the paper's (Jaderberg et al., 2015). "
-     "Each cell is the latest seed-0 run of its row's recipe: `full-localisation-lr` trains the localisation "
-     "network at the full learning rate instead of a tenth, `window-28` makes the RTS transformer's output a "
+     "Each cell is the longest seed-0 run of its row's recipe (the latest of equals): `full-localisation-lr` "
+     "trains the localisation network at the full learning rate instead of a tenth, `window-28` makes the RTS transformer's output a "
      "28x28 window of the 42x42 canvas, `amp=true` trains with bfloat16 mixed precision, `channels_last=true` "
      "in the channels-last memory format, `label_smoothing` with label smoothing "
      "([notebook 03](notebooks/03_distorted_mnist.ipynb) and its [appendix](notebooks/appendix_training_on_a_cpu.ipynb) "
@@ -300,9 +300,9 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
      lambda: distorted_mnist_table(load_run_results())),
     ("Speed settings",
      "Each run with a speed setting (`--set amp=true`: bfloat16 mixed precision on the CPU, the transformer's "
-     "grid and sampling kept in float32; `--set channels_last=true`) beside the latest run of the same recipe "
-     "without either, with the median seconds per epoch. They change the order of sums (so the rounding), "
-     "not the model.",
+     "grid and sampling kept in float32; `--set channels_last=true`) beside the longest run of the same recipe "
+     "without either (Table 1's models), with the median seconds per epoch. They change the order of sums "
+     "(so the rounding), not the model.",
      lambda: speed_table(load_run_results())),
     ("Regularisation",
      "Dropout before the classifier's last layer, batch norm after each convolution and label smoothing, each "
@@ -397,16 +397,18 @@ def config_of(record: dict) -> RunConfig:
     return RunConfig(**{key: value for key, value in record["config"].items() if key in known})
 
 
-def latest_results(records: list[dict], seed: int = 0) -> dict[tuple[str, str, str], dict]:
-    """The most recent finished record of ``seed`` for each (dataset, model, recipe label);
-    the label (:attr:`RunConfig.recipe`) is ``""`` for the default recipe. The course's
-    tables compare recipes at one seed; :func:`seed_table` shows what another seed changes."""
-    latest: dict[tuple[str, str, str], dict] = {}
-    for record in sorted(records, key=lambda r: r["finished_at"]):
+def longest_runs(records: list[dict], seed: int = 0) -> dict[tuple[str, str, str], dict]:
+    """The chosen record of ``seed`` for each (dataset, model, recipe label): the run with the
+    most epochs, the latest of equals (a shorter run of a recipe, say for a comparison at a
+    smaller budget, does not replace its longer one). The label (:attr:`RunConfig.recipe`)
+    is ``""`` for the default recipe. The course's tables compare recipes at one seed;
+    :func:`seed_table` shows what another seed changes."""
+    chosen: dict[tuple[str, str, str], dict] = {}
+    for record in sorted(records, key=lambda r: (r["epochs"], r["finished_at"])):
         config = config_of(record)
         if config.seed == seed:
-            latest[(config.dataset, config.model, config.recipe)] = record
-    return latest
+            chosen[(config.dataset, config.model, config.recipe)] = record
+    return chosen
 
 
 def seed_table(records: list[dict]) -> str:
@@ -435,7 +437,7 @@ def distorted_mnist_table(records: list[dict]) -> str:
     One row per entry of :data:`TABLE1_ROWS`; cells read ``ours (epochs, minutes) / paper``,
     and a dash marks a run not recorded in ``records`` yet.
     """
-    latest = latest_results(records)
+    chosen = longest_runs(records)
     header = "| model | " + " | ".join(TABLE1_COLUMNS) + " |"
     lines = [header, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
     for model, variant, changes in TABLE1_ROWS:
@@ -443,7 +445,7 @@ def distorted_mnist_table(records: list[dict]) -> str:
         parts = recipe_parts(variant, changes)
         cells = []
         for column, dataset in TABLE1_COLUMNS.items():
-            record = latest.get((dataset, model, "_".join(parts)))
+            record = chosen.get((dataset, model, "_".join(parts)))
             ours = (f"**{record['test_error_percent']:.2f}** ({record['epochs']} ep, "
                     f"{record['seconds_total'] / 60:.0f} min)") if record else "—"
             cells.append(f"{ours} / {paper[column]}" if column in paper else ours)
@@ -460,23 +462,26 @@ REGULARISATION_FIELDS = ("dropout", "batchnorm", "label_smoothing")
 
 
 def settings_table(records: list[dict], setting_fields: Sequence[str], heading: str, timed: bool = True) -> str:
-    """Each run that sets one of ``setting_fields`` by hand beside the latest run of the same
-    recipe without any of them, as Markdown: both errors and, if ``timed``, the median seconds
-    per epoch of each and their ratio. ``heading`` names the settings column. A run whose
-    recipe without the settings was never run is left out."""
-    latest = latest_results(records)
+    """Each run of a Table 1 model (:data:`TABLE1_ROWS`, the appendix's subject) that sets one of
+    ``setting_fields`` by hand beside the chosen run (:func:`longest_runs`) of the same recipe
+    without any of them, as Markdown: both errors and, if ``timed``, the median seconds per
+    epoch of each and their ratio. ``heading`` names the settings column. A run whose recipe
+    without the settings was never run is left out, and so, if ``timed``, is a pair trained
+    with different numbers of threads (their seconds would measure the threads)."""
+    table1_models = {model for model, _, _ in TABLE1_ROWS}
+    chosen = {key: record for key, record in longest_runs(records).items() if key[1] in table1_models}
     timing = " s/epoch without → with | speed-up |" if timed else ""
     lines = [f"| dataset | model | recipe | {heading} |{timing} test error without → with |",
              "|---|---|---|---|" + ("---|---|" if timed else "") + "---|"]
-    for (dataset, model, recipe), record in sorted(latest.items()):
+    for (dataset, model, recipe), record in sorted(chosen.items()):
         config = config_of(record)
         settings = {name: value for name, value in config.changes.items() if name in setting_fields}
         if not settings:
             continue
         plain = recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
         base_recipe = replace(config, **{name: getattr(plain, name) for name in settings}).recipe
-        base = latest.get((dataset, model, base_recipe))
-        if base is None:
+        base = chosen.get((dataset, model, base_recipe))
+        if base is None or (timed and _threads(base) != _threads(record)):
             continue
         cells = [dataset, model, base_recipe or "default", ", ".join(recipe_parts("", settings))]
         if timed:
@@ -486,6 +491,11 @@ def settings_table(records: list[dict], setting_fields: Sequence[str], heading: 
                      f"{record['test_error_percent']:.2f}% ({record['epochs']} ep)")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _threads(record: dict) -> int | None:
+    """The torch threads a run trained with (None in records older than the field)."""
+    return record.get("machine", {}).get("torch_threads")
 
 
 def speed_table(records: list[dict]) -> str:

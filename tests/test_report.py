@@ -26,7 +26,7 @@ def test_table1_puts_each_result_in_its_cell_beside_the_paper():
     cnn = next(line for line in table if line.startswith("| cnn |")).split(" | ")
     aff = next(line for line in table if line.startswith("| st-cnn-aff |")).split(" | ")
     assert cnn[1] == "**1.50** (8 ep, 10 min) / 1.2" and cnn[2] == "— / 0.8"
-    assert aff[2] == "**1.00** (8 ep, 10 min) / 0.5", "the latest run of the default recipe is shown"
+    assert aff[2] == "**1.00** (8 ep, 10 min) / 0.5", "the latest of the default recipe's longest runs is shown"
     full_rate = next(line for line in table if line.startswith("| st-cnn-aff (full-localisation-lr) |")).split(" | ")
     assert full_rate[2] == "**0.10** (8 ep, 10 min) / 0.5" and full_rate[1] == "— / 0.7", \
         "a variant's runs get a row of their own, beside the paper's figures for the model"
@@ -82,11 +82,29 @@ def test_tables_compare_recipes_at_seed_0_and_the_seed_table_sets_seeds_side_by_
     seed0 = _record("rts-mnist", "st-cnn-aff", 0.9934, variant="window-28")
     seed1 = _record("rts-mnist", "st-cnn-aff", 0.9924, "2026-11-22T02:00:00+0000", variant="window-28", seed=1)
     lonely = _record("rot-mnist", "cnn", 0.985)
-    assert report.latest_results([seed0, seed1])[("rts-mnist", "st-cnn-aff", "window-28")] is seed0, \
+    assert report.longest_runs([seed0, seed1])[("rts-mnist", "st-cnn-aff", "window-28")] is seed0, \
         "a later run with another seed does not replace the seed-0 run in the tables"
-    assert report.latest_results([seed0, seed1], seed=1)[("rts-mnist", "st-cnn-aff", "window-28")] is seed1
+    assert report.longest_runs([seed0, seed1], seed=1)[("rts-mnist", "st-cnn-aff", "window-28")] is seed1
     lines = report.seed_table([seed1, lonely, seed0]).splitlines()
     assert lines[2:] == ["| rts-mnist | st-cnn-aff | window-28 | 8 | 0.66% (seed 0), 0.76% (seed 1) | 0.71% | 0.10 points |"]
+
+
+def test_a_shorter_later_run_does_not_replace_a_longer_one_and_only_table1_models_are_timed():
+    longer = {**_record("rts-mnist", "cnn", 0.9869, "2026-11-24T10:00:00+0000", amp=True), "epochs": 24}
+    shorter = {**_record("rts-mnist", "cnn", 0.9844, "2026-12-06T03:00:00+0000", amp=True), "epochs": 16}
+    rerun = {**longer, "finished_at": "2026-12-07T00:00:00+0000", "test_error_percent": 1.2}
+    assert report.longest_runs([longer, shorter])[("rts-mnist", "cnn", "amp=true")] is longer, \
+        "a run at a smaller budget (a comparison) does not replace the recipe's longer run"
+    assert report.longest_runs([longer, shorter, rerun])[("rts-mnist", "cnn", "amp=true")] is rerun, "latest of equals"
+    vit_fp32 = {**_record("rts-mnist", "vit", 0.9649), "seconds_per_epoch": [244]}
+    vit_amp = {**_record("rts-mnist", "vit", 0.9806, amp=True), "seconds_per_epoch": [50]}
+    cnn_fp32 = {**_record("rts-mnist", "cnn", 0.98), "seconds_per_epoch": [79]}
+    table = report.speed_table([vit_fp32, vit_amp, cnn_fp32, {**longer, "seconds_per_epoch": [46]}])
+    assert "| vit |" not in table and "| cnn |" in table, "the settings tables time Table 1's models only"
+    one_thread, two_threads = {"torch_threads": 1}, {"torch_threads": 2}
+    table = report.speed_table([{**cnn_fp32, "machine": two_threads},
+                                {**longer, "seconds_per_epoch": [46], "machine": one_thread}])
+    assert "| cnn |" not in table, "seconds per epoch with 2 threads against 1 measure the threads, not the settings"
 
 
 def test_errors_table_reads_each_error_analysis(tmp_path):
