@@ -130,5 +130,6 @@ def plot_deformable_sampling(image: torch.Tensor, reference: torch.Tensor, offse
     for point in points:
         right.annotate("", point, ref, arrowprops={"arrowstyle": "->", "color": "tab:cyan"})
     right.scatter([ref[0]], [ref[1]], marker="x", s=60, c="tab:red")
-    right.set_title(f"deformable attention: one query (x)\n→ {len(points)} offsets and weights (predicted from the query)", fontsize=9)
+    right.set_title(f"deformable attention: one query (x)\n→ {len(points)} offsets and weights "
+                    "(a model predicts them from the query)", fontsize=9)
     return fig
