@@ -48,13 +48,16 @@ def cifar_builder(name: str, model: Callable[..., nn.Module]) -> Builder:
     return build
 
 
-def traffic_sign_builder(transformers: bool, widths: Sequence[int] = WIDTHS, hidden: int = HIDDEN) -> Builder:
+def traffic_sign_builder(transformers: bool, widths: Sequence[int] = WIDTHS, hidden: int = HIDDEN,
+                         feature_block: int = 1) -> Builder:
     """A builder for :class:`~stn_course.traffic_sign_models.TrafficSignNet` (GTSRB), with
-    its two spatial transformers or without, at the given widths. It standardises each image
-    by its own mean and spread, so the dataset's ``mean``/``std`` are not used."""
+    its two spatial transformers or without, at the given widths, the second transformer after
+    block ``feature_block``. It standardises each image by its own mean and spread, so the
+    dataset's ``mean``/``std`` are not used."""
     def build(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
               num_classes: int = 43) -> nn.Module:
-        return TrafficSignNet(input_shape, num_classes, transformers=transformers, widths=widths, hidden=hidden)
+        return TrafficSignNet(input_shape, num_classes, transformers=transformers, widths=widths, hidden=hidden,
+                              feature_block=feature_block)
     return build
 
 
@@ -73,9 +76,10 @@ CLASSIFIERS: dict[str, Builder] = {
     "cifar-st-resnet": cifar_builder("cifar-st-resnet", partial(CifarResNet, transformer=True)),
     "gtsrb-cnn": traffic_sign_builder(transformers=False),
     "gtsrb-st-cnn": traffic_sign_builder(transformers=True),
-    # Moodstocks' widths, for 48x48 inputs (gtsrb48) on a GPU
+    # Moodstocks' widths and second-transformer placement, for 48x48 inputs (gtsrb48) on a GPU
     "gtsrb-cnn-wide": traffic_sign_builder(transformers=False, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN),
-    "gtsrb-st-cnn-wide": traffic_sign_builder(transformers=True, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN),
+    "gtsrb-st-cnn-wide": traffic_sign_builder(transformers=True, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN,
+                                              feature_block=2),
     "vit": vit,
     "st-vit": st_vit,
 }

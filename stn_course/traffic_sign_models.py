@@ -1,10 +1,13 @@
 """Traffic-sign classifiers for GTSRB: an IDSIA-style CNN, and the same with two spatial transformers.
 
 After Moodstocks' ``idsia_net`` (github.com/moodstocks/gtsrb.torch): three convolution blocks
-(convolution → ReLU → max-pool) and two fully connected layers; their best single network puts
-one affine spatial transformer on the input and a second one after the first convolution
-block (99.61% on GTSRB at 48x48). Here the widths are cut so that the network trains on a CPU
-at 32x32, and each block gains batch normalisation; the classifier ends with dropout.
+(convolution → ReLU → max-pool) and two fully connected layers; their best single network
+(widths 150, 200, 300 and 350 hidden units at 48x48; 99.61% on GTSRB) puts one affine spatial
+transformer on the input and a second one after the second convolution block. Here, for a
+CPU at 32x32, the widths are cut and the second transformer follows the first block (16x16
+maps; after the second they would be 8x8); each block gains batch normalisation and the
+classifier ends with dropout. The "-wide" models of the registry keep Moodstocks' widths and
+placement, for a GPU at 48x48.
 
 Both networks standardise every image by its own mean and standard deviation (GTSRB's
 photographs range from nearly black to overexposed), *after* the input transformer has
@@ -19,14 +22,14 @@ from torch import nn
 
 from .models import SpatialTransformer
 
-#: the models of this module, by name: "-wide" ones have Moodstocks' widths (for a GPU, at 48x48)
-#: output channels of the three convolution blocks (Moodstocks: 100, 150, 250 at 48x48)
+#: output channels of the three convolution blocks (Moodstocks: 150, 200, 300 at 48x48)
 WIDTHS = (32, 64, 128)
-#: units of the hidden fully connected layer (Moodstocks: 300)
+#: units of the hidden fully connected layer (Moodstocks: 350)
 HIDDEN = 256
-#: Moodstocks' widths and hidden units (``idsia_net`` in gtsrb.torch), for the "-wide" models
-WIDE_WIDTHS = (100, 150, 250)
-WIDE_HIDDEN = 300
+#: Moodstocks' widths and hidden units (their 99.61% command: ``--cnn 150,200,300,350``), for
+#: the "-wide" models
+WIDE_WIDTHS = (150, 200, 300)
+WIDE_HIDDEN = 350
 
 
 class ImageStandardize(nn.Module):
@@ -65,30 +68,38 @@ def localisation(in_channels: int, side: int, standardize: bool, channels: int =
 
 
 class TrafficSignNet(nn.Module):
-    """[ST] → standardise → block 1 → [ST] → block 2 → block 3 → FC ``hidden`` → dropout → FC classes.
+    """[ST] → standardise → block 1 → [ST] → block 2 → [ST] → block 3 → FC ``hidden`` → dropout → FC
+    classes: the second transformer after block 1 or after block 2 (``feature_block``).
 
     Args:
         input_shape: ``(3, H, W)`` with ``H = W`` divisible by 8 (32 here, 48 as Moodstocks).
         num_classes: 43 for GTSRB.
         transformers: put identity-initialised affine :class:`~stn_course.models.SpatialTransformer`
-            modules on the input (``input_transformer``) and after block 1 (``feature_transformer``);
-            both keep their input's size, with zero padding and ``align_corners=False``.
+            modules on the input (``input_transformer``) and after block ``feature_block``
+            (``feature_transformer``); both keep their input's size, with zero padding and
+            ``align_corners=False``.
         widths, hidden: channels of the blocks and units of the hidden layer.
+        feature_block: 1 (the course's CPU models) or 2 (Moodstocks' placement).
         dropout: before the last layer, while training.
     Input: float ``(N, 3, H, W)`` in [0, 1]; output: logits ``(N, num_classes)``.
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int = 43, transformers: bool = True,
-                 widths: Sequence[int] = WIDTHS, hidden: int = HIDDEN, dropout: float = 0.5) -> None:
+                 widths: Sequence[int] = WIDTHS, hidden: int = HIDDEN, dropout: float = 0.5,
+                 feature_block: int = 1) -> None:
         super().__init__()
         channels, side = input_shape[0], input_shape[-1]
         if input_shape[-2] != side or side % 8:
             raise ValueError(f"input must be square with a side divisible by 8, got {tuple(input_shape)}")
+        if feature_block not in (1, 2):
+            raise ValueError(f"feature_block must be 1 or 2, got {feature_block}")
+        self.feature_block = feature_block
         self.input_transformer = SpatialTransformer(localisation(channels, side, standardize=True),
                                                     "affine", align_corners=False) if transformers else None
         self.standardize = ImageStandardize()
         self.block1 = conv_block(channels, widths[0], 5)
-        self.feature_transformer = SpatialTransformer(localisation(widths[0], side // 2, standardize=False),
+        features, feature_side = widths[feature_block - 1], side // 2 ** feature_block  # what it transforms
+        self.feature_transformer = SpatialTransformer(localisation(features, feature_side, standardize=False),
                                                       "affine", align_corners=False) if transformers else None
         self.block2 = conv_block(widths[0], widths[1], 3)
         self.block3 = conv_block(widths[1], widths[2], 3)
@@ -99,6 +110,9 @@ class TrafficSignNet(nn.Module):
         if self.input_transformer is not None:
             x = self.input_transformer(x)  # samples the raw image: outside it is black
         x = self.block1(self.standardize(x))
-        if self.feature_transformer is not None:
+        if self.feature_transformer is not None and self.feature_block == 1:
             x = self.feature_transformer(x)
-        return self.head(self.block3(self.block2(x)))
+        x = self.block2(x)
+        if self.feature_transformer is not None and self.feature_block == 2:
+            x = self.feature_transformer(x)
+        return self.head(self.block3(x))

@@ -105,8 +105,8 @@ def test_short_training_learns_and_records():
 @pytest.mark.parametrize("name", ["gtsrb-cnn-wide", "gtsrb-st-cnn-wide"])
 def test_wide_models_have_moodstocks_widths_run_at_48_and_start_at_the_identity(name):
     model = build_classifier(name, (3, 48, 48), (0.5,) * 3, (0.25,) * 3, num_classes=43).eval()
-    assert [model.block1[0].out_channels, model.block2[0].out_channels, model.block3[0].out_channels] == [100, 150, 250]
-    assert model.head[1].out_features == 300
+    assert [model.block1[0].out_channels, model.block2[0].out_channels, model.block3[0].out_channels] == [150, 200, 300]
+    assert model.head[1].out_features == 350, "Moodstocks' --cnn 150,200,300,350"
     images = torch.rand(2, 3, 48, 48)
     with torch.no_grad():
         assert model(images).shape == (2, 43)
@@ -114,8 +114,8 @@ def test_wide_models_have_moodstocks_widths_run_at_48_and_start_at_the_identity(
             assert model.input_transformer is None and model.feature_transformer is None
             return
         assert torch.allclose(model.input_transformer(images), images, atol=1e-5)
-        features = model.block1(model.standardize(images))
-        assert features.shape == (2, 100, 24, 24)
+        features = model.block2(model.block1(model.standardize(images)))
+        assert model.feature_block == 2 and features.shape == (2, 200, 12, 12), "after block 2, as Moodstocks"
         assert torch.allclose(model.feature_transformer(features), features, atol=1e-5)
 
 
