@@ -292,8 +292,9 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("The paper's Table 1: distorted MNIST",
      "Test error (%): ours, with the epochs and minutes of training, / the paper's (Jaderberg et al., 2015). "
      "Each cell is the longest seed-0 run of its row's recipe (the latest of equals): `full-localisation-lr` "
-     "trains the localisation network at the full learning rate instead of a tenth, `window-28` makes the RTS transformer's output a "
-     "28x28 window of the 42x42 canvas, `amp=true` trains with bfloat16 mixed precision, `channels_last=true` "
+     "trains the localisation network at the full learning rate instead of a tenth, `window-28` makes the RTS "
+     "transformer's output a 28x28 window of the 42x42 canvas, `amp=true` trains with bfloat16 mixed precision, "
+     "`channels_last=true` "
      "in the channels-last memory format, `label_smoothing` with label smoothing "
      "([notebook 03](notebooks/03_distorted_mnist.ipynb) and its [appendix](notebooks/appendix_training_on_a_cpu.ipynb) "
      "explain them).",
