@@ -179,10 +179,9 @@ def cifar10_table(records: list[dict]) -> str:
 
 def sampler_benchmark_table(folder: Path | None = None) -> str:
     """The NumPy-vs-PyTorch sampler table, from ``results/sampler_benchmark.json``."""
-    path = (folder or repo_root() / "results") / "sampler_benchmark.json"
-    if not path.exists():
-        return "(no benchmark recorded yet: run `python benchmarks/sampler.py`)"
-    record = json.loads(path.read_text())
+    record = _benchmark_record(folder, "sampler")
+    if record is None:
+        return _NOT_RECORDED.format("sampler")
     threads = record["machine"]["torch_threads"]
     lines = [f"| image (batch {record['settings']['batch']}) | pass | NumPy | torch, {threads} threads | ratio "
              "| torch, 1 thread | ratio |", "|---|---|---|---|---|---|---|"]
@@ -190,19 +189,16 @@ def sampler_benchmark_table(folder: Path | None = None) -> str:
         lines.append(f"| {row['image']} | {row['pass']} | {1000 * row['numpy_s']:.3f} ms | {1000 * row['torch_s']:.3f} ms "
                      f"| {row['ratio']:.2f}x | {1000 * row['torch_1_thread_s']:.3f} ms | {row['ratio_1_thread']:.2f}x |")
     machine = record["machine"]
-    lines.append("")
-    lines.append(f"Measured {record['finished_at'][:16].replace('T', ' ')} on a {machine['cpu_count']}-core "
-                 f"{machine['processor']} CPU, NumPy {machine['numpy']}, torch {machine['torch']}; "
-                 f"ratio = NumPy time / torch time.")
+    lines += ["", f"{_measured_on(record)}, NumPy {machine['numpy']}, torch {machine['torch']}; "
+                  f"ratio = NumPy time / torch time."]
     return "\n".join(lines)
 
 
 def pipeline_benchmark_table(folder: Path | None = None) -> str:
     """The data-pipeline and STN-overhead table, from ``results/pipeline_benchmark.json``."""
-    path = (folder or repo_root() / "results") / "pipeline_benchmark.json"
-    if not path.exists():
-        return "(no benchmark recorded yet: run `python benchmarks/pipeline.py`)"
-    record = json.loads(path.read_text())
+    record = _benchmark_record(folder, "pipeline")
+    if record is None:
+        return _NOT_RECORDED.format("pipeline")
     lines = ["| measurement | data | model | seconds per epoch | the data alone | test accuracy after training "
              "| ratio |", "|---|---|---|---|---|---|---|"]
     for comparison in record["pipeline"].values():
@@ -224,12 +220,28 @@ def pipeline_benchmark_table(folder: Path | None = None) -> str:
                 f"{min(ratio['turns']):.2f}–{max(ratio['turns']):.2f})")
         lines.append(f"| training | rts-mnist | `{model}`{', ' + detail if detail else ''} "
                      f"| {overhead['runs'][name]['seconds_per_epoch']:.1f} | | | {text} |")
-    machine = record["machine"]
     measured = "whole epochs" if record["batches_per_measurement"] is None else \
         f"{record['batches_per_measurement']} batches per measurement, scaled to an epoch"
-    lines += ["", f"Measured {record['finished_at'][:16].replace('T', ' ')} on a {machine['cpu_count']}-core "
-              f"{machine['processor']} CPU ({measured}), torch {machine['torch']}, batch {record['batch_size']}."]
+    lines += ["", f"{_measured_on(record)} ({measured}), torch {record['machine']['torch']}, "
+                  f"batch {record['batch_size']}."]
     return "\n".join(lines)
+
+
+#: what a benchmark table says before its benchmark has been run (``.format(name)``)
+_NOT_RECORDED = "(no benchmark recorded yet: run `python benchmarks/{}.py`)"
+
+
+def _benchmark_record(folder: Path | None, name: str) -> dict | None:
+    """``<folder>/<name>_benchmark.json`` (``results/`` by default), or None if never recorded."""
+    path = (folder or repo_root() / "results") / f"{name}_benchmark.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _measured_on(record: dict) -> str:
+    """``Measured <date time> on a <cores>-core <processor> CPU`` for a benchmark record."""
+    machine = record["machine"]
+    return (f"Measured {record['finished_at'][:16].replace('T', ' ')} on a {machine['cpu_count']}-core "
+            f"{machine['processor']} CPU")
 
 
 def best_run(chosen: dict[tuple[str, str, str], dict], dataset: str,
