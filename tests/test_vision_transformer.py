@@ -130,7 +130,7 @@ def test_counted_costs_match_the_built_model(shape):
 @pytest.mark.parametrize("name", ["vit", "st-vit"])
 def test_vit_and_st_vit_train_on_traffic_signs(name):
     """GTSRB through the course machinery (quick mode): colour 32x32 crops cut into 4x4 patches
-    (64 tokens), 43 classes; one short epoch runs and gives a finite loss."""
+    (64 patches, 65 tokens), 43 classes; one short epoch runs and gives a finite loss."""
     experiment = run_experiment(default_config("gtsrb", name, 1, quick=True), save=False,
                                 use_checkpoints=False, progress=False)
     classifier = experiment.model.classifier if name == "st-vit" else experiment.model
