@@ -55,14 +55,21 @@ def repo_url() -> str:
 #: the URL in effect when the package was imported (call :func:`repo_url` for the current one)
 REPO_URL = repo_url()
 
-#: The first code cell of every notebook: installs the package only inside Colab.
+#: The first code cell of every notebook: installs the package only inside Colab, and stops
+#: the notebook with one clear message if that fails. The requirement is a bare git URL: pip
+#: before 24 (Python 3.11 bundles 23.x) refuses ``"stn-course @ git+file:///..."`` as a path.
 COLAB_SETUP_CELL = f"""\
 import os
 import sys
 
 if "google.colab" in sys.modules:  # only on Colab: install the course package
+    import importlib.util
     repo = os.environ.get("STN_COURSE_REPO_URL", "{DEFAULT_REPO_URL}")
-    %pip install --quiet "stn-course @ git+{{repo}}\""""
+    %pip install --quiet "git+{{repo}}"
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("stn_course") is None:  # stop here, not one cell later
+        raise RuntimeError(f"Could not install the course package from {{repo}} (pip says why above). "
+                           "Check the address and the network, then run this cell again.")"""
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
