@@ -193,7 +193,7 @@ def results_dir(record: bool | None = None) -> Path:
 def shipped_checkpoint_dir() -> Path:
     """Small trained checkpoints committed with the course: ``checkpoints/`` in the
     repository, or, for a package installed alone (Colab), a ``shipped`` folder beside the
-    checkpoints, where :func:`stn_course.experiments.fetch_shipped_checkpoint` downloads them."""
+    checkpoints, where :func:`stn_course.shipped.fetch_shipped_checkpoint` downloads them."""
     return repo_root() / "checkpoints" if has_repository() else checkpoint_dir() / "shipped"
 
 
