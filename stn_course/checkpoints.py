@@ -89,7 +89,7 @@ SHIPPED_IDENTITY_IGNORED = IDENTITY_IGNORED | {"quick", "train_limit", "test_lim
 
 def run_identity(config: RunConfig, shipped: bool = False) -> dict:
     """What a checkpoint of ``config`` records, and is checked against when loaded
-    (:func:`stn_course.train.load_checkpoint`): the run's name and every field that changes
+    (:func:`load_checkpoint`): the run's name and every field that changes
     its weights. ``shipped``: the identity a shipped checkpoint must match, which a quick run
     (shrunk limits) loads in place of training."""
     ignored = SHIPPED_IDENTITY_IGNORED if shipped else IDENTITY_IGNORED
