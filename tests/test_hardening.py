@@ -13,7 +13,8 @@ from dataclasses import replace
 import pytest
 
 from stn_course import __main__ as cli
-from stn_course import checkpoints, experiments, recipes
+from stn_course import experiments, recipes
+from stn_course.checkpoints import run_identity
 from stn_course.errors import CourseError
 from stn_course.utils import data_root
 from stn_course.validation import InvalidSettingError
@@ -130,7 +131,7 @@ def test_a_checkpoint_of_another_recipe_under_a_runs_name_is_refused(checkpoints
     trained = recipes.default_config("mnist", "cnn", 1, quick=True)
     experiments.run_experiment(trained, use_shipped=False)
     state = torch.load(checkpoints / f"{trained.name}.pt", weights_only=True)
-    assert state["run"] == checkpoints.run_identity(trained) and state["run"]["name"] == trained.name
+    assert state["run"] == run_identity(trained) and state["run"]["name"] == trained.name
     other = replace(trained, lr=1e-3)
     foreign = checkpoints / f"{other.name}.pt"
     foreign.write_bytes((checkpoints / f"{trained.name}.pt").read_bytes())
@@ -185,9 +186,9 @@ def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes()
         recipe = replace(recipe, **config.changes)
         # the log interval changes no weight; limits shrunk for quick mode are not the recipe's
         for wanted in (recipe, replace(recipe, log_interval=1, train_limit=512, test_limit=256, quick=True)):
-            load_checkpoint(path, run=checkpoints.run_identity(wanted, shipped=True))
+            load_checkpoint(path, run=run_identity(wanted, shipped=True))
         with pytest.raises(CourseError, match="belongs to another run"):
-            load_checkpoint(path, run=checkpoints.run_identity(replace(recipe, seed=7), shipped=True))
+            load_checkpoint(path, run=run_identity(replace(recipe, seed=7), shipped=True))
 
 
 @pytest.mark.parametrize("content", ["empty", "random", "truncated", "tensor", "no model"])
