@@ -258,3 +258,12 @@ def test_a_diverging_run_is_a_known_error():
     from stn_course.errors import CourseError
 
     assert issubclass(train.ThetaDivergedError, CourseError)
+
+
+def test_the_training_loop_imports_nothing_from_inspection_or_recording():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(train))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "checkpoints" in imported and not imported & {"inspection", "recording", "experiments", "recipes"}
