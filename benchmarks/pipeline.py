@@ -34,9 +34,11 @@ import torch.nn.functional as F
 
 from stn_course.data import BatchLoader, load_mnist
 from stn_course.distortions import distorted_mnist_test, distortion
+from stn_course.names import ModelOptions
 from stn_course.registry import build_classifier
+from stn_course.results import save_result
 from stn_course.train import evaluate, parameter_groups
-from stn_course.utils import data_root, save_result, set_seed
+from stn_course.utils import data_root, set_seed
 
 BATCH = 64
 #: (dataset, model) pairs compared; the key in the results file is "<dataset>/<model>"
@@ -169,7 +171,8 @@ def stn_overhead(limit: int | None, rounds: int) -> dict:
     steps, batches = {}, {}
     for name, (model_name, options) in OVERHEAD_MODELS.items():
         set_seed(0)
-        steps[name] = training_step(build_classifier(model_name, (1, 42, 42), train.mean, train.std, **options))
+        steps[name] = training_step(build_classifier(model_name, (1, 42, 42), train.mean, train.std,
+                                                       options=ModelOptions(**options)))
         loader = BatchLoader(train, 128, shuffle=True, augment=distortion("rts"), seed=0)
         batches[name] = endless(loader)
         for images, labels in itertools.islice(batches[name], 3):  # warm-up, not timed

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from stn_course import sampler
-from stn_course.utils import save_result
+from stn_course.results import save_result
 
 BATCH = 64
 IMAGES = [(1, 28, 28), (3, 32, 32)]

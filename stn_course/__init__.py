@@ -4,7 +4,11 @@ Modules follow the course's ideas: ``utils`` (seeds, device, paths, run mode), `
 (datasets as tensors), ``sampler`` (the NumPy reference grid generator and sampler),
 ``models`` (spatial transformers and classifiers), ``cifar_models`` (the CIFAR-10
 networks), ``registry`` (every classifier by name), ``inspection`` (looking inside a trained
-model), ``distortions`` (distorted MNIST), ``train`` (one training loop), ``experiments`` (named runs, results files, the command
-line's work), ``plot`` and ``widgets`` (figures and the θ explorer).
+model), ``distortions`` (distorted MNIST), ``train`` (one training loop), ``names`` (the course's
+vocabulary: dataset, model, variant and option names, without torch), ``recipes`` (what a run
+is: ``RunConfig``), ``experiments`` (doing a run: build, train, load), ``checkpoints`` (a run's
+checkpoint and its identity), ``shipped`` (the trained models shipped with the course),
+``results`` (a run's results file), ``recording`` (θ recorded while a transformer trains),
+``plot`` and ``widgets`` (figures and the θ explorer).
 """
 __version__ = "0.1.0"

@@ -23,20 +23,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+# the course's names (no torch: names.py imports only the standard library and validation.py)
+from .names import COMMAND_NAMES, DATASET_NAMES, MODEL_NAMES, VARIANT_NAMES
+
 if TYPE_CHECKING:  # annotations only: importing these at run time would import torch
     import torch
 
     from .recipes import RunConfig
-
-#: Names accepted by --dataset, --model and --variant. Kept here, not imported, so that help
-#: needs no torch; tests/test_cli.py checks them against experiments.DATASETS,
-#: registry.MODEL_NAMES and experiments.VARIANTS.
-DATASET_NAMES = ("cifar10", "clutter-mnist", "elastic-mnist", "mnist", "proj-mnist", "rot-mnist",
-                 "rts-mnist", "two-digit-mnist", "gtsrb", "gtsrb-val", "gtsrb48")
-MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
-               "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
-               "gtsrb-cnn", "gtsrb-st-cnn", "gtsrb-cnn-wide", "gtsrb-st-cnn-wide", "vit", "st-vit")
-VARIANT_NAMES = ("full-localisation-lr", "momentum", "no-augment", "no-augment-drop", "window-28")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -56,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (default: the message alone)")
     parser = argparse.ArgumentParser(prog="python -m stn_course", description=__doc__,
                                      formatter_class=_HelpFormatter, parents=[common])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,errors,report,record-evolution}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMAND_NAMES) + "}")
     train = commands.add_parser("train", help="train one model (or load it if finished) and save its result",
                                 description="Train one run, resuming its checkpoint; a finished run is loaded.",
                                 formatter_class=_HelpFormatter, parents=[common])
@@ -86,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Print the course's results table from results/*.json.",
                                  formatter_class=_HelpFormatter, parents=[common])
     report.add_argument("--update-readme", action="store_true", help="also rewrite the README's generated table and RESULTS.md")
+    if set(commands.choices) != set(COMMAND_NAMES):
+        raise RuntimeError(f"the commands {tuple(commands.choices)} are not names.COMMAND_NAMES {COMMAND_NAMES}")
     return parser
 
 
@@ -115,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     message alone and returns 1, unless ``--debug`` asks for the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) in ("train", "errors") and args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    # --epochs and the other settings are checked once, when the run's RunConfig is built
     from .errors import CourseError  # no torch: errors.py imports nothing
 
     try:
@@ -133,9 +127,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "report":
         return _report(args.update_readme)
     if args.command == "record-evolution":
-        from .recording import record_evolution
+        from .recording import evolution_run, record_evolution
 
-        print("Recorded:", record_evolution(record=args.record, run=(args.dataset, args.model, 1)))
+        print("Recorded:", record_evolution(record=args.record, run=evolution_run(args.dataset, args.model)))
         return 0
     from dataclasses import replace
 
@@ -152,7 +146,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = replace(config, **settings)
     device = get_device(args.device)
     if args.command == "errors":
-        from .experiments import record_errors
+        from .results import record_errors
 
         print("Saved the errors to", record_errors(config, device=device, record=args.record))
         return 0
@@ -182,7 +176,9 @@ def _report(update_readme: bool) -> int:
 
 def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace) -> int:
     """Train (or load) the run and say where its checkpoint and result are."""
-    from .experiments import describe_finished_run, format_duration, run_experiment, ship_checkpoint
+    from .experiments import run_experiment
+    from .results import describe_finished_run, format_duration
+    from .shipped import ship_checkpoint
     from .utils import checkpoint_dir, results_dir
 
     checkpoint = checkpoint_dir() / f"{config.name}.pt"

@@ -769,7 +769,7 @@ def animate_transformer_evolution(images, steps: Sequence[int], outputs: Sequenc
                                   steps_per_epoch: Optional[int] = None):
     """A GIF of a transformer learning: for fixed ``images`` ``(N, C, H, W)``, the sampled
     region on each input (top) and the output (bottom), one frame per recording
-    (e.g. from :class:`stn_course.train.TransformerRecorder`), with a step counter.
+    (e.g. from :class:`stn_course.recording.TransformerRecorder`), with a step counter.
 
     Returns the path written.
     """

@@ -1,5 +1,6 @@
 """Recipes: what a run is. The named datasets, :class:`RunConfig` (every setting of a run,
-validated when it is built), the named variants and the course's default recipe per model.
+validated once, when it is built, including what depends on its model), the named variants
+and the course's default recipe per model. The names themselves are :mod:`stn_course.names`'.
 
 :mod:`stn_course.experiments` turns a recipe into data, a model and a trained, recorded run.
 """
@@ -10,7 +11,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 from .data import Augmentation, ImageTensors, load_cifar10, load_mnist, random_crop_flip
-from .registry import MODEL_NAMES
+from .names import (DATASET_NAMES, MODEL_NAMES, MODEL_OPTION_DEFAULTS, MODEL_OPTION_RULES, OPTIMIZER_NAMES,
+                    SCHEDULE_NAMES, VARIANT_NAMES, ModelOptions, require_names)
 from .validation import Allowed, InvalidSettingError, check_settings
 
 
@@ -72,6 +74,7 @@ DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
     "gtsrb-val": _gtsrb(validation=True),  # tested on held-out training tracks (choosing recipes)
     "gtsrb48": _gtsrb(validation=False, size=48),  # the originals at 48x48 (torchvision's download)
 }
+require_names("recipes.DATASETS", DATASETS, DATASET_NAMES, "DATASET_NAMES")
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,13 @@ class RunConfig:
     quick: bool = False  # shrunk for quick (test) mode by quick_config; its limits then name nothing
 
     def __post_init__(self) -> None:
-        """Check every field against :data:`CONFIG_RULES` (raises
-        :class:`~stn_course.validation.InvalidSettingError`, a CourseError and ValueError):
-        an invalid setting fails here, before any data is loaded, never after an epoch."""
+        """Check every field against :data:`CONFIG_RULES`, and each model option against the
+        model (raises :class:`~stn_course.validation.InvalidSettingError`, a CourseError and
+        ValueError): an invalid setting fails here, before any data is loaded, never after an
+        epoch, and the code that runs a config trusts it."""
         check_settings({field.name: getattr(self, field.name) for field in fields(self)}, CONFIG_RULES,
                        owner="run setting")
+        self.model_options.check_model(self.model, owner="run setting")
         # settings that would be ignored must not name a run as if they changed it
         if self.optimizer != "sgd" and (self.momentum or self.nesterov):
             raise InvalidSettingError(f"Invalid run setting: momentum and nesterov apply to optimizer 'sgd' only; "
@@ -117,6 +122,11 @@ class RunConfig:
         if self.nesterov and self.momentum == 0:
             raise InvalidSettingError("Invalid run setting: nesterov=true needs momentum > 0 "
                                       "(Nesterov momentum without momentum is meaningless; torch refuses it).")
+
+    @property
+    def model_options(self) -> ModelOptions:
+        """The settings that reach the model's builder (:func:`stn_course.registry.build_classifier`)."""
+        return ModelOptions(**{option: getattr(self, option) for option in MODEL_OPTION_DEFAULTS})
 
     @property
     def name(self) -> str:
@@ -155,38 +165,44 @@ class RunConfig:
         return shlex.join(parts)
 
 
-OPTIMIZERS = ("adamw", "sgd")
-#: see :func:`make_scheduler`
-SCHEDULES = ("onecycle", "constant", "final-drop")
+def _check_model_options() -> None:
+    """Raise at import unless every model option is a RunConfig field with the option's default."""
+    defaults = {field.name: field.default for field in fields(RunConfig)}
+    for option, default in MODEL_OPTION_DEFAULTS.items():
+        if option not in defaults or defaults[option] != default:
+            raise RuntimeError(f"the model option {option!r} (names.ModelOptions) needs a RunConfig field of the "
+                               f"same name and default ({default!r})")
+
+
+_check_model_options()
 
 #: The values each RunConfig field may take, checked when a config is built. Bounds that are
 #: not obvious: a negative max_grad_norm reverses the gradients and 0 stops learning; label
 #: smoothing 1 is a uniform target; dropout 1 drops everything; seeds seed NumPy (< 2**32).
+#: The model options' rules are :data:`stn_course.names.MODEL_OPTION_RULES`.
 CONFIG_RULES: dict[str, Allowed] = {
-    "dataset": Allowed(str, choices=lambda: sorted(DATASETS)),
+    "dataset": Allowed(str, choices=lambda: sorted(DATASET_NAMES)),
     "model": Allowed(str, choices=lambda: MODEL_NAMES),
     "epochs": Allowed(int, low=1),
     "batch_size": Allowed(int, low=1),
-    "optimizer": Allowed(str, choices=lambda: OPTIMIZERS),
+    "optimizer": Allowed(str, choices=lambda: OPTIMIZER_NAMES),
     "lr": Allowed(float, low=0, low_open=True),
     "momentum": Allowed(float, low=0, high=1, high_open=True),
     "nesterov": Allowed(bool),
-    "schedule": Allowed(str, choices=lambda: SCHEDULES),
+    "schedule": Allowed(str, choices=lambda: SCHEDULE_NAMES),
     "localisation_lr_scale": Allowed(float, low=0),
     "weight_decay": Allowed(float, low=0),
     "max_grad_norm": Allowed(float, low=0, low_open=True, optional=True, none_means="no clipping"),
     "label_smoothing": Allowed(float, low=0, high=1, high_open=True),
     "augment": Allowed(bool),
     "channels_last": Allowed(bool),
-    "window": Allowed(int, low=1, optional=True, none_means="the model's default"),
-    "dropout": Allowed(float, low=0, high=1, high_open=True),
-    "batchnorm": Allowed(bool),
+    **MODEL_OPTION_RULES,
     "amp": Allowed(bool, optional=True, none_means="on CUDA only"),
     "log_interval": Allowed(int, low=1),
     "seed": Allowed(int, low=0, high=2**32, high_open=True),
     "train_limit": Allowed(int, low=1, optional=True, none_means="the whole training set"),
     "test_limit": Allowed(int, low=1, optional=True, none_means="the whole test set"),
-    "variant": Allowed(str, choices=lambda: ["", *sorted(VARIANTS)]),
+    "variant": Allowed(str, choices=lambda: ["", *sorted(VARIANT_NAMES)]),
     "quick": Allowed(bool),
 }
 
@@ -263,6 +279,7 @@ VARIANTS: dict[str, dict] = {
     # canvas: attention, as on the cluttered canvas; the classifier works on 28x28 as on MNIST.
     "window-28": {"localisation_lr_scale": 1.0, "window": 28},
 }
+require_names("recipes.VARIANTS", VARIANTS, VARIANT_NAMES, "VARIANT_NAMES")
 
 
 def default_config(dataset: str, model: str, epochs: int, seed: int = 0, variant: str = "", *,
@@ -288,13 +305,8 @@ def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant:
     Elsewhere transformers' localisation networks train at a tenth of the learning rate,
     with gradient clipping (norm 5).
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
-    if model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model!r}; choose from {MODEL_NAMES}")
-    if variant and variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
-    config = RunConfig(dataset=dataset, model=model, epochs=epochs, seed=seed)
+    # an unknown dataset, model or variant is refused here, by RunConfig's checks
+    config = RunConfig(dataset=dataset, model=model, epochs=epochs, seed=seed, variant=variant)
     if model.startswith("cifar-net"):
         config = replace(config, batch_size=64, optimizer="sgd", lr=0.01, schedule="constant",
                          localisation_lr_scale=1.0, weight_decay=0.0, max_grad_norm=None)
@@ -304,7 +316,7 @@ def recipe_config(dataset: str, model: str, epochs: int, seed: int = 0, variant:
     elif model.startswith("gtsrb-"):  # traffic signs: the default recipe, logged 3 times an epoch
         config = replace(config, log_interval=100)
     if variant:
-        config = replace(config, **VARIANTS[variant], variant=variant)
+        config = replace(config, **VARIANTS[variant])
     return config
 
 

@@ -1,6 +1,13 @@
 """A transformer learning, recorded once and shipped: notebook 05's "Watching it learn"
 (RTS MNIST) and notebook 06's "Learning to crop" (traffic signs).
 
+All of recording θ over an epoch lives here: :class:`TransformerRecorder`, the training
+callback that records what the transformer does to fixed images;
+:func:`record_transformer_training`, one run trained from scratch with it; and the shipped
+recordings of a run (a :class:`~stn_course.recipes.RunConfig`): :func:`record_evolution`,
+:func:`load_evolution`, :func:`find_evolution`. The animation itself is a figure
+(:func:`stn_course.plot.animate_transformer_evolution`).
+
 Recording means training an ST-CNN for one epoch from the identity (minutes on a CPU;
 the file stores how long it took), so the course records it once, with
 
@@ -21,39 +28,87 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .experiments import record_transformer_training
-from .recipes import default_config
+from .experiments import Experiment, build_experiment, train_experiment
+from .inspection import apply_transformer
 from .models import transformer_of
-from .utils import checkpoint_dir, machine_info, save_result, shipped_checkpoint_dir, write_atomically
+from .recipes import RunConfig, default_config
+from .results import save_result
+from .utils import checkpoint_dir, machine_info, shipped_checkpoint_dir, write_atomically
+
+
+def evolution_run(dataset: str, model: str) -> RunConfig:
+    """The run a recording of ``dataset`` and ``model`` trains (``record-evolution --dataset
+    --model``): one epoch of the default recipe, from the identity."""
+    return default_config(dataset, model, 1)
+
 
 #: the recorded run: one epoch of the default RTS ST-CNN, from the identity
-EVOLUTION_RUN = ("rts-mnist", "st-cnn-aff", 1)
+EVOLUTION_RUN = evolution_run("rts-mnist", "st-cnn-aff")
 #: the command that (re)makes the shipped recording
 EVOLUTION_COMMAND = "python -m stn_course record-evolution --record"
 #: notebook 06's recording: one epoch of the traffic-sign network with two transformers
-TRAFFIC_SIGN_EVOLUTION_RUN = ("gtsrb", "gtsrb-st-cnn", 1)
-
-Run = tuple[str, str, int]  # (dataset, model, epochs) of a recorded run
+TRAFFIC_SIGN_EVOLUTION_RUN = evolution_run("gtsrb", "gtsrb-st-cnn")
 
 
-def evolution_command(run: Run = EVOLUTION_RUN) -> str:
+def evolution_command(run: RunConfig = EVOLUTION_RUN) -> str:
     """The command that (re)makes the shipped recording of ``run``."""
     if run == EVOLUTION_RUN:
         return EVOLUTION_COMMAND
-    return f"python -m stn_course record-evolution --dataset {run[0]} --model {run[1]} --record"
+    return f"python -m stn_course record-evolution --dataset {run.dataset} --model {run.model} --record"
 
 
-def evolution_path(run: Run = EVOLUTION_RUN) -> Path:
-    """Where the shipped recording of ``run`` lives: ``checkpoints/<run>_evolution.npz``."""
-    return shipped_checkpoint_dir() / f"{default_config(*run).name}_evolution.npz"
+def evolution_path(run: RunConfig = EVOLUTION_RUN) -> Path:
+    """Where the shipped recording of ``run`` lives: ``checkpoints/<run name>_evolution.npz``."""
+    return shipped_checkpoint_dir() / f"{run.name}_evolution.npz"
 
 
-def find_evolution(run: Run = EVOLUTION_RUN) -> Path:
+def find_evolution(run: RunConfig = EVOLUTION_RUN) -> Path:
     """The shipped recording if it is there, else a learner's own: the same file name under
     :func:`stn_course.utils.checkpoint_dir` (outside the repository; it may not exist yet)."""
     shipped = evolution_path(run)
     return shipped if shipped.exists() else checkpoint_dir() / shipped.name
+
+
+class TransformerRecorder:
+    """An ``on_step`` callback for :func:`stn_course.train.fit`: what the spatial transformer
+    does to a fixed set of images, from step 0 and then every ``every`` optimiser steps.
+
+    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``),
+    ``grids`` (list of ``(N, Ho, Wo, 2)``) and ``params`` (list of ``(N, P)``, e.g. θ) hold
+    one entry per recording, on the CPU, for e.g.
+    :func:`stn_course.plot.animate_transformer_evolution`.
+    """
+
+    def __init__(self, images: torch.Tensor, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every must be positive, got {every}")
+        self.images = images
+        self.every = every
+        self.steps: list[int] = []
+        self.outputs: list[torch.Tensor] = []
+        self.grids: list[torch.Tensor] = []
+        self.params: list[torch.Tensor] = []
+
+    def __call__(self, step: int, model: nn.Module) -> None:
+        if step % self.every:
+            return
+        outputs, params, grids = apply_transformer(model, self.images)
+        self.steps.append(step)
+        self.outputs.append(outputs)
+        self.grids.append(grids)
+        self.params.append(params)
+
+
+def record_transformer_training(config: RunConfig, images: torch.Tensor, every: int,
+                                device: torch.device | None = None) -> tuple[Experiment, TransformerRecorder]:
+    """Train ``config`` once from scratch while a :class:`TransformerRecorder`
+    records what the transformer does to ``images`` every ``every`` steps (from step 0)."""
+    experiment = build_experiment(config, device)
+    recorder = TransformerRecorder(images, every)
+    train_experiment(experiment, save=False, use_checkpoints=False, on_step=recorder)
+    return experiment, recorder
 
 
 @dataclass(frozen=True)
@@ -77,8 +132,8 @@ class TransformerEvolution:
 
 
 def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
-                     device: torch.device | None = None, save: bool = True, config=None,
-                     record: bool = False, run: Run = EVOLUTION_RUN) -> Path:
+                     device: torch.device | None = None, save: bool = True, config: RunConfig | None = None,
+                     record: bool = False, run: RunConfig = EVOLUTION_RUN) -> Path:
     """Train ``run`` (default :data:`EVOLUTION_RUN`; or ``config``, e.g. a shrunk one in tests) from scratch,
     recording θ for the first ``count`` test images every ``every`` steps, and write it to
     ``path``, with, if ``save``, a results record (command, machine, time). The default path
@@ -88,7 +143,7 @@ def record_evolution(path: Path | None = None, every: int = 15, count: int = 8,
     if path is None:
         path = evolution_path(run) if record else checkpoint_dir() / evolution_path(run).name
     path = Path(path)
-    config = config or default_config(*run)
+    config = config or run
     command = evolution_command(run)
     images = build_fixed_images(config, count)
     start = time.perf_counter()
@@ -121,10 +176,8 @@ def _save_npz(path: Path, arrays: dict) -> None:
         np.savez_compressed(file, **arrays)
 
 
-def build_fixed_images(config, count: int) -> torch.Tensor:
+def build_fixed_images(config: RunConfig, count: int) -> torch.Tensor:
     """The first ``count`` images ``(count, C, H, W)`` of ``config``'s test set, on the CPU."""
-    from .experiments import build_experiment
-
     return next(iter(build_experiment(config, torch.device("cpu")).test_loader))[0][:count].cpu()
 
 

@@ -2,8 +2,10 @@
 notebooks: ``build_classifier("st-cnn-aff", (1, 28, 28), mean, std)``.
 
 :data:`CLASSIFIERS` maps a name to a builder ``builder(input_shape, mean, std,
-num_classes=..., **options)``; the options a builder takes (``window``, ``dropout``,
-``batchnorm``) are read from its signature, so adding a model is one line here.
+num_classes=..., **options)``. Its names are :data:`stn_course.names.MODEL_NAMES`, and the
+options each builder takes (``window``, ``dropout``, ``batchnorm``: its signature's keywords)
+are those :data:`stn_course.names.MODEL_OPTIONS` gives it; both are checked at import, so
+adding a model is a name in ``names.py`` and one line here.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from torch import nn
 
 from .cifar_models import CifarNetA, CifarNetB, CifarResNet
 from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
+from .names import MODEL_NAMES, MODEL_OPTIONS, ModelOptions, require_names
 from .traffic_sign_models import HIDDEN, WIDE_HIDDEN, WIDE_WIDTHS, WIDTHS, TrafficSignNet
 from .vision_transformer import st_vit, vit
 
@@ -83,18 +86,25 @@ CLASSIFIERS: dict[str, Builder] = {
     "vit": vit,
     "st-vit": st_vit,
 }
-MODEL_NAMES = tuple(CLASSIFIERS)
+require_names("registry.CLASSIFIERS", CLASSIFIERS, MODEL_NAMES, "MODEL_NAMES")
 
 
-def models_taking(option: str) -> list[str]:
-    """Names of the models whose builder takes ``option`` (e.g. ``"window"``)."""
-    return [name for name, builder in CLASSIFIERS.items() if option in inspect.signature(builder).parameters]
+def _check_options() -> None:
+    """Raise at import unless each builder's keyword options are those names.MODEL_OPTIONS gives its model."""
+    for option, takers in MODEL_OPTIONS.items():
+        found = tuple(name for name, builder in CLASSIFIERS.items() if option in inspect.signature(builder).parameters)
+        if found != takers:
+            raise RuntimeError(f"the builders taking {option!r} are {found}, but names.ModelOptions says {takers}: "
+                               f"change one to match the other")
+
+
+_check_options()
 
 
 def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float],
-                     std: Sequence[float], num_classes: int = 10, window: int | None = None,
-                     dropout: float = 0.0, batchnorm: bool = False) -> nn.Module:
-    """The model ``name`` (one of :data:`MODEL_NAMES`) for inputs ``(C, H, W)`` = ``input_shape``.
+                     std: Sequence[float], num_classes: int = 10, options: ModelOptions = ModelOptions()) -> nn.Module:
+    """The model ``name`` (one of :data:`~stn_course.names.MODEL_NAMES`) for inputs
+    ``(C, H, W)`` = ``input_shape``.
 
     ``"cnn"``, ``"st-cnn-aff"``, ``"st-cnn-proj"``, ``"st-cnn-tps"`` are the paper's CNN and
     ST-CNNs (:func:`~stn_course.models.st_cnn`); two transformers in series
@@ -104,18 +114,13 @@ def build_classifier(name: str, input_shape: Sequence[int], mean: Sequence[float
     with and without its transformer, ``"cifar-st-resnet"``, ``"cifar-resnet"``
     (:mod:`stn_course.cifar_models`).
 
-    Options, for the models that take them (:func:`models_taking`): ``window``, the
-    ST-CNNs' transformer output side; ``dropout`` (in [0, 1)) and ``batchnorm``, of the
-    CNN and the ST-CNNs' classifier. An option left at its default is not passed.
+    ``options`` (:class:`~stn_course.names.ModelOptions`, e.g. ``ModelOptions(window=28)``,
+    or a run's :attr:`~stn_course.recipes.RunConfig.model_options`), for the models that take
+    them (:data:`~stn_course.names.MODEL_OPTIONS`): ``window``, the ST-CNNs' transformer
+    output side; ``dropout`` and ``batchnorm``, of the CNN and the ST-CNNs' classifier. An
+    option left at its default is not passed.
     """
     if name not in CLASSIFIERS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    options = {option: value for option, value, default in
-               (("window", window, None), ("dropout", dropout, 0.0), ("batchnorm", batchnorm, False))
-               if value != default}
-    for option in options:
-        if name not in models_taking(option):
-            raise ValueError(f"{option} is an option of {', '.join(models_taking(option))}, not of {name!r}")
-    return CLASSIFIERS[name](input_shape, mean, std, num_classes=num_classes, **options)
+    options.check_model(name)
+    return CLASSIFIERS[name](input_shape, mean, std, num_classes=num_classes, **options.changed())

@@ -1,7 +1,7 @@
 """Tables made from ``results/``: the course's recorded runs as Markdown.
 
 Every table the README, ``RESULTS.md`` and the notebooks show is built here from the JSON
-records that :mod:`stn_course.experiments` and ``benchmarks/`` write, so no number is typed
+records that :mod:`stn_course.results` and ``benchmarks/`` write, so no number is typed
 by hand. ``python -m stn_course report --update-readme`` rewrites the README's generated
 blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``) and ``RESULTS.md``.
 
@@ -26,12 +26,12 @@ class BadResultWarning(UserWarning):
     """A results file that cannot be read or lacks what a table needs: left out, and named."""
 
 
-#: what a training result (:func:`stn_course.experiments.record_result`) must hold to be tabled
+#: what a training result (:func:`stn_course.results.record_result`) must hold to be tabled
 RUN_RESULT_KEYS = ("name", "command", "finished_at", "machine", "config", "test_accuracy", "test_error_percent",
                    "epochs", "seconds_total")
 #: what its ``machine`` (:func:`stn_course.utils.machine_info`) must hold
 MACHINE_KEYS = ("cuda", "cpu_count", "torch")
-#: what an error analysis (:func:`stn_course.experiments.record_errors`) must hold
+#: what an error analysis (:func:`stn_course.results.record_errors`) must hold
 ERROR_RESULT_KEYS = ("run", "weights", "errors", "error_percent", "test_samples", "images_touching_edge",
                      "errors_touching_edge", "error_percent_touching_edge", "error_percent_inside", "confusions")
 
@@ -84,7 +84,7 @@ def load_run_results(folder: Path | None = None) -> list[dict]:
 
 
 def load_error_results(folder: Path | None = None) -> list[dict]:
-    """Every error analysis (``results/errors_*.json``, :func:`record_errors`), sorted by run;
+    """Every error analysis (``results/errors_*.json``, :func:`stn_course.results.record_errors`), sorted by run;
     a bad file is left out with a :class:`BadResultWarning` naming it."""
     folder = folder or repo_root() / "results"
     records = []

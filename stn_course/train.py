@@ -7,7 +7,7 @@
 
   plus seconds per epoch, and a tqdm progress bar (quiet in quick mode).
 * A checkpoint after every epoch (model, optimiser, scheduler, epoch, history), written
-  atomically and read with ``torch.load(weights_only=True)``. Calling :func:`fit` again
+  atomically and read with ``torch.load(weights_only=True)`` (:mod:`stn_course.checkpoints`). Calling :func:`fit` again
   with the same checkpoint resumes where the run stopped (e.g. after a Colab
   disconnect), or simply loads the finished model: "load if present, otherwise train".
   Each checkpoint records its run (``run``: name and config) and is checked when resumed:
@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import BatchLoader, save_atomically
+from .checkpoints import load_checkpoint, save_checkpoint
+from .data import BatchLoader
 from .errors import CourseError
-from .inspection import apply_transformer
 from .models import SpatialTransformer, transformer_of
 from .utils import is_quick
 
@@ -111,65 +111,6 @@ def format_train_log(epoch: int, seen: int, total: int, batch_index: int, batche
 def format_test_log(loss: float, correct: int, total: int) -> str:
     """``Test set: Average loss: 0.0412, Accuracy: 9871/10000 (99%)``."""
     return f"Test set: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100.0 * correct / total:.0f}%)"
-
-
-def save_checkpoint(path: Path, state: dict, run: dict | None = None) -> None:
-    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file.
-    ``run`` (the run's identity, ``{"name": ..., "config": {...}}``) is stored with it as
-    ``state["run"]``, so that :func:`load_checkpoint` can tell a checkpoint of another run."""
-    save_atomically(state if run is None else {**state, "run": run}, path)
-
-
-class CheckpointMismatchError(CourseError):
-    """A checkpoint under a run's file name was written by another run."""
-
-
-def load_checkpoint(path: Path, map_location: torch.device | str = "cpu", run: dict | None = None) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
-
-    Raises CourseError naming the file if it is truncated, empty or not a checkpoint. With
-    ``run`` (the identity the caller expects, as passed to :func:`save_checkpoint`), the
-    checkpoint's own identity must match (:func:`check_checkpoint_run`)."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # torch raises zip, unpickling, EOF or key errors for a bad file
-        raise CourseError(f"The checkpoint {Path(path).resolve()} cannot be read ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else 'no details'}): it is truncated or "
-                          f"not a checkpoint. Delete it to train the run again.") from error
-    if not isinstance(state, dict) or "model" not in state:
-        raise CourseError(f"The checkpoint {Path(path).resolve()} holds no model (it is a "
-                          f"{type(state).__name__}{' without a model' if isinstance(state, dict) else ''}): it is "
-                          f"not a checkpoint of a run. Delete it to train the run again.")
-    if run is not None:
-        check_checkpoint_run(Path(path), state, run)
-    return state
-
-
-def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
-    """Refuse a checkpoint written by another run than ``run`` (``{"name", "config"}``).
-
-    The checkpoint's identity is ``state["run"]``, or for the course's shipped checkpoints,
-    which predate it, their ``state["config"]``. Names must agree, and so must every config
-    field both record (a field added to the config later is absent from older checkpoints).
-    A checkpoint with no identity at all (written before checkpoints carried one) is trusted
-    by its file name, with a note saying so."""
-    stored = state.get("run") or ({"config": state["config"]} if isinstance(state.get("config"), dict) else None)
-    if stored is None:
-        print(f"Note: {path.resolve()} does not record which run wrote it (it predates checkpoints that do); "
-              f"loading it as {run.get('name')}, by its file name. If it may be another run's, delete it.")
-        return
-    expected, found = run.get("config", {}), stored.get("config", {})
-    differences = [f"{key}={found[key]!r} there, {expected[key]!r} here"
-                   for key in expected if key in found and found[key] != expected[key]]
-    if "name" in stored and stored["name"] != run.get("name"):
-        differences.insert(0, f"run {stored['name']}")
-    if differences:
-        raise CheckpointMismatchError(
-            f"The checkpoint {path.resolve()} belongs to another run than {run.get('name')} "
-            f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch (command line: "
-            f"add --restart), or set STN_COURSE_CHECKPOINTS to another folder to keep it.")
 
 
 @dataclass
@@ -391,33 +332,3 @@ def parameter_groups(model: nn.Module, lr: float, localisation_lr_scale: float =
     if loc:
         groups.append({"params": loc, "lr": lr * localisation_lr_scale, "name": "localisation"})
     return groups
-
-
-class TransformerRecorder:
-    """An ``on_step`` callback for :func:`fit`: what the spatial transformer does to a fixed
-    set of images, from step 0 and then every ``every`` optimiser steps.
-
-    After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``),
-    ``grids`` (list of ``(N, Ho, Wo, 2)``) and ``params`` (list of ``(N, P)``, e.g. θ) hold
-    one entry per recording, on the CPU, for e.g.
-    :func:`stn_course.plot.animate_transformer_evolution`.
-    """
-
-    def __init__(self, images: torch.Tensor, every: int) -> None:
-        if every < 1:
-            raise ValueError(f"every must be positive, got {every}")
-        self.images = images
-        self.every = every
-        self.steps: list[int] = []
-        self.outputs: list[torch.Tensor] = []
-        self.grids: list[torch.Tensor] = []
-        self.params: list[torch.Tensor] = []
-
-    def __call__(self, step: int, model: nn.Module) -> None:
-        if step % self.every:
-            return
-        outputs, params, grids = apply_transformer(model, self.images)
-        self.steps.append(step)
-        self.outputs.append(outputs)
-        self.grids.append(grids)
-        self.params.append(params)

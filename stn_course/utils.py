@@ -27,14 +27,12 @@ back to ``~/.cache/stn_course`` (``$XDG_CACHE_HOME``), with a note saying so.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import platform
 import random
 import stat
 import sys
 import tempfile
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,7 +200,7 @@ def results_dir(record: bool | None = None) -> Path:
 def shipped_checkpoint_dir() -> Path:
     """Small trained checkpoints committed with the course: ``checkpoints/`` in the
     repository, or, for a package installed alone (Colab), a ``shipped`` folder beside the
-    checkpoints, where :func:`stn_course.experiments.fetch_shipped_checkpoint` downloads them."""
+    checkpoints, where :func:`stn_course.shipped.fetch_shipped_checkpoint` downloads them."""
     return repo_root() / "checkpoints" if has_repository() else checkpoint_dir() / "shipped"
 
 
@@ -247,22 +245,6 @@ def machine_info() -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     return info
-
-
-def save_result(name: str, payload: dict[str, Any], command: str, record: bool | None = None) -> Path:
-    """Write ``<results dir>/<name>.json`` with the payload, the command, machine and time:
-    into the course's ``results/`` only if ``record`` (see :func:`results_dir`)."""
-    document = {
-        "name": name,
-        "command": command,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "quick_mode": is_quick(),
-        "machine": machine_info(),
-        **payload,
-    }
-    path = results_dir(record) / f"{name}.json"
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n"))
-    return path
 
 
 def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:

@@ -26,7 +26,8 @@ def test_train_help_is_instant_and_imports_no_torch():
     assert result.returncode == 0 and "--dataset" in result.stdout
     assert seconds < 3, f"`train --help` took {seconds:.1f} s"
     probe = subprocess.run([sys.executable, "-c", "import sys, stn_course.__main__ as m; m.build_parser(); "
-                            "print(sorted(n for n in ('torch', 'numpy', 'stn_course.experiments') if n in sys.modules))"],
+                            "print(sorted(n for n in ('torch', 'numpy', 'stn_course.experiments', 'stn_course.recipes', "
+                            "'stn_course.registry') if n in sys.modules))"],
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo_root())})
     assert probe.stdout.strip() == "[]"
 
@@ -54,12 +55,28 @@ def test_every_option_has_a_help_text_and_its_default(command):
         assert "(default: 5)" in text
 
 
-def test_cli_names_match_the_package():
-    from stn_course import experiments, registry
+def test_the_command_line_reads_its_names_from_the_vocabulary_and_lists_none_itself():
+    import inspect
 
-    assert set(cli.DATASET_NAMES) == set(experiments.DATASETS)
-    assert tuple(cli.MODEL_NAMES) == tuple(registry.MODEL_NAMES)
-    assert set(cli.VARIANT_NAMES) == set(experiments.VARIANTS)
+    from stn_course import names
+
+    parser = cli.build_parser()
+    commands = _subparsers(parser)
+    assert set(commands) == set(names.COMMAND_NAMES)
+    for command in ("train", "errors", "record-evolution"):
+        choices = {action.dest: action.choices for action in commands[command]._actions if action.choices}
+        assert choices["dataset"] is names.DATASET_NAMES and choices["model"] is names.MODEL_NAMES, command
+        if command != "record-evolution":
+            assert choices["variant"] is names.VARIANT_NAMES
+    source = inspect.getsource(cli)
+    for name in (*names.DATASET_NAMES, *names.MODEL_NAMES, *names.VARIANT_NAMES):
+        if name not in ("mnist", "st-cnn-aff", "rts-mnist"):  # the defaults
+            assert f'"{name}"' not in source and f"'{name}'" not in source, f"__main__ spells {name!r} itself"
+
+
+def test_epochs_below_one_are_refused_once_by_the_run_config(capsys):
+    assert cli.main(["train", "--epochs", "0"]) == 1
+    assert capsys.readouterr().err.startswith("Invalid run setting: epochs=0 is not allowed; epochs must be an integer >= 1")
 
 
 def test_missing_dataset_is_one_message_and_exit_1_and_debug_shows_the_traceback(tmp_path):
@@ -169,20 +186,3 @@ def test_a_read_only_data_root_works_with_and_without_a_checkpoint_folder(read_o
     assert (tmp_path / "xdg" / "stn_course" / "checkpoints" / f"{name.replace('_s0', '_s1')}.pt").exists()
     assert "set STN_COURSE_CHECKPOINTS" in capsys.readouterr().out
     assert sorted(path.name for path in read_only_data_root.iterdir()) == contents
-
-
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None], ids=["empty", "random", "truncated"])
-def test_a_bad_checkpoint_is_a_course_error_naming_the_file(tmp_path, content):
-    import torch
-
-    from stn_course.errors import CourseError
-    from stn_course.train import load_checkpoint
-
-    path = tmp_path / "run.pt"
-    if content is None:
-        torch.save({"model": {"w": torch.zeros(1000)}, "epoch": 1}, path)
-        path.write_bytes(path.read_bytes()[:200])
-    else:
-        path.write_bytes(content)
-    with pytest.raises(CourseError, match=f"{path}.*cannot be read.*Delete it"):
-        load_checkpoint(path)

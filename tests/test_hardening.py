@@ -13,7 +13,8 @@ from dataclasses import replace
 import pytest
 
 from stn_course import __main__ as cli
-from stn_course import experiments
+from stn_course import experiments, recipes
+from stn_course.checkpoints import run_identity
 from stn_course.errors import CourseError
 from stn_course.utils import data_root
 from stn_course.validation import InvalidSettingError
@@ -51,7 +52,7 @@ def outputs(tmp_path, monkeypatch):
     def no_data(*args):
         raise AssertionError("data was loaded for an invalid setting")
 
-    monkeypatch.setitem(experiments.DATASETS, "mnist", no_data)
+    monkeypatch.setitem(recipes.DATASETS, "mnist", no_data)
     return tmp_path
 
 
@@ -80,18 +81,18 @@ def test_a_setting_of_the_wrong_type_is_an_argparse_error_naming_the_field(outpu
     ("seed", -1), ("log_interval", 0), ("dataset", "imagenet"), ("model", "vgg"), ("variant", "fast"),
     ("amp", "yes"), ("augment", 1), ("window", 0), ("nesterov", True), ("momentum", 0.9)])
 def test_run_config_refuses_each_invalid_field_when_built(field, value):
-    config = experiments.default_config("mnist", "cnn", 2)
+    config = recipes.default_config("mnist", "cnn", 2)
     with pytest.raises(InvalidSettingError, match=field) as error:
         replace(config, **{field: value})
     assert isinstance(error.value, CourseError) and isinstance(error.value, ValueError)
 
 
 def test_valid_settings_and_every_recipe_are_accepted():
-    for dataset in experiments.DATASETS:
-        for variant in ["", *experiments.VARIANTS]:
+    for dataset in recipes.DATASETS:
+        for variant in ["", *recipes.VARIANTS]:
             model = "cifar-net-a" if variant == "momentum" else "st-cnn-aff"  # momentum: SGD only
-            experiments.default_config(dataset, model, 3, variant=variant, quick=True)
-    sgd = experiments.default_config("cifar10", "cifar-resnet", 2)
+            recipes.default_config(dataset, model, 3, variant=variant, quick=True)
+    sgd = recipes.default_config("cifar10", "cifar-resnet", 2)
     assert (sgd.optimizer, sgd.momentum, sgd.nesterov) == ("sgd", 0.9, True)
     replace(sgd, max_grad_norm=None, window=None, amp=None, train_limit=None, label_smoothing=0.0, lr=1)
 
@@ -125,12 +126,12 @@ def checkpoints(tmp_path, monkeypatch):
 def test_a_checkpoint_of_another_recipe_under_a_runs_name_is_refused(checkpoints, capsys):
     import torch
 
-    from stn_course.train import CheckpointMismatchError
+    from stn_course.checkpoints import CheckpointMismatchError
 
-    trained = experiments.default_config("mnist", "cnn", 1, quick=True)
+    trained = recipes.default_config("mnist", "cnn", 1, quick=True)
     experiments.run_experiment(trained, use_shipped=False)
     state = torch.load(checkpoints / f"{trained.name}.pt", weights_only=True)
-    assert state["run"] == experiments.run_identity(trained) and state["run"]["name"] == trained.name
+    assert state["run"] == run_identity(trained) and state["run"]["name"] == trained.name
     other = replace(trained, lr=1e-3)
     foreign = checkpoints / f"{other.name}.pt"
     foreign.write_bytes((checkpoints / f"{trained.name}.pt").read_bytes())
@@ -156,7 +157,7 @@ def test_a_checkpoint_of_another_recipe_under_a_runs_name_is_refused(checkpoints
 def test_a_checkpoint_without_identity_is_loaded_by_its_name_with_a_note(checkpoints, capsys):
     import torch
 
-    config = experiments.default_config("mnist", "cnn", 1, quick=True)
+    config = recipes.default_config("mnist", "cnn", 1, quick=True)
     experiments.run_experiment(config, use_shipped=False)
     path = checkpoints / f"{config.name}.pt"
     state = torch.load(path, weights_only=True)
@@ -173,7 +174,7 @@ def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes()
     import torch
 
     from stn_course.report import config_of
-    from stn_course.train import load_checkpoint
+    from stn_course.checkpoints import load_checkpoint
     from stn_course.utils import shipped_checkpoint_dir
 
     shipped = sorted(shipped_checkpoint_dir().glob("*.pt"))
@@ -181,20 +182,20 @@ def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes()
     for path in shipped:
         config = config_of(torch.load(path, weights_only=True))
         assert config.name == path.stem
-        recipe = experiments.recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
+        recipe = recipes.recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
         recipe = replace(recipe, **config.changes)
         # the log interval changes no weight; limits shrunk for quick mode are not the recipe's
         for wanted in (recipe, replace(recipe, log_interval=1, train_limit=512, test_limit=256, quick=True)):
-            load_checkpoint(path, run=experiments.run_identity(wanted, shipped=True))
+            load_checkpoint(path, run=run_identity(wanted, shipped=True))
         with pytest.raises(CourseError, match="belongs to another run"):
-            load_checkpoint(path, run=experiments.run_identity(replace(recipe, seed=7), shipped=True))
+            load_checkpoint(path, run=run_identity(replace(recipe, seed=7), shipped=True))
 
 
 @pytest.mark.parametrize("content", ["empty", "random", "truncated", "tensor", "no model"])
 def test_a_bad_checkpoint_names_the_file(tmp_path, content):
     import torch
 
-    from stn_course.train import load_checkpoint
+    from stn_course.checkpoints import load_checkpoint
 
     path = tmp_path / "run.pt"
     if content == "truncated":
@@ -408,6 +409,6 @@ def test_an_empty_split_is_refused_before_training(monkeypatch):
         return ImageTensors(torch.zeros(count, 1, 28, 28, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64),
                             tuple("0123456789"), (0.5,), (0.5,), f"tiny[{count}]")
 
-    monkeypatch.setitem(experiments.DATASETS, "mnist", lambda *args: experiments.DatasetSplits(tiny(8), tiny(0)))
+    monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: recipes.DatasetSplits(tiny(8), tiny(0)))
     with pytest.raises(CourseError, match=r"The test set of mnist \(tiny\[0\]\) holds no images"):
-        experiments.build_experiment(experiments.default_config("mnist", "cnn", 1, quick=True))
+        experiments.build_experiment(recipes.default_config("mnist", "cnn", 1, quick=True))

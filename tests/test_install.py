@@ -66,8 +66,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 LOAD_SCRIPT = """
 import json, stn_course
-from stn_course import experiments, utils
-experiment, shipped = experiments.load_trained(experiments.recipe_config("mnist", "st-cnn-aff", 5), device="cpu")
+from stn_course import experiments, recipes, utils
+experiment, shipped = experiments.load_trained(recipes.recipe_config("mnist", "st-cnn-aff", 5), device="cpu")
 print(json.dumps({"file": stn_course.__file__, "has_repository": utils.has_repository(), "shipped": shipped,
                    "accuracy": experiment.history.test_accuracy,
                    "downloaded": sorted(p.name for p in utils.shipped_checkpoint_dir().glob("*.pt"))}))

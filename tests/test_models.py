@@ -8,6 +8,7 @@ from torch import nn
 
 from stn_course import inspection, models, registry, train
 from stn_course.models import SpatialTransformer, count_parameters, localisation_net, model_summary
+from stn_course.names import MODEL_NAMES, ModelOptions
 from stn_course.registry import build_classifier
 
 MEAN, STD = (0.1307,), (0.3081,)
@@ -139,20 +140,21 @@ def test_large_canvases_get_an_attention_window():
 
 def test_window_sets_the_transformers_output_and_keeps_the_parameter_count():
     baseline = count_parameters(build_classifier("cnn", (1, 42, 42), MEAN, STD))
-    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28)
+    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, options=ModelOptions(window=28))
     assert model(torch.rand(2, 1, 42, 42)).shape == (2, 10)
     assert model.transformer.last_grid.shape == (2, 28, 28, 2)
     assert abs(count_parameters(model) - baseline) < 0.01 * baseline
     with pytest.raises(ValueError, match="between 4 and the input's side 42"):
-        build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=60)
-    with pytest.raises(ValueError, match="window is an option of st-cnn-aff, st-cnn-proj, st-cnn-tps, st-vit, not of 'cnn'"):
-        build_classifier("cnn", (1, 42, 42), MEAN, STD, window=28)
+        build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, options=ModelOptions(window=60))
+    with pytest.raises(ValueError, match="window=28 is not an option of model 'cnn'; window is an option of "
+                                         "st-cnn-aff, st-cnn-proj, st-cnn-tps, st-vit only"):
+        build_classifier("cnn", (1, 42, 42), MEAN, STD, options=ModelOptions(window=28))
 
 
 def test_dropout_is_active_in_training_only_and_adds_no_parameters():
     torch.manual_seed(0)
-    plain = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28)
-    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28, dropout=0.5)
+    plain = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, options=ModelOptions(window=28))
+    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, options=ModelOptions(window=28, dropout=0.5))
     assert count_parameters(model) == count_parameters(plain)
     model.load_state_dict(plain.state_dict())
     x = torch.rand(4, 1, 42, 42)
@@ -161,15 +163,15 @@ def test_dropout_is_active_in_training_only_and_adds_no_parameters():
     assert torch.equal(model(x), plain(x)), "dropout changes nothing at test time"
     model.train()
     assert not torch.allclose(model(x), model(x)), "while training each pass drops other units"
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
-        build_classifier("cnn", (1, 28, 28), MEAN, STD, dropout=1.0)
-    with pytest.raises(ValueError, match="dropout is an option of cnn, st-cnn-aff, st-cnn-proj, st-cnn-tps, not of 'tutorial-stn'"):
-        build_classifier("tutorial-stn", (1, 28, 28), MEAN, STD, dropout=0.5)
+    with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\)"):
+        build_classifier("cnn", (1, 28, 28), MEAN, STD, options=ModelOptions(dropout=1.0))
+    with pytest.raises(ValueError, match="dropout is an option of cnn, st-cnn-aff, st-cnn-proj, st-cnn-tps only"):
+        build_classifier("tutorial-stn", (1, 28, 28), MEAN, STD, options=ModelOptions(dropout=0.5))
 
 
 def test_batchnorm_follows_each_convolution_and_keeps_the_sizes_matched():
-    baseline = build_classifier("cnn", (1, 42, 42), MEAN, STD, batchnorm=True)
-    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, window=28, batchnorm=True)
+    baseline = build_classifier("cnn", (1, 42, 42), MEAN, STD, options=ModelOptions(batchnorm=True))
+    model = build_classifier("st-cnn-aff", (1, 42, 42), MEAN, STD, options=ModelOptions(window=28, batchnorm=True))
     for classifier in (baseline, model.classifier):
         norms = [m for m in classifier.features if isinstance(m, nn.BatchNorm2d)]
         assert [norm.num_features for norm in norms] == [32, 64]
@@ -178,8 +180,8 @@ def test_batchnorm_follows_each_convolution_and_keeps_the_sizes_matched():
     before = model.classifier.features[1].running_mean.clone()
     model.train()(torch.rand(4, 1, 42, 42))
     assert not torch.equal(model.classifier.features[1].running_mean, before), "training updates the running means"
-    with pytest.raises(ValueError, match="batchnorm is an option of cnn, st-cnn-aff, st-cnn-proj, st-cnn-tps, not"):
-        build_classifier("st-series", (1, 42, 42), MEAN, STD, batchnorm=True)
+    with pytest.raises(ValueError, match="batchnorm is an option of cnn, st-cnn-aff, st-cnn-proj, st-cnn-tps only"):
+        build_classifier("st-series", (1, 42, 42), MEAN, STD, options=ModelOptions(batchnorm=True))
 
 
 def test_downsampling_output_size_and_what_it_samples():
@@ -324,11 +326,10 @@ def test_cifar_localisation_costs_under_one_percent_of_the_classifier():
 def test_registry_builds_every_model_it_names_and_lists_them_for_an_unknown_name():
     shapes = {"st-parallel": ((1, 32, 64), 100), "cifar-net-a": ((3, 32, 32), 10), "cifar-net-b": ((3, 32, 32), 10),
               "cifar-resnet": ((3, 32, 32), 10), "cifar-st-resnet": ((3, 32, 32), 10)}
-    shapes.update({name: ((3, 32, 32), 43) for name in registry.MODEL_NAMES if name.startswith("gtsrb-")})
+    shapes.update({name: ((3, 32, 32), 43) for name in MODEL_NAMES if name.startswith("gtsrb-")})
     without_transformer = ("cnn", "cifar-resnet", "gtsrb-cnn", "gtsrb-cnn-wide", "vit")
-    assert registry.MODEL_NAMES == tuple(registry.CLASSIFIERS)
-    assert registry.MODEL_NAMES[:4] == ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps")
-    for name in registry.MODEL_NAMES:
+    assert MODEL_NAMES == tuple(registry.CLASSIFIERS)
+    for name in MODEL_NAMES:
         shape, classes = shapes.get(name, ((1, 28, 28), 10))
         model = build_classifier(name, shape, MEAN * shape[0], STD * shape[0], num_classes=classes).eval()
         assert model(torch.rand(2, *shape)).shape == (2, classes), name
@@ -337,5 +338,4 @@ def test_registry_builds_every_model_it_names_and_lists_them_for_an_unknown_name
     assert build_classifier("st-cnn-tps", (1, 28, 28), MEAN, STD).transformer.transform == "tps"
     with pytest.raises(ValueError) as error:
         build_classifier("st-cnn-sim", (1, 28, 28), MEAN, STD)
-    assert str(error.value) == f"unknown model 'st-cnn-sim'; choose from {', '.join(registry.MODEL_NAMES)}"
-    assert registry.models_taking("window") == ["st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-vit"]
+    assert str(error.value) == f"unknown model 'st-cnn-sim'; choose from {', '.join(MODEL_NAMES)}"

@@ -5,7 +5,7 @@ from dataclasses import asdict, replace
 import pytest
 
 from stn_course import report
-from stn_course.experiments import recipe_config
+from stn_course.recipes import recipe_config
 from stn_course.utils import repo_root
 
 

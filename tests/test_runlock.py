@@ -58,12 +58,13 @@ def test_training_refuses_a_locked_run(tmp_path, monkeypatch):
 
     from stn_course import experiments as ex
     from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.recipes import RunConfig
     from stn_course.registry import build_classifier
 
     monkeypatch.setattr(ex, "checkpoint_dir", lambda: tmp_path)
     data = ImageTensors(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4), tuple("0123456789"),
                         (0.1,), (0.3,), "tiny")
-    config = ex.RunConfig(model="cnn", epochs=1)
+    config = RunConfig(model="cnn", epochs=1)
     experiment = ex.Experiment(config, build_classifier("cnn", (1, 28, 28), (0.1,), (0.3,)),
                                BatchLoader(data, 2), BatchLoader(data, 2))
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from stn_course.data import GTSRB_CLASSES, GTSRB_META_COLUMNS, load_gtsrb, random_affine, split_tracks
-from stn_course.experiments import default_config, run_experiment
-from stn_course.registry import MODEL_NAMES, build_classifier
+from stn_course.experiments import run_experiment
+from stn_course.names import MODEL_NAMES
+from stn_course.recipes import default_config
+from stn_course.registry import build_classifier
 from stn_course.traffic_sign_models import TrafficSignNet
 from stn_course.utils import data_root, results_dir
 
@@ -174,61 +176,3 @@ def test_originals_are_resized_to_48_with_tracks_and_boxes_from_the_csv_files(tm
     for path in (tmp_path / "gtsrb").rglob("*.ppm"):
         path.unlink()
     assert torch.equal(load_gtsrb(train=True, root=tmp_path, size=48).data.images, data.data.images)
-
-
-def test_shipped_training_recording_is_small_starts_at_the_identity_and_says_how_it_was_made():
-    from stn_course import recording
-
-    run = recording.TRAFFIC_SIGN_EVOLUTION_RUN
-    path = recording.evolution_path(run)
-    assert path.name == "gtsrb_gtsrb-st-cnn_e1_s0_evolution.npz" and path.stat().st_size < 1_000_000
-    evolution = recording.load_evolution(path)
-    frames = len(evolution.steps)
-    assert evolution.images.shape == (8, 3, 32, 32) and evolution.thetas.shape == (frames, 8, 2, 3)
-    assert evolution.steps[0] == 0 and evolution.steps_per_epoch == 307  # one full epoch of 39209 / 128
-    assert evolution.steps[-1] > evolution.steps_per_epoch - evolution.record["every"]
-    identity = torch.tensor([[1.0, 0, 0], [0, 1, 0]])
-    assert torch.allclose(evolution.thetas[0], identity.expand(8, 2, 3), atol=1e-6)
-    assert not torch.allclose(evolution.thetas[-1], identity.expand(8, 2, 3), atol=1e-2)
-    assert torch.allclose(evolution.outputs[0], evolution.images, atol=1e-5)
-    record = evolution.record
-    assert record["run"] == "gtsrb_gtsrb-st-cnn_e1_s0" and record["command"] == recording.evolution_command(run)
-    assert record["command"] == "python -m stn_course record-evolution --dataset gtsrb --model gtsrb-st-cnn --record"
-    assert record["machine"]["cpu_count"] >= 1 and record["seconds"] > 0
-
-
-def test_notebook_06_loads_the_training_recording_and_trains_nothing(monkeypatch):
-    """Notebook 06's import cell and its "Learning to crop" cell with every way to train replaced
-    by an error: with the shipped file present, the cell loads it."""
-    from pathlib import Path
-
-    import stn_course.experiments
-    import stn_course.train
-    from stn_course import recording
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("notebook 06 trained instead of loading the shipped recording")
-
-    for module, name in [(stn_course.train, "fit"), (stn_course.experiments, "fit"),
-                         (stn_course.experiments, "record_transformer_training"), (recording, "record_evolution"),
-                         (recording, "record_transformer_training")]:
-        monkeypatch.setattr(module, name, no_training)
-    notebook = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "06_traffic_signs.ipynb").read_text())
-    sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    namespace: dict = {"display": lambda *objects: None}  # IPython's built-in in a notebook
-    exec(next(source for source in sources if source.startswith("import inspect")), namespace)
-    (cell,) = [source for source in sources if source.startswith("TRAIN_IF_MISSING")]
-    exec(cell, namespace)
-    assert namespace["TRAIN_IF_MISSING"] is False
-    assert namespace["recording_path"] == recording.evolution_path(recording.TRAFFIC_SIGN_EVOLUTION_RUN)
-    assert len(namespace["evolution"].steps) > 10 and namespace["path"].exists()
-
-
-def test_record_evolution_command_takes_the_traffic_sign_run_and_defaults_to_rts():
-    from stn_course.__main__ import build_parser
-
-    parser = build_parser()
-    args = parser.parse_args(["record-evolution", "--dataset", "gtsrb", "--model", "gtsrb-st-cnn", "--record"])
-    assert (args.dataset, args.model, args.record) == ("gtsrb", "gtsrb-st-cnn", True)
-    default = parser.parse_args(["record-evolution"])
-    assert (default.dataset, default.model, default.record) == ("rts-mnist", "st-cnn-aff", False)

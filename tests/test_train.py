@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from stn_course import train
+from stn_course.checkpoints import load_checkpoint
 from stn_course.data import BatchLoader, ImageTensors
 from stn_course.registry import build_classifier
 
@@ -240,7 +241,7 @@ def test_end_of_epoch_tests_logs_records_and_checkpoints(tmp_path, capsys):
     assert history.test_correct == [32, correct] and history.lr == [1e-3, optimizer.param_groups[0]["lr"]] and history.trained_now == 1
     assert history.log[1] == train.format_test_log(loss, correct, total) and history.log[2].startswith("Epoch 2: ")
     assert capsys.readouterr().out == "\n".join(history.log) + "\n"
-    state = train.load_checkpoint(tmp_path / "run.pt")
+    state = load_checkpoint(tmp_path / "run.pt")
     assert state["epoch"] == 2 and state["history"] == history.as_dict() and state["scheduler"] is None
 
 
@@ -257,3 +258,12 @@ def test_a_diverging_run_is_a_known_error():
     from stn_course.errors import CourseError
 
     assert issubclass(train.ThetaDivergedError, CourseError)
+
+
+def test_the_training_loop_imports_nothing_from_inspection_or_recording():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(train))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "checkpoints" in imported and not imported & {"inspection", "recording", "experiments", "recipes"}

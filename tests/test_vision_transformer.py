@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from stn_course.experiments import default_config, run_experiment
+from stn_course.experiments import run_experiment
+from stn_course.recipes import default_config
 from stn_course.registry import build_classifier
 from stn_course.vision_transformer import (
     MultiHeadSelfAttention,

@@ -11,8 +11,9 @@ from PIL import Image  # noqa: E402
 from stn_course import plot  # noqa: E402
 from stn_course.distortions import moving_digit  # noqa: E402
 from stn_course.inspection import decomposed_theta, grad_cam, last_classifier_conv  # noqa: E402
+from stn_course.names import ModelOptions  # noqa: E402
 from stn_course.registry import build_classifier  # noqa: E402
-from stn_course.train import TransformerRecorder  # noqa: E402
+from stn_course.recording import TransformerRecorder  # noqa: E402
 
 MEAN, STD = (0.1307,), (0.3081,)
 
@@ -21,18 +22,6 @@ def _blob(size=28):
     image = torch.zeros(1, 1, size, size)
     image[..., 8:20, 11:17] = 1.0
     return image
-
-
-def test_recorder_keeps_step_zero_and_every_kth_step():
-    model = build_classifier("st-cnn-aff", (1, 28, 28), MEAN, STD)
-    recorder = TransformerRecorder(torch.rand(3, 1, 28, 28), every=5)
-    for step in range(12):
-        recorder(step, model)
-    assert recorder.steps == [0, 5, 10]
-    assert recorder.outputs[0].shape == (3, 1, 28, 28) and recorder.grids[0].shape == (3, 28, 28, 2)
-    assert recorder.params[0].shape == (3, 6)  # θ, row-major 2x3
-    with pytest.raises(ValueError, match="every"):
-        TransformerRecorder(torch.rand(1, 1, 28, 28), every=0)
 
 
 def test_evolution_gif_has_one_frame_per_recording(tmp_path):
@@ -167,7 +156,7 @@ def test_two_transformers_figure_outlines_both_regions():
 
 
 def test_transformer_at_work_titles_each_input_with_its_label():
-    model = build_classifier("st-cnn-aff", (1, 42, 42), (0.1307,), (0.3081,), window=28)
+    model = build_classifier("st-cnn-aff", (1, 42, 42), (0.1307,), (0.3081,), options=ModelOptions(window=28))
     labels = ["7 read as 1", "9 read as 4", "6 read as 0"]
     fig = plot.plot_transformer_at_work(model, torch.rand(3, 1, 42, 42), labels=labels)
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == labels

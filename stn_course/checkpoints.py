@@ -1,0 +1,97 @@
+"""A run's checkpoint file and the run it belongs to.
+
+:func:`save_checkpoint` writes a checkpoint atomically with the identity of its run
+(:func:`run_identity`: the run's name and every setting that changes its weights);
+:func:`load_checkpoint` reads it back with ``torch.load(weights_only=True)`` and, given the
+identity the caller expects, refuses another run's checkpoint under the same file name
+(:class:`CheckpointMismatchError`). The training loop (:mod:`stn_course.train`) checkpoints
+every epoch with these; the course's shipped checkpoints are :mod:`stn_course.shipped`'s.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .data import save_atomically
+from .errors import CourseError
+
+if TYPE_CHECKING:
+    from .recipes import RunConfig
+
+
+def save_checkpoint(path: Path, state: dict, run: dict | None = None) -> None:
+    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file.
+    ``run`` (the run's identity, ``{"name": ..., "config": {...}}``) is stored with it as
+    ``state["run"]``, so that :func:`load_checkpoint` can tell a checkpoint of another run."""
+    save_atomically(state if run is None else {**state, "run": run}, path)
+
+
+class CheckpointMismatchError(CourseError):
+    """A checkpoint under a run's file name was written by another run."""
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu", run: dict | None = None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
+
+    Raises CourseError naming the file if it is truncated, empty or not a checkpoint. With
+    ``run`` (the identity the caller expects, as passed to :func:`save_checkpoint`), the
+    checkpoint's own identity must match (:func:`check_checkpoint_run`)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises zip, unpickling, EOF or key errors for a bad file
+        raise CourseError(f"The checkpoint {Path(path).resolve()} cannot be read ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else 'no details'}): it is truncated or "
+                          f"not a checkpoint. Delete it to train the run again.") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise CourseError(f"The checkpoint {Path(path).resolve()} holds no model (it is a "
+                          f"{type(state).__name__}{' without a model' if isinstance(state, dict) else ''}): it is "
+                          f"not a checkpoint of a run. Delete it to train the run again.")
+    if run is not None:
+        check_checkpoint_run(Path(path), state, run)
+    return state
+
+
+def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
+    """Refuse a checkpoint written by another run than ``run`` (``{"name", "config"}``).
+
+    The checkpoint's identity is ``state["run"]``, or for the course's shipped checkpoints,
+    which predate it, their ``state["config"]``. Names must agree, and so must every config
+    field both record (a field added to the config later is absent from older checkpoints).
+    A checkpoint with no identity at all (written before checkpoints carried one) is trusted
+    by its file name, with a note saying so."""
+    stored = state.get("run") or ({"config": state["config"]} if isinstance(state.get("config"), dict) else None)
+    if stored is None:
+        print(f"Note: {path.resolve()} does not record which run wrote it (it predates checkpoints that do); "
+              f"loading it as {run.get('name')}, by its file name. If it may be another run's, delete it.")
+        return
+    expected, found = run.get("config", {}), stored.get("config", {})
+    differences = [f"{key}={found[key]!r} there, {expected[key]!r} here"
+                   for key in expected if key in found and found[key] != expected[key]]
+    if "name" in stored and stored["name"] != run.get("name"):
+        differences.insert(0, f"run {stored['name']}")
+    if differences:
+        raise CheckpointMismatchError(
+            f"The checkpoint {path.resolve()} belongs to another run than {run.get('name')} "
+            f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch (command line: "
+            f"add --restart), or set STN_COURSE_CHECKPOINTS to another folder to keep it.")
+
+
+#: fields that change no weight (the log interval), left out of a checkpoint's identity
+IDENTITY_IGNORED = frozenset({"log_interval"})
+#: also left out when a shipped (full) run stands in for a quick one, which shrinks only these
+SHIPPED_IDENTITY_IGNORED = IDENTITY_IGNORED | {"quick", "train_limit", "test_limit"}
+
+
+def run_identity(config: RunConfig, shipped: bool = False) -> dict:
+    """What a checkpoint of ``config`` records, and is checked against when loaded
+    (:func:`load_checkpoint`): the run's name and every field that changes
+    its weights. ``shipped``: the identity a shipped checkpoint must match, which a quick run
+    (shrunk limits) loads in place of training."""
+    ignored = SHIPPED_IDENTITY_IGNORED if shipped else IDENTITY_IGNORED
+    return {"name": config.name,
+            "config": {key: value for key, value in asdict(config).items() if key not in ignored}}

@@ -1,0 +1,95 @@
+"""Recipes: what a run is (its RunConfig, checked when built), the course's default recipe
+per model, variants, and the recipe label that names a run."""
+from dataclasses import replace
+
+import pytest
+
+from stn_course import recipes
+from stn_course.names import MODEL_OPTIONS
+from stn_course.validation import InvalidSettingError
+
+
+def test_quick_shrinks_a_run_only_when_asked():
+    config = recipes.default_config("rts-mnist", "st-cnn-aff", epochs=30, quick=True)
+    assert (config.epochs, config.train_limit, config.test_limit) == (1, 512, 256)
+    # pytest runs in quick mode (conftest.py): the mode variable alone changes nothing
+    config = recipes.default_config("rts-mnist", "st-cnn-aff", epochs=30)
+    assert (config.epochs, config.train_limit, config.test_limit, config.quick) == (30, None, None, False)
+
+
+def test_cifar_networks_train_like_the_pytorch_tutorial():
+    config = recipes.default_config("cifar10", "cifar-net-b", epochs=50)
+    assert (config.optimizer, config.lr, config.batch_size, config.schedule) == ("sgd", 0.01, 64, "constant")
+    assert (config.momentum, config.max_grad_norm, config.localisation_lr_scale) == (0.0, None, 1.0)
+    assert config.name == "cifar10_cifar-net-b_e50_s0"
+
+
+def test_a_variant_changes_the_recipe_the_name_and_the_command():
+    config = recipes.default_config("cifar10", "cifar-net-a", epochs=50, variant="momentum", quick=True)
+    assert (config.momentum, config.localisation_lr_scale) == (0.9, 0.1) and config.name.endswith("_momentum")
+    assert config.command().endswith("--variant momentum")
+    with pytest.raises(InvalidSettingError, match="variant='adam' is not allowed; variant must be one of ''"):
+        recipes.default_config("cifar10", "cifar-net-a", 50, variant="adam", quick=True)
+
+
+def test_every_setting_changed_by_hand_names_the_run_and_its_command():
+    config = recipes.default_config("rts-mnist", "st-cnn-aff", 8, quick=True)
+    assert config.recipe == "" and config.name == "rts-mnist_st-cnn-aff_e1_s0", "quick-mode limits name nothing"
+    assert replace(config, train_limit=1000).name == "rts-mnist_st-cnn-aff_e1_s0_train_limit=1000", \
+        "a limit set by hand names the run, so it never shares the whole run's checkpoint"
+    changed = replace(config, window=28, amp=True, lr=0.001, max_grad_norm=None, augment=False)
+    assert changed.changes == {"lr": 0.001, "max_grad_norm": None, "augment": False, "window": 28, "amp": True}
+    assert changed.name == ("rts-mnist_st-cnn-aff_e1_s0_lr=0.001_max_grad_norm=none_augment=false_window=28_amp=true")
+    assert changed.command().endswith("--seed 0 --set lr=0.001 --set max_grad_norm=none --set augment=false "
+                                      "--set window=28 --set amp=true")
+    # what a variant sets is part of its recipe; only settings beyond it name the run
+    variant = recipes.default_config("rts-mnist", "st-cnn-aff", 8, variant="window-28", quick=True)
+    assert replace(variant, amp=True).recipe == "window-28_amp=true"
+    assert replace(config, **dict(map(recipes.parse_setting, changed.command().split(" --set ")[1:]))) == changed, \
+        "the command's settings read back to the same run"
+
+
+def test_outside_quick_mode_any_limit_names_the_run():
+    config = recipes.default_config("mnist", "st-cnn-aff", 5)
+    assert config.name == "mnist_st-cnn-aff_e5_s0"
+    shrunk = replace(config, train_limit=512, test_limit=256)
+    assert shrunk.name == "mnist_st-cnn-aff_e5_s0_train_limit=512_test_limit=256"
+    assert shrunk.command().endswith("--set train_limit=512 --set test_limit=256")
+
+
+def test_settings_are_parsed_to_their_fields_types():
+    parse = recipes.parse_setting
+    assert parse("window=28") == ("window", 28) and parse("amp=True") == ("amp", True)
+    assert parse("dropout=0.5") == ("dropout", 0.5) and parse("batchnorm=true") == ("batchnorm", True)
+    assert parse("lr=2e-3") == ("lr", 0.002) and parse("max_grad_norm=none") == ("max_grad_norm", None)
+    assert parse("schedule=constant") == ("schedule", "constant")
+    assert parse("train_limit=1000") == ("train_limit", 1000)
+    for text, message in [("window", "FIELD=VALUE"), ("colour=red", "FIELD=VALUE"), ("epochs=3", "FIELD=VALUE"),
+                          ("window=big", "takes an int"), ("amp=maybe", "takes a bool"), ("lr=none", "cannot be none")]:
+        with pytest.raises(ValueError, match=message):
+            parse(text)
+
+
+def test_unknown_names_are_refused_by_the_run_config_with_the_names_allowed():
+    with pytest.raises(InvalidSettingError, match="dataset='svhn' is not allowed; dataset must be one of 'cifar10'"):
+        recipes.default_config("svhn", "cnn", 1, quick=True)
+    with pytest.raises(InvalidSettingError, match="model='vgg' is not allowed; model must be one of 'cnn', 'st-cnn-aff'"):
+        recipes.default_config("mnist", "vgg", 1, quick=True)
+
+
+@pytest.mark.parametrize("model, option, value", [("cnn", "window", 28), ("tutorial-stn", "dropout", 0.5),
+                                                  ("st-series", "batchnorm", True), ("vit", "window", 14)])
+def test_an_option_the_model_does_not_take_is_refused_when_the_run_config_is_built(model, option, value):
+    with pytest.raises(InvalidSettingError) as error:
+        replace(recipes.default_config("rts-mnist", model, 8), **{option: value})
+    message = str(error.value)
+    assert message.startswith(f"Invalid run setting: {option}={value!r} is not an option of model {model!r}")
+    assert ", ".join(MODEL_OPTIONS[option]) in message
+    with pytest.raises(InvalidSettingError, match=f"{option} is an option of"):
+        recipes.RunConfig(model=model, **{option: value})
+
+
+def test_a_variant_setting_an_option_the_model_does_not_take_is_refused_when_built():
+    assert recipes.default_config("rts-mnist", "st-vit", 8, variant="window-28").window == 28
+    with pytest.raises(InvalidSettingError, match="window=28 is not an option of model 'cnn'"):
+        recipes.default_config("rts-mnist", "cnn", 8, variant="window-28")

@@ -1,0 +1,57 @@
+"""The trained models shipped with the course: written small, loaded instead of training,
+and downloaded when the package is installed without the repository."""
+import torch
+
+from stn_course import shipped
+
+
+def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch, capsys):
+    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.experiments import Experiment, train_experiment
+    from stn_course.recipes import RunConfig
+    from stn_course.registry import build_classifier
+    from stn_course.train import History
+
+    monkeypatch.setattr(shipped, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "runs"))
+    data = ImageTensors(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4), tuple("0123456789"),
+                        (0.1,), (0.3,), "tiny")
+    config = RunConfig(epochs=2)
+
+    def experiment(seed):
+        torch.manual_seed(seed)
+        model = build_classifier("st-cnn-aff", (1, 28, 28), (0.1,), (0.3,))
+        return Experiment(config, model, BatchLoader(data, 2), BatchLoader(data, 2))
+
+    trained = experiment(1)
+    trained.history = History(train_loss=[1.0, 0.5], test_loss=[1.0, 0.4], test_accuracy=[0.5, 0.75],
+                              test_correct=[2, 3], seconds=[1.0, 1.0], lr=[0.1, 0.1])
+    path = shipped.ship_checkpoint(trained)
+    assert path.stat().st_size < 2 * 1024 * 1024, "shipped checkpoints stay under 2 MB"
+
+    fresh = train_experiment(experiment(2), save=False)
+    assert "shipped with the course" in capsys.readouterr().out
+    assert fresh.history.test_accuracy == [0.5, 0.75]
+    for key, value in trained.model.state_dict().items():
+        torch.testing.assert_close(fresh.model.state_dict()[key], value, atol=2e-3, rtol=2e-3)
+
+
+def test_an_installed_package_fetches_a_shipped_checkpoint_and_falls_back_to_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(shipped, "shipped_checkpoint_dir", lambda: tmp_path)
+    monkeypatch.setattr(shipped, "has_repository", lambda: True)
+    assert shipped.fetch_shipped_checkpoint("run") is False, "a clone has its checkpoints: nothing is downloaded"
+
+    monkeypatch.setattr(shipped, "has_repository", lambda: False)  # installed alone, as on Colab
+    monkeypatch.setenv("STN_COURSE_REPO_URL", "https://example.org/a-fork/")
+    asked = []
+
+    def fake_download(url, dest, progress):
+        asked.append(url)
+        if "missing" in url:
+            raise OSError("HTTP Error 404")
+        torch.save({"ok": True}, dest)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    assert shipped.fetch_shipped_checkpoint("run") is True and (tmp_path / "run.pt").exists()
+    assert asked[0] == "https://example.org/a-fork/raw/main/checkpoints/run.pt"
+    assert shipped.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
