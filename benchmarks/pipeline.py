@@ -32,8 +32,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from stn_course.data import BatchLoader, load_mnist
+from stn_course.data import load_mnist
 from stn_course.distortions import distorted_mnist_test, distortion
+from stn_course.loader import BatchLoader
 from stn_course.registry import build_classifier
 from stn_course.train import evaluate, parameter_groups
 from stn_course.utils import data_root, save_result, set_seed

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from .analysis import collect_errors, error_summary
-from .data import BatchLoader
 from .errors import CourseError
+from .loader import BatchLoader
 from .models import count_parameters
 from .registry import build_classifier
 from .runlock import run_lock

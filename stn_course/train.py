@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import BatchLoader, save_atomically
+from .data import save_atomically
 from .errors import CourseError
 from .inspection import apply_transformer
+from .loader import BatchLoader
 from .models import SpatialTransformer, transformer_of
 from .utils import is_quick
 
@@ -248,7 +249,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
 
     Args:
         model: takes float ``(N, C, H, W)`` batches, returns logits ``(N, classes)``.
-        train_loader, test_loader: :class:`~stn_course.data.BatchLoader` on the model's device.
+        train_loader, test_loader: :class:`~stn_course.loader.BatchLoader` on the model's device.
         options: a :class:`FitOptions`; ``overrides`` replace its fields, e.g.
             ``fit(..., checkpoint="run.pt", seed=1)``.
     Returns:
