@@ -4,8 +4,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from stn_course import experiments
+from stn_course import experiments, recipes
 from stn_course.__main__ import main
+from stn_course.recipes import default_config
 from stn_course.utils import results_dir
 
 from .markers import requires_cifar_folder, requires_mnist
@@ -184,7 +185,8 @@ def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch,
     import torch
 
     from stn_course import experiments as ex
-    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.data import ImageTensors
+    from stn_course.loader import BatchLoader
     from stn_course.registry import build_classifier
     from stn_course.train import History
 
@@ -250,5 +252,14 @@ def test_an_installed_package_fetches_a_shipped_checkpoint_and_falls_back_to_tra
     assert ex.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
 
 
+def test_an_empty_split_is_refused_before_training(monkeypatch):
+    from stn_course.data import ImageTensors
+    from stn_course.errors import CourseError
 
+    def tiny(count):
+        return ImageTensors(torch.zeros(count, 1, 28, 28, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64),
+                            tuple("0123456789"), (0.5,), (0.5,), f"tiny[{count}]")
 
+    monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: recipes.DatasetSplits(tiny(8), tiny(0)))
+    with pytest.raises(CourseError, match=r"The test set of mnist \(tiny\[0\]\) holds no images"):
+        experiments.build_experiment(default_config("mnist", "cnn", 1, quick=True))

@@ -57,7 +57,8 @@ def test_training_refuses_a_locked_run(tmp_path, monkeypatch):
     import torch
 
     from stn_course import experiments as ex
-    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.data import ImageTensors
+    from stn_course.loader import BatchLoader
     from stn_course.registry import build_classifier
 
     monkeypatch.setattr(ex, "checkpoint_dir", lambda: tmp_path)
