@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+#: an augmentation: ``augment(images, generator) -> images``, float ``(B, C, H, W)`` in and out
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
