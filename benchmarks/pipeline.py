@@ -32,8 +32,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from stn_course.data import BatchLoader, load_mnist
+from stn_course.data import load_mnist
 from stn_course.distortions import distorted_mnist_test, distortion
+from stn_course.loader import BatchLoader
 from stn_course.names import ModelOptions
 from stn_course.registry import build_classifier
 from stn_course.results import save_result

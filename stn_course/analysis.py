@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .data import BatchLoader
+from .loader import BatchLoader
 
 #: a pixel of the outermost frame at least this bright (images in [0, 1]) is ink at the edge
 EDGE_INK = 0.3

@@ -24,7 +24,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import ImageTensors, cache_file, load_cached, load_mnist, save_cached
+from .cache import cache_file, load_cached, save_cached
+from .data import ImageTensors, load_mnist
 from .geometry import homography_from_points, projective_grid, tps_control_points, tps_grid, tps_system_inverse
 
 DIGIT = 28  # MNIST side, pixels

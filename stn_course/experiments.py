@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, run_identity
-from .data import BatchLoader
 from .errors import CourseError
+from .loader import BatchLoader
 from .names import OPTIMIZER_NAMES, SCHEDULE_NAMES
 from .recipes import DATASETS, FINAL_DROP_AT, RunConfig
 from .registry import build_classifier

@@ -10,7 +10,8 @@ import shlex
 from dataclasses import dataclass, fields, replace
 from typing import Callable
 
-from .data import Augmentation, ImageTensors, load_cifar10, load_mnist, random_crop_flip
+from .augment import Augmentation, random_crop_flip
+from .data import ImageTensors, load_cifar10, load_mnist
 from .names import (DATASET_NAMES, MODEL_NAMES, MODEL_OPTION_DEFAULTS, MODEL_OPTION_RULES, OPTIMIZER_NAMES,
                     SCHEDULE_NAMES, VARIANT_NAMES, ModelOptions, require_names)
 from .validation import Allowed, InvalidSettingError, check_settings
@@ -53,7 +54,8 @@ def _cifar10(train_limit: int | None, test_limit: int | None, seed: int) -> Data
 
 def _gtsrb(validation: bool, size: int = 32) -> Callable[[int | None, int | None, int], DatasetSplits]:
     def load(train_limit: int | None, test_limit: int | None, seed: int) -> DatasetSplits:
-        from .data import gtsrb_splits, random_affine
+        from .augment import random_affine
+        from .gtsrb import gtsrb_splits
 
         return DatasetSplits(*gtsrb_splits(validation, train_limit, test_limit, size=size),
                              train_augment=random_affine)

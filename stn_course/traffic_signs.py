@@ -2,7 +2,7 @@
 per-class errors, the published results beside ours, and the figures that show them.
 
 Conventions: images are float ``(N, 3, H, W)`` in [0, 1]; metadata comes from
-:class:`stn_course.data.GTSRBData` (boxes in the original photograph's pixels).
+:class:`stn_course.gtsrb.GTSRBData` (boxes in the original photograph's pixels).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from .data import GTSRBData
+from .gtsrb import GTSRBData
 from .plot import as_hwc, new_figure
 
 #: published single-number results on the official test set, typed from the papers / posts

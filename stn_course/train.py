@@ -31,8 +31,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .data import BatchLoader
 from .errors import CourseError
+from .loader import BatchLoader
 from .models import SpatialTransformer, transformer_of
 from .utils import is_quick
 
@@ -189,7 +189,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
 
     Args:
         model: takes float ``(N, C, H, W)`` batches, returns logits ``(N, classes)``.
-        train_loader, test_loader: :class:`~stn_course.data.BatchLoader` on the model's device.
+        train_loader, test_loader: :class:`~stn_course.loader.BatchLoader` on the model's device.
         options: a :class:`FitOptions`; ``overrides`` replace its fields, e.g.
             ``fit(..., checkpoint="run.pt", seed=1)``.
     Returns:

@@ -1,4 +1,13 @@
 """Shared fixtures for the unit tests (the root conftest.py sets quick mode)."""
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")  # no display in tests; set here, not via MPLBACKEND, so notebooks keep inline figures
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty cache folder (STN_COURSE_CACHE) for this test: what it caches starts from nothing."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("STN_COURSE_CACHE", str(folder))
+    return folder

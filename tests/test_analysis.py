@@ -2,7 +2,8 @@ import torch
 from torch import nn
 
 from stn_course.analysis import collect_errors, error_summary, touches_edge
-from stn_course.data import BatchLoader, ImageTensors
+from stn_course.data import ImageTensors
+from stn_course.loader import BatchLoader
 
 
 def test_touches_edge_looks_at_the_outermost_pixels_only():

@@ -293,7 +293,7 @@ def test_theta_explorer_in_a_real_browser(tmp_path):
                 np.testing.assert_allclose(theta_from_label(check), [[0.5, 0, 0], [0, 0.5, 0]], atol=1e-4)
                 assert "turned 90° counter-clockwise: False" in check, check
 
-                # -- raw θ typed with three decimals reaches the kernel exactly (issue #24) --
+                # -- raw θ typed with three decimals reaches the kernel exactly --
                 # The sliders follow θ and the browser snaps them to their 0.01 step; that
                 # snapped echo must not round θ (0.777 used to come back as 0.78).
                 type_raw_theta(page, explorer, {"00": "0.777", "12": "-0.123"})

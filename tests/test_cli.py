@@ -1,6 +1,8 @@
 """The command line: instant help, every option documented, known errors as one message."""
+
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -8,6 +10,7 @@ import time
 import pytest
 
 from stn_course import __main__ as cli
+from stn_course import recipes
 from stn_course.utils import repo_root
 
 from .markers import requires_mnist
@@ -186,3 +189,61 @@ def test_a_read_only_data_root_works_with_and_without_a_checkpoint_folder(read_o
     assert (tmp_path / "xdg" / "stn_course" / "checkpoints" / f"{name.replace('_s0', '_s1')}.pt").exists()
     assert "set STN_COURSE_CHECKPOINTS" in capsys.readouterr().out
     assert sorted(path.name for path in read_only_data_root.iterdir()) == contents
+
+
+RUN = ["train", "--dataset", "mnist", "--model", "cnn", "--epochs", "2",
+       "--set", "train_limit=1024", "--set", "test_limit=500"]
+
+
+#: invalid settings, with the words the message must hold
+INVALID_SETTINGS = {
+    "max_grad_norm=-1": "max_grad_norm must be a finite number > 0, or none",
+    "max_grad_norm=0": "max_grad_norm must be a finite number > 0",
+    "label_smoothing=-0.5": r"label_smoothing must be a finite number in \[0, 1\)",
+    "localisation_lr_scale=-1": "localisation_lr_scale must be a finite number >= 0",
+    "test_limit=0": "test_limit must be an integer >= 1, or none",
+    "train_limit=0": "train_limit must be an integer >= 1",
+    "train_limit=-5": "train_limit must be an integer >= 1",
+    "batch_size=0": "batch_size must be an integer >= 1",
+    "window=-5": "window must be an integer >= 1, or none",
+    "dropout=1.5": r"dropout must be a finite number in \[0, 1\)",
+    "lr=-1": "lr must be a finite number > 0",
+    "lr=nan": "lr must be a finite number > 0",
+    "lr=inf": "lr must be a finite number > 0",
+    "optimizer=foo": "optimizer must be one of 'adamw', 'sgd'",
+    "schedule=cosine": "schedule must be one of 'onecycle'",
+    "momentum=1.5": "momentum",
+}
+
+
+@pytest.fixture
+def outputs(tmp_path, monkeypatch):
+    """Checkpoints and results in empty temporary folders, and a dataset that fails if loaded."""
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "output"))
+
+    def no_data(*args):
+        raise AssertionError("data was loaded for an invalid setting")
+
+    monkeypatch.setitem(recipes.DATASETS, "mnist", no_data)
+    return tmp_path
+
+
+@pytest.mark.parametrize("setting", INVALID_SETTINGS)
+def test_an_invalid_setting_is_refused_before_any_data_with_its_range(setting, outputs, capsys):
+    extra = ["--set", "optimizer=sgd"] if setting.startswith("momentum") else []
+    assert cli.main(RUN + extra + ["--set", setting]) == 1
+    err = capsys.readouterr().err
+    name = setting.partition("=")[0]
+    assert err.startswith(f"Invalid run setting: {name}=") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(INVALID_SETTINGS[setting], err), err
+    written = [path for path in outputs.rglob("*") if path.is_file()]
+    assert written == [], f"an invalid run wrote {written}"
+
+
+def test_a_setting_of_the_wrong_type_is_an_argparse_error_naming_the_field(outputs, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(RUN + ["--set", "lr=fast"])
+    assert exit_.value.code == 2
+    assert "--set: lr takes a float, got 'fast'" in capsys.readouterr().err

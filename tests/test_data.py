@@ -1,3 +1,4 @@
+"""MNIST and CIFAR-10 as tensors: shapes, label order, subsets, and a clear error for a missing or damaged file."""
 import os
 import socket
 
@@ -5,7 +6,9 @@ import pytest
 import torch
 
 from stn_course import data
-from stn_course.data import BatchLoader, DatasetNotFoundError, load_cifar10, load_mnist
+from stn_course.data import DatasetNotFoundError, load_cifar10, load_mnist
+from stn_course.errors import CourseError
+from stn_course.utils import data_root
 
 from .markers import requires_cifar_folder, requires_mnist
 
@@ -96,55 +99,6 @@ def test_missing_data_gives_one_clear_error(loader, name, tmp_path, monkeypatch,
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
-def _tiny_dataset(count=10):
-    images = torch.arange(count, dtype=torch.uint8).view(count, 1, 1, 1).expand(count, 1, 4, 4).contiguous()
-    return data.ImageTensors(images=images, labels=torch.arange(count), classes=tuple("0123456789"),
-                             mean=(0.5,), std=(0.5,), name="tiny")
-
-
-def test_batch_loader_yields_floats_and_covers_every_sample_once():
-    loader = BatchLoader(_tiny_dataset(), batch_size=3, shuffle=True, seed=1)
-    batches = list(loader)
-    assert len(batches) == len(loader) == 4
-    images, labels = batches[0]
-    assert images.dtype == torch.float32 and images.shape == (3, 1, 4, 4)
-    assert images.max() <= 1.0
-    seen = torch.cat([labels for _, labels in batches])
-    assert sorted(seen.tolist()) == list(range(10))
-    # The image really belongs to its label.
-    for images, labels in batches:
-        assert torch.allclose(images[:, 0, 0, 0] * 255, labels.float())
-
-
-def test_batch_loader_epochs_repeat_by_seed_and_differ_between_epochs():
-    loader = BatchLoader(_tiny_dataset(), batch_size=10, shuffle=True, seed=1)
-    loader.set_epoch(1)
-    first = next(iter(loader))[1]
-    loader.set_epoch(2)
-    second = next(iter(loader))[1]
-    loader.set_epoch(1)
-    again = next(iter(loader))[1]
-    assert torch.equal(first, again) and not torch.equal(first, second)
-
-
-def test_batch_loader_rejects_bad_batch_size():
-    with pytest.raises(ValueError, match="batch_size"):
-        BatchLoader(_tiny_dataset(), batch_size=0)
-
-
-def test_random_crop_flip_shifts_and_mirrors_whole_images():
-    generator = torch.Generator().manual_seed(0)
-    image = torch.arange(1.0, 17.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
-    out = data.random_crop_flip(image, generator, padding=1)
-    assert out.shape == image.shape
-    # Every output is the image shifted by at most one pixel, mirrored or not:
-    # its non-zero pixels keep rows of consecutive values.
-    flipped = sum(bool((row[row > 0].diff() < 0).any()) for row in out[:, 0, 1])
-    assert 10 < flipped < 54
-    centre = out[:, 0, 1:3, 1:3]
-    assert (centre > 0).all()
-
-
 def test_concurrent_atomic_writes_of_one_file_all_succeed(tmp_path):
     # Two runs started together fill the same cache file: each write must land whole,
     # and no temporary file may be left behind.
@@ -173,3 +127,42 @@ def test_concurrent_atomic_writes_of_one_file_all_succeed(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- a corrupt raw data file is named as corrupt, not missing ------------------------------
+
+@pytest.fixture
+def mnist_copy(tmp_path):
+    """A data root whose MNIST files link to the real ones (never modified)."""
+    from stn_course.data import MNIST_RAW_FILES
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_RAW_FILES:
+        (raw / name).symlink_to(data_root() / "MNIST" / "raw" / name)
+    return tmp_path / "data"
+
+
+@requires_mnist
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random", "extra"])
+def test_a_corrupt_mnist_file_is_reported_as_corrupt_with_its_path(mnist_copy, damage, monkeypatch):
+    from stn_course.data import DatasetCorruptError, load_mnist
+
+    monkeypatch.setattr("socket.socket.connect", lambda *args: (_ for _ in ()).throw(OSError("no network")))
+    path = mnist_copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    original = path.resolve().read_bytes()
+    path.unlink()
+    path.write_bytes({"truncated": original[:5000], "empty": b"", "random": bytes(range(256)) * 40,
+                      "extra": original + b"\0"}[damage])
+    with pytest.raises(DatasetCorruptError, match=f"The MNIST file {path} is corrupt: .*Delete it") as caught:
+        load_mnist(train=True, root=mnist_copy)
+    assert "not found" not in str(caught.value)
+    assert isinstance(caught.value, CourseError)
+
+
+@requires_mnist
+def test_intact_mnist_files_pass_the_check(mnist_copy):
+    from stn_course.data import check_mnist_files, load_mnist
+
+    check_mnist_files(mnist_copy)
+    assert len(load_mnist(train=False, root=mnist_copy, limit=10)) == 10

@@ -87,3 +87,28 @@ def test_two_digit_canvas_holds_both_digits_and_its_label_names_them():
         left = pairs.images[i, 0, :, :32]
         assert left.sum() == digits.images[i].sum()
     assert (pairs.images[:, 0, :, 32:].flatten(1).sum(1) > 0).all() and set(second.tolist()) <= set(range(10))
+
+
+# --- each distorted set is cached under everything that made it ----------------------------
+
+@requires_mnist
+def test_two_digit_mnist_caches_each_jitter_apart(empty_cache):
+    from stn_course.distortions import two_digit_mnist
+
+    jittered = two_digit_mnist(False, limit=50)
+    plain = two_digit_mnist(False, limit=50, jitter=0)
+    assert jittered.image_shape == (1, 32, 64) and plain.image_shape == (1, 28, 56)
+    assert two_digit_mnist(False, limit=50, jitter=0).images.equal(plain.images)
+
+
+@requires_mnist
+def test_a_distorted_test_cache_of_another_seed_is_detected(empty_cache):
+    from stn_course.cache import CacheWarning
+    from stn_course.distortions import distorted_mnist_test
+
+    seed0, seed1 = distorted_mnist_test("rot", seed=0, limit=40), distorted_mnist_test("rot", seed=1, limit=40)
+    assert not seed0.images.equal(seed1.images)
+    file0, file1 = (next(empty_cache.glob(f"mnist-rot-test-s{seed}-40*.pt")) for seed in (0, 1))
+    file0.write_bytes(file1.read_bytes())
+    with pytest.warns(CacheWarning, match=f"{file0} holds"):
+        assert distorted_mnist_test("rot", seed=0, limit=40).images.equal(seed0.images)

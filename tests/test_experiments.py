@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from stn_course import experiments
+from stn_course import experiments, recipes
 from stn_course.__main__ import main
 from stn_course.recipes import default_config
 from stn_course.utils import results_dir
@@ -110,3 +110,16 @@ def test_command_line_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "imagenet"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_an_empty_split_is_refused_before_training(monkeypatch):
+    from stn_course.data import ImageTensors
+    from stn_course.errors import CourseError
+
+    def tiny(count):
+        return ImageTensors(torch.zeros(count, 1, 28, 28, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64),
+                            tuple("0123456789"), (0.5,), (0.5,), f"tiny[{count}]")
+
+    monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: recipes.DatasetSplits(tiny(8), tiny(0)))
+    with pytest.raises(CourseError, match=r"The test set of mnist \(tiny\[0\]\) holds no images"):
+        experiments.build_experiment(default_config("mnist", "cnn", 1, quick=True))

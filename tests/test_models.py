@@ -1,15 +1,17 @@
-import re
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stn_course import inspection, models, registry, train
 from stn_course.models import SpatialTransformer, count_parameters, localisation_net, model_summary
 from stn_course.names import MODEL_NAMES, ModelOptions
 from stn_course.registry import build_classifier
+
 
 MEAN, STD = (0.1307,), (0.3081,)
 
@@ -339,3 +341,25 @@ def test_registry_builds_every_model_it_names_and_lists_them_for_an_unknown_name
     with pytest.raises(ValueError) as error:
         build_classifier("st-cnn-sim", (1, 28, 28), MEAN, STD)
     assert str(error.value) == f"unknown model 'st-cnn-sim'; choose from {', '.join(MODEL_NAMES)}"
+
+
+def _shifted_transformer(padding_mode: str) -> SpatialTransformer:
+    """An affine transformer whose identity bias is replaced by a shift of half the image."""
+    localisation = nn.Sequential(nn.Flatten(), nn.Linear(16, 6))
+    transformer = SpatialTransformer(localisation, padding_mode=padding_mode, align_corners=False)
+    with torch.no_grad():
+        localisation[1].bias.copy_(torch.tensor([1.0, 0.0, 0.6, 0.0, 1.0, 0.0]))
+    return transformer
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_spatial_transformer_samples_with_its_own_padding_mode(padding_mode):
+    images = torch.rand(2, 1, 4, 4) + 0.5  # no zero pixels: zeros padding is visible
+    theta = torch.tensor([[1.0, 0.0, 0.6], [0.0, 1.0, 0.0]]).expand(2, 2, 3)
+    grid = F.affine_grid(theta, [2, 1, 4, 4], align_corners=False)
+    expected = F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    output = _shifted_transformer(padding_mode)(images)
+    torch.testing.assert_close(output, expected)
+    others = {"zeros", "border", "reflection"} - {padding_mode}
+    for other in others:  # the modes really differ on this input, so the test can tell them apart
+        assert not torch.allclose(expected, F.grid_sample(images, grid, padding_mode=other, align_corners=False))

@@ -1,10 +1,9 @@
 """One run per checkpoint at a time, and no leftovers of interrupted writes."""
+
 import os
 import subprocess
 import sys
-
 import pytest
-
 from stn_course import runlock
 from stn_course.errors import CourseError
 
@@ -57,7 +56,8 @@ def test_training_refuses_a_locked_run(tmp_path, monkeypatch):
     import torch
 
     from stn_course import experiments as ex
-    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.data import ImageTensors
+    from stn_course.loader import BatchLoader
     from stn_course.recipes import RunConfig
     from stn_course.registry import build_classifier
 

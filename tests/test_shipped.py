@@ -1,8 +1,14 @@
 """The trained models shipped with the course: written small, loaded instead of training,
 and downloaded when the package is installed without the repository."""
+
+from dataclasses import replace
+
+import pytest
 import torch
 
 from stn_course import shipped
+from stn_course.errors import CourseError
+from stn_course.recipes import recipe_config
 
 
 def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch, capsys):
@@ -55,3 +61,24 @@ def test_an_installed_package_fetches_a_shipped_checkpoint_and_falls_back_to_tra
     assert shipped.fetch_shipped_checkpoint("run") is True and (tmp_path / "run.pt").exists()
     assert asked[0] == "https://example.org/a-fork/raw/main/checkpoints/run.pt"
     assert shipped.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
+
+
+def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes():
+    import torch
+
+    from stn_course.report import config_of
+    from stn_course.checkpoints import load_checkpoint, run_identity
+    from stn_course.utils import shipped_checkpoint_dir
+
+    shipped = sorted(shipped_checkpoint_dir().glob("*.pt"))
+    assert shipped
+    for path in shipped:
+        config = config_of(torch.load(path, weights_only=True))
+        assert config.name == path.stem
+        recipe = recipe_config(config.dataset, config.model, config.epochs, config.seed, config.variant)
+        recipe = replace(recipe, **config.changes)
+        # the log interval changes no weight; limits shrunk for quick mode are not the recipe's
+        for wanted in (recipe, replace(recipe, log_interval=1, train_limit=512, test_limit=256, quick=True)):
+            load_checkpoint(path, run=run_identity(wanted, shipped=True))
+        with pytest.raises(CourseError, match="belongs to another run"):
+            load_checkpoint(path, run=run_identity(replace(recipe, seed=7), shipped=True))

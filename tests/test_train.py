@@ -3,10 +3,12 @@ import time
 
 import pytest
 import torch
+from torch import nn
 
 from stn_course import train
 from stn_course.checkpoints import load_checkpoint
-from stn_course.data import BatchLoader, ImageTensors
+from stn_course.data import ImageTensors
+from stn_course.loader import BatchLoader
 from stn_course.registry import build_classifier
 
 
@@ -267,3 +269,42 @@ def test_the_training_loop_imports_nothing_from_inspection_or_recording():
     tree = ast.parse(inspect.getsource(train))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "checkpoints" in imported and not imported & {"inspection", "recording", "experiments", "recipes"}
+
+
+def test_evaluate_refuses_an_empty_test_set():
+    from stn_course.train import evaluate
+
+    empty = ImageTensors(torch.zeros(0, 1, 4, 4, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64),
+                         ("0",), (0.5,), (0.5,), "empty")
+    with pytest.raises(ValueError, match="empty test set"):
+        evaluate(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1)), BatchLoader(empty, 4))
+
+
+class _RecordingLoader(BatchLoader):
+    """A BatchLoader that remembers the order of labels it yielded in each epoch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.orders: list[tuple[int, list[int]]] = []
+
+    def __iter__(self):
+        seen = []
+        for images, labels in super().__iter__():
+            seen.extend(labels.tolist())
+            yield images, labels
+        self.orders.append((self.epoch, seen))
+
+
+def test_every_epoch_draws_a_new_shuffle():
+    count = 64
+    data = ImageTensors(images=torch.zeros(count, 1, 4, 4, dtype=torch.uint8), labels=torch.arange(count) % 10,
+                        classes=tuple(str(i) for i in range(10)), mean=(0.5,), std=(0.5,), name="toy")
+    train_loader = _RecordingLoader(data, 16, shuffle=True, seed=0)
+    test_loader = BatchLoader(data, 64)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    train.fit(model, optimizer, train_loader, test_loader, epochs=3, progress=False, log_interval=1000)
+    epochs = [epoch for epoch, _ in train_loader.orders]
+    assert epochs == [1, 2, 3], f"the training loop must call set_epoch(epoch): saw epochs {epochs}"
+    orders = [order for _, order in train_loader.orders]
+    assert orders[0] != orders[1] != orders[2]
