@@ -12,7 +12,8 @@ from stn_course.recipes import recipe_config
 
 
 def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch, capsys):
-    from stn_course.data import BatchLoader, ImageTensors
+    from stn_course.data import ImageTensors
+    from stn_course.loader import BatchLoader
     from stn_course.experiments import Experiment, train_experiment
     from stn_course.recipes import RunConfig
     from stn_course.registry import build_classifier
