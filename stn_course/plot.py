@@ -719,47 +719,6 @@ def plot_misread(model, errors, count: int = 16) -> Figure:
     return plot_transformer_at_work(model, errors.images[:count], labels)
 
 
-def save_figure(fig: Figure, name: str, dpi: int = 100) -> Figure:
-    """Save ``fig`` as ``plots_dir() / name`` and return it, so a cell can end with
-    ``save_figure(fig, "name.png")`` to both keep and show it. (``plots/`` in a full run,
-    a temporary folder in quick mode.)"""
-    from .utils import plots_dir
-
-    replace_if_changed(plots_dir() / name, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
-    return fig
-
-
-def images_look_the_same(first, second, level: int = 16, share: float = 1e-3) -> bool:
-    """Whether two image files (PNG, or GIF with all frames) show the same picture: same size
-    and frame count, and fewer than ``share`` of the pixel values differ by more than
-    ``level`` grey levels. Re-rendering a figure moves a few anti-aliased pixels slightly;
-    such a file is not worth a new version in git."""
-    from PIL import Image, ImageSequence
-
-    with Image.open(first) as a, Image.open(second) as b:
-        frames_a = [np.asarray(frame.convert("RGBA"), dtype=np.int16) for frame in ImageSequence.Iterator(a)]
-        frames_b = [np.asarray(frame.convert("RGBA"), dtype=np.int16) for frame in ImageSequence.Iterator(b)]
-    if len(frames_a) != len(frames_b) or any(x.shape != y.shape for x, y in zip(frames_a, frames_b)):
-        return False
-    differing = sum(int((np.abs(x - y) > level).sum()) for x, y in zip(frames_a, frames_b))
-    return differing <= share * sum(x.size for x in frames_a)
-
-
-def replace_if_changed(path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result to ``path`` unless ``path`` already
-    shows the same picture (:func:`images_look_the_same`): a full run leaves unchanged
-    plots untouched in git."""
-    from pathlib import Path
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.new{path.suffix}")
-    write(tmp)
-    if path.exists() and images_look_the_same(path, tmp):
-        tmp.unlink()
-    else:
-        tmp.replace(path)
-
-
 # ---------------------------------------------------------------------------
 # Animations (GIFs, written with matplotlib's Pillow writer)
 # ---------------------------------------------------------------------------

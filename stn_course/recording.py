@@ -34,8 +34,9 @@ from .experiments import Experiment, build_experiment, train_experiment
 from .inspection import apply_transformer
 from .models import transformer_of
 from .recipes import RunConfig, default_config
+from .files import write_atomically
 from .results import save_result
-from .utils import checkpoint_dir, machine_info, shipped_checkpoint_dir, write_atomically
+from .utils import checkpoint_dir, machine_info, shipped_checkpoint_dir
 
 
 def evolution_run(dataset: str, model: str) -> RunConfig:

@@ -124,25 +124,3 @@ def test_figures_show_themselves_as_png():
     view = plot.plot_theta_view(np.zeros((4, 4)), IDENTITY)
     assert view.figure._repr_png_().startswith(b"\x89PNG")
     assert view._repr_png_().startswith(b"\x89PNG")
-
-
-def test_a_redrawn_plot_that_looks_the_same_is_not_rewritten(tmp_path):
-    """Full runs must not dirty git with invisible pixel changes (issue #24, item 7)."""
-    import matplotlib.pyplot as plt
-    from stn_course.plot import replace_if_changed
-
-    path = tmp_path / "line.png"
-
-    def draw(offset, title):
-        fig, ax = plt.subplots(figsize=(2, 2))
-        ax.plot([0, 1], [0, 1 + offset])
-        replace_if_changed(path, lambda tmp: fig.savefig(tmp, dpi=50, metadata={"Title": title}))
-        plt.close(fig)
-
-    draw(0.0, "first")
-    first = path.read_bytes()
-    draw(1e-9, "second")  # other bytes (metadata), the same picture: the file is kept as it was
-    assert path.read_bytes() == first
-    draw(0.5, "third")  # a visibly different picture replaces it
-    assert path.read_bytes() != first
-    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
