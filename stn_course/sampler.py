@@ -38,7 +38,7 @@ Where an output reads, in input pixels, for pictures: :mod:`stn_course.coordinat
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Tuple
+from typing import Any, NamedTuple, Tuple, Union
 
 import numpy as np
 

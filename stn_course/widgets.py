@@ -3,7 +3,7 @@
 >>> explorer = theta_explorer(image)   # last expression of a cell: shows the widget
 >>> explorer.theta                      # the current θ, a (2, 3) NumPy array
 
-The drawing is :func:`stn_course.plot.plot_theta_view`, a plain function of the
+The drawing is :func:`stn_course.figures.sampling.plot_theta_view`, a plain function of the
 parameters; the widget only wires controls to it. Controls (each with a CSS class, so
 a browser test can find it):
 
@@ -35,7 +35,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from stn_course import parameterisation
-from stn_course.plot import as_hwc, format_theta, plot_theta_view
+from stn_course.figures.sampling import plot_theta_view
+from stn_course.plot import as_hwc, format_theta
 
 #: Slider settings: name -> (description, min, max, step, default, CSS class).
 SLIDERS = {

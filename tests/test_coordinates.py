@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from stn_course import coordinates, sampler
-from stn_course.parameterisation import theta_from_params
 
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
