@@ -78,7 +78,7 @@ def check_input_and_grid(input: ArrayLike, grid: ArrayLike) -> Tuple[np.ndarray,
 
     N may be 0 (an empty batch, as in PyTorch). The grid may hold any float, NaN and inf
     included: the padding modes map every coordinate to a safe pixel position before any
-    index is computed (see :func:`_source_coordinates`)."""
+    index is computed (see :func:`stn_course.sampler._source_coordinates`)."""
     input = as_float_array(input, "input")
     grid = as_float_array(grid, "grid")
     if input.ndim != 4:
