@@ -6,8 +6,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from stn_course.data import GTSRB_CLASSES, GTSRBData, ImageTensors  # noqa: E402
+from stn_course.data import ImageTensors  # noqa: E402
 from stn_course.figures import traffic_signs  # noqa: E402
+from stn_course.gtsrb import GTSRB_CLASSES, GTSRBData  # noqa: E402
 
 
 def _signs(count=86):
