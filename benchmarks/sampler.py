@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stn_course import sampler
+from stn_course import parameterisation, sampler
 from stn_course.results import save_result
 
 BATCH = 64
@@ -85,7 +85,7 @@ def make_case(channels: int, height: int, width: int, seed: int = 0) -> Dict[str
     rng = np.random.default_rng(seed)
     size = (BATCH, channels, height, width)
     x = rng.random(size, dtype=np.float32)
-    theta = sampler.theta_from_params(
+    theta = parameterisation.theta_from_params(
         angle=rng.uniform(-30, 30, BATCH),
         scale=(rng.uniform(0.7, 1.2, BATCH), rng.uniform(0.7, 1.2, BATCH)),
         translation=(rng.uniform(-0.3, 0.3, BATCH), rng.uniform(-0.3, 0.3, BATCH)),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .files import save_atomically
 from .utils import cache_dir
 
 class CacheWarning(UserWarning):
@@ -31,8 +32,6 @@ def save_cached(path: Path, key: dict, tensors: dict[str, torch.Tensor]) -> None
     """Cache ``tensors`` (e.g. ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) at
     ``path`` with ``key``: everything that made them (dataset, split, limit, seed and every
     generation parameter; plain str / int / float / bool / None values), checked by :func:`load_cached`."""
-    from .data import save_atomically
-
     save_atomically({"key": dict(key), **tensors}, path)
 
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .data import save_atomically
 from .errors import CourseError
+from .files import save_atomically
 
 if TYPE_CHECKING:
     from .recipes import RunConfig

@@ -30,7 +30,7 @@ import torch
 
 from .cache import cache_file, load_cached, save_cached
 from .errors import CourseError
-from .utils import data_root, write_atomically
+from .utils import data_root
 
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
@@ -231,11 +231,6 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
         keep = torch.from_numpy(spread_indices(len(labels), limit))
         images, labels = images[keep], labels[keep]
     return images, labels
-
-
-def save_atomically(obj: object, path: Path) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically (:func:`stn_course.utils.write_atomically`)."""
-    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 class DatasetCorruptError(CourseError, ValueError):

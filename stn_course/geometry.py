@@ -2,8 +2,8 @@
 
 A grid generator turns transform parameters into a sampling grid ``(N, H, W, 2)``: for
 every output pixel, the normalised ``(x, y)`` of the input point it reads, ready for
-``F.grid_sample``. The conventions are those of :mod:`stn_course.sampler` (its NumPy
-twin) and of PyTorch:
+``F.grid_sample``. The conventions are those of :mod:`stn_course.conventions` (shared with
+the NumPy twin, :mod:`stn_course.sampler`) and of PyTorch:
 
 * normalised coordinates run from -1 (left / top) to +1 (right / bottom);
   ``align_corners`` says whether ±1 are the corner pixels' centres (True) or outer
@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .sampler import MIN_HOMOGENEOUS_W
+from .conventions import MIN_HOMOGENEOUS_W
 
 __all__ = [
     "MIN_HOMOGENEOUS_W",

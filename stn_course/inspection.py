@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import SeriesSTClassifier, SpatialTransformer, compose_affine, transformer_of
-from .sampler import params_from_theta
+from .parameterisation import params_from_theta
 from .utils import evaluating
 
 
@@ -99,7 +99,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
 def decomposed_theta(model: nn.Module, images: torch.Tensor) -> dict:
     """The affine θ the model's transformer predicts for ``images`` ``(N, C, H, W)``,
     decomposed into angle (degrees), scale, shear and translation, arrays of ``N``
-    (:func:`stn_course.sampler.params_from_theta`)."""
+    (:func:`stn_course.parameterisation.params_from_theta`)."""
     transformer = transformer_of(model)
     if transformer is None or transformer.transform != "affine":
         raise ValueError("decomposed_theta needs a model with an affine SpatialTransformer")

@@ -6,7 +6,7 @@ callback that records what the transformer does to fixed images;
 :func:`record_transformer_training`, one run trained from scratch with it; and the shipped
 recordings of a run (a :class:`~stn_course.recipes.RunConfig`): :func:`record_evolution`,
 :func:`load_evolution`, :func:`find_evolution`. The animation itself is a figure
-(:func:`stn_course.plot.animate_transformer_evolution`).
+(:func:`stn_course.figures.visualising.animate_transformer_evolution`).
 
 Recording means training an ST-CNN for one epoch from the identity (minutes on a CPU;
 the file stores how long it took), so the course records it once, with
@@ -34,8 +34,9 @@ from .experiments import Experiment, build_experiment, train_experiment
 from .inspection import apply_transformer
 from .models import transformer_of
 from .recipes import RunConfig, default_config
+from .files import write_atomically
 from .results import save_result
-from .utils import checkpoint_dir, machine_info, shipped_checkpoint_dir, write_atomically
+from .utils import checkpoint_dir, machine_info, shipped_checkpoint_dir
 
 
 def evolution_run(dataset: str, model: str) -> RunConfig:
@@ -78,7 +79,7 @@ class TransformerRecorder:
     After training, ``steps`` (list of int), ``outputs`` (list of ``(N, C, Ho, Wo)``),
     ``grids`` (list of ``(N, Ho, Wo, 2)``) and ``params`` (list of ``(N, P)``, e.g. θ) hold
     one entry per recording, on the CPU, for e.g.
-    :func:`stn_course.plot.animate_transformer_evolution`.
+    :func:`stn_course.figures.visualising.animate_transformer_evolution`.
     """
 
     def __init__(self, images: torch.Tensor, every: int) -> None:
@@ -114,7 +115,7 @@ def record_transformer_training(config: RunConfig, images: torch.Tensor, every: 
 @dataclass(frozen=True)
 class TransformerEvolution:
     """A recorded transformer training, ready for
-    :func:`stn_course.plot.animate_transformer_evolution`.
+    :func:`stn_course.figures.visualising.animate_transformer_evolution`.
 
     ``images`` ``(N, C, H, W)`` are the fixed test images; for each of the T recordings,
     ``steps[t]`` is the optimiser step, ``thetas[t]`` ``(N, 2, 3)`` the affine θ, and

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .analysis import collect_errors, error_summary
+from .files import write_atomically
 from .models import count_parameters
-from .utils import is_quick, machine_info, output_root, recorded_results_dir, results_dir, write_atomically
+from .utils import is_quick, machine_info, output_root, recorded_results_dir, results_dir
 
 if TYPE_CHECKING:
     from .experiments import Experiment

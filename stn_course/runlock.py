@@ -6,7 +6,7 @@ creates ``<checkpoint>.lock`` with the process id; a second run finds it and is 
 with a :class:`~stn_course.errors.CourseError`, unless the pid in it is no longer running
 (a killed run), in which case the lock is taken over. Holding the lock, the run removes
 the ``<checkpoint>.*.tmp`` files an interrupted checkpoint write left behind
-(:func:`stn_course.utils.write_atomically` names its temporaries so).
+(:func:`stn_course.files.write_atomically` names its temporaries so).
 """
 from __future__ import annotations
 

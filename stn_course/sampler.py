@@ -8,32 +8,8 @@ together with their backward passes written out by hand (:func:`grid_sample_back
 ``torch.nn.functional.affine_grid`` / ``grid_sample`` exactly (same argument order, same
 shapes, same numbers), so the two can be compared line by line; only NumPy is used.
 
-Shapes
-------
-* images: ``(N, C, H, W)`` (batch, channels, rows, columns), as in PyTorch;
-* θ: ``(N, 2, 3)``; a homography: ``(N, 3, 3)``;
-* sampling grid: ``(N, H_out, W_out, 2)``; the last axis is ``(x, y)``, i.e. (column, row).
-
-Coordinates
------------
-The grid holds *normalised* coordinates: ``x = -1`` is the left of the input image and
-``x = +1`` its right, ``y = -1`` the top and ``y = +1`` the bottom, whatever the image
-size. ``align_corners`` says which points exactly -1 and +1 are:
-
-* ``align_corners=True``: the **centres** of the corner pixels. Pixel column ``j`` of a
-  ``W``-wide image sits at ``x = -1 + 2 j / (W - 1)``, so ``x_pixel = (x + 1) / 2 * (W - 1)``.
-* ``align_corners=False`` (the default, and PyTorch's): the **outer edges** of the corner
-  pixels. Pixel column ``j`` sits at ``x = -1 + (2 j + 1) / W``, so
-  ``x_pixel = ((x + 1) * W - 1) / 2``. This makes the result independent of the
-  resolution: the same θ shows the same region of a 28x28 and of a 56x56 image.
-
-In pixel coordinates the centre of pixel ``(row i, column j)`` is at ``(x=j, y=i)``.
-
-θ maps OUTPUT coordinates to INPUT coordinates (an "inverse warp"): for each output pixel
-it says where in the input to read from. That is why every output pixel gets a value
-(no holes); bilinear reading then makes the output differentiable with respect to θ.
-:func:`theta_from_params` builds θ from an angle, scales, a shear and a translation, and
-documents which way each one moves the picture.
+The conventions (shapes, normalised coordinates and ``align_corners``, which way θ maps)
+are those of PyTorch, written out in :mod:`stn_course.conventions`: read it first.
 
 Padding (where the grid points outside the input): ``"zeros"`` reads zeros, ``"border"``
 repeats the edge pixels, ``"reflection"`` mirrors the image at its border (about the
@@ -58,143 +34,35 @@ PyTorch's answers wherever PyTorch gives a finite one; where it gives NaN ("zero
 bilinear at an infinite or NaN point, whose weights are NaN) this module reads the
 padding value 0 instead.
 
-Coordinates for pictures
-------------------------
-The same maths, for drawing what a transform does (:mod:`stn_course.plot` only draws):
-:func:`normalise` / :func:`unnormalise` between normalised and pixel coordinates,
-:func:`grid_to_pixels`, :func:`base_grid_extent`, :func:`region_corners` (the input
-quadrilateral an output reads, for θ or a homography), :func:`grid_outline_pixels`,
-:func:`bilinear_neighbours` (one point's four neighbours and weights) and
-:func:`gaussian_blur` (smoothing before sampling, against aliasing).
+Where an output reads, in input pixels, for pictures: :mod:`stn_course.coordinates`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Sequence, Tuple, Union
+from typing import Any, NamedTuple, Tuple, Union
 
 import numpy as np
 
+# The argument checks (every public function fails the same clear way), shared with
+# parameterisation.py, under the names the functions below use (notebook 01 quotes them).
+from .array_checks import ArrayLike, Size
+from .array_checks import as_float_array as _as_float_array
+from .array_checks import check_batch as _check_batch
+from .array_checks import check_input_and_grid as _check_input_and_grid
+from .array_checks import check_matrices as _check_matrices
+from .array_checks import check_sampling_options as _check_sampling_options
+from .array_checks import check_shape as _check_shape
+from .array_checks import check_size as _check_size
+from .conventions import MIN_HOMOGENEOUS_W
+
 __all__ = [
-    "MODES",
-    "PADDING_MODES",
-    "MIN_HOMOGENEOUS_W",
     "affine_grid",
     "affine_grid_backward",
     "homography_grid",
     "grid_sample",
     "grid_sample_backward",
-    "theta_from_params",
-    "params_from_theta",
     "normalise",
     "unnormalise",
-    "grid_to_pixels",
-    "base_grid_extent",
-    "region_corners",
-    "grid_outline_pixels",
-    "bilinear_neighbours",
-    "gaussian_blur",
-    "sample_spacing",
 ]
-
-#: Interpolation modes understood by :func:`grid_sample`.
-MODES: Tuple[str, ...] = ("bilinear", "nearest")
-#: Padding modes understood by :func:`grid_sample`.
-PADDING_MODES: Tuple[str, ...] = ("zeros", "border", "reflection")
-#: Smallest ``|w'|`` a homography's divide uses (:func:`homography_grid`, and
-#: :func:`stn_course.geometry.projective_grid`): smaller values are clamped to it, sign kept.
-MIN_HOMOGENEOUS_W: float = 1e-6
-
-ArrayLike = Any  # anything np.asarray accepts: arrays, nested lists, CPU tensors
-Size = Sequence[int]
-
-
-# ---------------------------------------------------------------------------------------
-# Validation: small helpers so that every public function fails the same clear way.
-# ---------------------------------------------------------------------------------------
-
-def _as_float_array(value: ArrayLike, name: str) -> np.ndarray:
-    """``value`` as an array of a floating-point dtype, or a TypeError naming ``name``."""
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.floating):
-        # PyTorch refuses integer (and bool) arrays here too, and guessing a dtype would
-        # hide the caller's bug: an integer θ usually means a lost ".astype(float)".
-        raise TypeError(
-            f"{name} must be a floating-point array (float32 or float64), got {array.dtype}; "
-            f"convert it first, e.g. {name}.astype(np.float32)"
-        )
-    return array
-
-
-def _check_finite(array: np.ndarray, name: str) -> None:
-    """A NaN or inf coordinate has no pixel to read from: refuse it rather than guess."""
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or inf values")
-
-
-def _check_shape(array: np.ndarray, name: str, trailing: Tuple[int, ...], described: str) -> None:
-    """``array`` must be ``ndim == len(trailing) + 1`` with the given trailing dimensions."""
-    if array.ndim != len(trailing) + 1 or array.shape[1:] != trailing:
-        raise ValueError(f"{name} must have shape {described}, got {array.shape}")
-
-
-def _check_choice(value: str, name: str, allowed: Tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-
-
-def _check_size(size: Size) -> Tuple[int, int, int, int]:
-    """The ``(N, C, H, W)`` output size, as four positive Python ints."""
-    try:
-        values = tuple(size)
-    except TypeError:
-        raise TypeError(f"size must be a sequence (N, C, H, W), got {type(size).__name__}") from None
-    if len(values) != 4:
-        raise ValueError(f"size must have length 4 (N, C, H, W), got length {len(values)}: {values}")
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"size must contain integers, got {values}")
-    if min(values) <= 0:
-        raise ValueError(f"size must contain positive integers (N, C, H, W), got {values}")
-    return tuple(int(v) for v in values)  # type: ignore[return-value]
-
-
-def _check_matrices(matrices: ArrayLike, name: str, rows: int) -> np.ndarray:
-    """A batch of finite float ``(N, rows, 3)`` matrices (θ or a homography)."""
-    array = _as_float_array(matrices, name)
-    _check_shape(array, name, (rows, 3), f"(N, {rows}, 3)")
-    _check_finite(array, name)
-    return array
-
-
-def _check_batch(size_batch: int, batch: int, name: str) -> None:
-    if size_batch != batch:
-        raise ValueError(f"size[0] (batch) is {size_batch} but {name} has batch size {batch}")
-
-
-def _check_input_and_grid(input: ArrayLike, grid: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
-    """The image batch ``(N, C, H_in, W_in)`` and a grid ``(N, H, W, 2)`` that agree on N.
-
-    N may be 0 (an empty batch, as in PyTorch). The grid may hold any float, NaN and inf
-    included: the padding modes map every coordinate to a safe pixel position before any
-    index is computed (see :func:`_source_coordinates`)."""
-    input = _as_float_array(input, "input")
-    grid = _as_float_array(grid, "grid")
-    if input.ndim != 4:
-        raise ValueError(f"input must be 4-D (N, C, H_in, W_in), got shape {input.shape}")
-    if input.shape[2] <= 0 or input.shape[3] <= 0:
-        raise ValueError(f"input must have non-empty spatial dimensions, got shape {input.shape}")
-    if grid.ndim != 4 or grid.shape[3] != 2:
-        raise ValueError(f"grid must have shape (N, H_out, W_out, 2), got {grid.shape}")
-    if grid.shape[0] != input.shape[0]:
-        raise ValueError(
-            f"input and grid must have the same batch size, got input {input.shape[0]} "
-            f"and grid {grid.shape[0]}"
-        )
-    return input, grid
-
-
-def _check_sampling_options(mode: str, padding_mode: str) -> None:
-    _check_choice(mode, "mode", MODES)
-    _check_choice(padding_mode, "padding_mode", PADDING_MODES)
 
 
 # ---------------------------------------------------------------------------------------
@@ -719,271 +587,3 @@ def _bilinear_backward(grad_flat: np.ndarray, images: _FramedImages, x: np.ndarr
             grad_x += upstream * ((ne - nw) * north + (se - sw) * fy)
             grad_y += upstream * ((sw - nw) * west + (se - ne) * fx)
     return grad_x, grad_y
-
-
-# ---------------------------------------------------------------------------------------
-# Coordinates for pictures: where an output reads, in input pixels
-# ---------------------------------------------------------------------------------------
-
-def _numpy(value: ArrayLike) -> np.ndarray:
-    """float64 array of an array-like or a torch tensor (detached, on the CPU)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float64)
-
-
-def grid_to_pixels(grid: ArrayLike, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
-    """A sampling grid ``(..., 2)`` of normalised (x, y) to input pixel coordinates ``(..., 2)`` (float64)."""
-    grid = _numpy(grid)
-    height, width = (int(v) for v in in_hw)
-    return np.stack([unnormalise(grid[..., 0], width, align_corners),
-                     unnormalise(grid[..., 1], height, align_corners)], axis=-1)
-
-
-def base_grid_extent(size: int, align_corners: bool) -> float:
-    """Largest normalised coordinate of a base grid with ``size`` points.
-
-    ``align_corners=True``: the points run from -1 to 1 (1 for any size > 1);
-    ``align_corners=False``: they are pixel centres, ±(size - 1) / size.
-    A single point sits at 0 in both conventions (as in PyTorch).
-    """
-    size = int(size)
-    if size <= 1:
-        return 0.0
-    return 1.0 if align_corners else (size - 1) / size
-
-
-def region_corners(matrix: ArrayLike, in_hw: Sequence[int], align_corners: bool,
-                   out_hw: Sequence[int] | None = None) -> np.ndarray:
-    """Corners of the region of the input that an output grid samples, in input pixels.
-
-    ``matrix``: an affine θ ``(2, 3)`` or a homography ``(3, 3)`` (a leading batch axis of
-    one is accepted). The output grid's extreme points (:func:`base_grid_extent`;
-    ``out_hw`` defaults to ``in_hw``) are mapped through it, divided by ``w'`` for a
-    homography (clamped as in :func:`homography_grid`) and unnormalised as grid_sample
-    does. Returns ``(4, 2)`` (x, y) in the order: output top-left, top-right,
-    bottom-right, bottom-left. For the identity with ``out_hw == in_hw`` these are the
-    centres of the image's corner pixels, for both values of ``align_corners``.
-    """
-    m = _numpy(matrix)
-    if m.ndim == 3 and m.shape[0] == 1:
-        m = m[0]
-    if m.shape == (2, 3):
-        m = np.vstack([m, [0.0, 0.0, 1.0]])
-    if m.shape != (3, 3):
-        raise ValueError(f"matrix must be (2, 3) or (3, 3), got {m.shape}")
-    height, width = (int(v) for v in in_hw)
-    out_h, out_w = (int(v) for v in out_hw) if out_hw is not None else (height, width)
-    ex, ey = base_grid_extent(out_w, align_corners), base_grid_extent(out_h, align_corners)
-    base = np.array([[-ex, -ey, 1.0], [ex, -ey, 1.0], [ex, ey, 1.0], [-ex, ey, 1.0]])
-    projected = base @ m.T
-    w = projected[:, 2:]
-    w = np.where(np.abs(w) < MIN_HOMOGENEOUS_W, np.copysign(MIN_HOMOGENEOUS_W, w), w)
-    return grid_to_pixels(projected[:, :2] / w, (height, width), align_corners)
-
-
-def sample_spacing(corners: ArrayLike, out_hw: Sequence[int]) -> float:
-    """Distance between neighbouring output samples in input pixels, the larger of the two
-    axes, from the :func:`region_corners` of an ``out_hw`` output."""
-    corners = _numpy(corners)
-    out_h, out_w = (int(v) for v in out_hw)
-    across = np.linalg.norm(corners[1] - corners[0]) / max(out_w - 1, 1)
-    down = np.linalg.norm(corners[3] - corners[0]) / max(out_h - 1, 1)
-    return float(max(across, down))
-
-
-def grid_outline_pixels(grid: ArrayLike, in_hw: Sequence[int], align_corners: bool) -> np.ndarray:
-    """The border of a sampling grid ``(Ho, Wo, 2)`` (normalised) as a closed path of input
-    pixel coordinates ``(P, 2)``: top row, right column, bottom row, left column.
-
-    Works for any transform (affine, projective, thin-plate spline): it follows the grid.
-    """
-    pix = grid_to_pixels(grid, in_hw, align_corners)
-    return np.concatenate([pix[0, :], pix[1:, -1], pix[-1, -2::-1], pix[-2:0:-1, 0], pix[:1, 0]])
-
-
-def bilinear_neighbours(x: float, y: float) -> Dict[Tuple[int, int], float]:
-    """The four neighbours of pixel location (x, y) and their bilinear weights.
-
-    Returns ``{(x0, y0): w, (x1, y0): w, (x0, y1): w, (x1, y1): w}`` with
-    ``x0 = floor(x)``, ``x1 = x0 + 1`` (same for y); the weights (those of
-    :func:`grid_sample`, :func:`_bilinear_weights`) sum to 1.
-    """
-    x0, y0 = int(np.floor(x)), int(np.floor(y))
-    nw, ne, sw, se = _bilinear_weights(np.float64(x - x0), np.float64(y - y0))
-    return {(x0, y0): float(nw), (x0 + 1, y0): float(ne), (x0, y0 + 1): float(sw), (x0 + 1, y0 + 1): float(se)}
-
-
-def gaussian_blur(images: ArrayLike, sigma: float) -> np.ndarray:
-    """Blur images ``(..., H, W)`` (e.g. ``(N, C, H, W)``) with a Gaussian of std ``sigma`` pixels.
-
-    Separable convolution (rows, then columns) over a radius of ``ceil(3 sigma)``, with
-    the edge pixels repeated beyond the border; returns float64 of the same shape. Used
-    before sampling a large region into a small output, against aliasing.
-    """
-    images = _numpy(images)
-    if sigma <= 0:
-        return images.copy()
-    radius = max(1, int(np.ceil(3 * sigma)))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel /= kernel.sum()
-    height, width = images.shape[-2:]
-    padded = np.pad(images, [(0, 0)] * (images.ndim - 2) + [(radius, radius)] * 2, mode="edge")
-    rows = sum(k * padded[..., i:i + height, :] for i, k in enumerate(kernel))
-    return sum(k * rows[..., :, i:i + width] for i, k in enumerate(kernel))
-
-
-# ---------------------------------------------------------------------------------------
-# θ from readable parameters and back
-# ---------------------------------------------------------------------------------------
-
-def _cos_sin_degrees(angle: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """cos and sin of an angle in degrees, exact at multiples of 90° (cos 90° is 0, not 6e-17)."""
-    radians = np.deg2rad(angle)
-    cos, sin = np.cos(radians), np.sin(radians)
-    quarter = np.remainder(angle, 90) == 0
-    turns = np.remainder(np.round(angle / 90), 4)  # 0, 1, 2, 3 quarter turns
-    exact_cos = np.choose(turns.astype(int), [1.0, 0.0, -1.0, 0.0])
-    exact_sin = np.choose(turns.astype(int), [0.0, 1.0, 0.0, -1.0])
-    return np.where(quarter, exact_cos, cos), np.where(quarter, exact_sin, sin)
-
-
-def _pair(value: Any, name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """``(a, b)`` from a pair, or ``(v, v)`` from a single value (e.g. an isotropic scale).
-
-    The two elements may be numbers or ``(N,)`` arrays, e.g. ``(np.array([1, 2]), 1.0)``.
-    """
-    if not isinstance(value, (tuple, list)):
-        value = np.asarray(value, dtype=np.float64)
-        if value.ndim == 0:
-            return value, value
-    if len(value) != 2:
-        raise ValueError(f"{name} must be a number or a pair (x, y), got {value!r}")
-    return np.asarray(value[0], dtype=np.float64), np.asarray(value[1], dtype=np.float64)
-
-
-def theta_from_params(
-    angle: Union[float, ArrayLike] = 0.0,
-    scale: Union[float, Tuple[Any, Any]] = (1.0, 1.0),
-    shear: Union[float, ArrayLike] = 0.0,
-    translation: Tuple[Any, Any] = (0.0, 0.0),
-) -> np.ndarray:
-    """θ from an angle, scales, a shear and a translation.
-
-    The decomposition (with ``c = cos(angle)``, ``s = sin(angle)``, angle in degrees)::
-
-        A = R(angle) @ Shear(shear) @ diag(scale_x, scale_y)
-        R = [[c, -s],      Shear = [[1, shear],
-             [s,  c]]               [0, 1    ]]
-
-        θ = [A | t] = [[c*sx, (c*shear - s)*sy, tx],
-                       [s*sx, (s*shear + c)*sy, ty]]
-
-    so an output point ``p`` (normalised coordinates) reads the input at
-    ``A @ p + t``: it is scaled, then sheared, then rotated, then translated.
-
-    Because θ maps OUTPUT coordinates to INPUT coordinates, the image seen in the output
-    moves the *opposite* way to these parameters:
-
-    * ``scale < 1`` zooms in: the output shows a smaller region of the input, magnified
-      (``scale = 0.5`` shows the central half, twice as large); ``scale > 1`` zooms out.
-    * ``tx > 0`` moves the sampled window to the right, so the content appears to move
-      LEFT (by ``tx / 2`` of the image width per unit); ``ty > 0`` makes it move UP.
-    * ``angle > 0``: with x to the right and y DOWN (image coordinates, ``imshow`` with the
-      origin upper-left), ``R`` turns the sampling grid CLOCKWISE on screen, so the image
-      content appears rotated COUNTER-CLOCKWISE by ``angle`` (like ``PIL.Image.rotate``):
-      ``angle = 90`` gives ``[[0, -1, 0], [1, 0, 0]]``, which turns a square image exactly
-      as ``np.rot90`` does.
-    * ``shear > 0``: output row ``y`` reads input columns shifted by ``shear * y``, so
-      lower rows read further right and the content leans to the left going down.
-
-    Args:
-        angle: degrees.
-        scale: ``(scale_x, scale_y)``, or one number for both.
-        shear: horizontal shear factor (``Shear[0, 1]``).
-        translation: ``(tx, ty)`` in normalised coordinates (2 = the whole image).
-
-    Each argument (and each element of ``scale`` and ``translation``) may also be an array
-    of shape ``(N,)``; they broadcast, and the result is then ``(N, 2, 3)``.
-
-    Returns:
-        θ ``(2, 3)`` float64, or ``(N, 2, 3)`` for batched arguments.
-
-    (Longer than a screen only because of this docstring: the directions above are what
-    learners get wrong, so they stay here, beside the code; the code is 20 lines.)
-    """
-    sx, sy = _pair(scale, "scale")
-    tx, ty = _pair(translation, "translation")
-    try:
-        values = np.broadcast_arrays(np.asarray(angle, dtype=np.float64), sx, sy,
-                                     np.asarray(shear, dtype=np.float64), tx, ty)
-    except ValueError:
-        raise ValueError("angle, scale, shear and translation must broadcast to one batch shape (N,)") from None
-    angle, sx, sy, shear, tx, ty = values
-    if angle.ndim > 1:
-        raise ValueError(f"parameters must be numbers or 1-D arrays (N,), got shape {angle.shape}")
-    for name, v in zip(("angle", "scale", "scale", "shear", "translation", "translation"), values):
-        _check_finite(v, name)
-    cos, sin = _cos_sin_degrees(angle)
-    theta = np.empty(angle.shape + (2, 3), dtype=np.float64)
-    theta[..., 0, 0] = cos * sx
-    theta[..., 0, 1] = (cos * shear - sin) * sy
-    theta[..., 0, 2] = tx
-    theta[..., 1, 0] = sin * sx
-    theta[..., 1, 1] = (sin * shear + cos) * sy
-    theta[..., 1, 2] = ty
-    return theta
-
-
-def params_from_theta(theta: ArrayLike) -> Dict[str, Any]:
-    """The parameters of :func:`theta_from_params` that give ``theta``: its exact inverse.
-
-    ``A = R @ Shear @ diag(sx, sy)`` is a QR decomposition of θ's 2x2 part (rotation times
-    upper-triangular), made unique by taking ``scale_x > 0`` and ``angle`` in (-180, 180]:
-
-    * the first column of A is ``sx * (c, s)``: ``sx = |A[:, 0]|``, ``angle = atan2(A10, A00)``;
-    * ``R(-angle) @ A = [[sx, shear * sy], [0, sy]]`` gives ``sy`` (negative for a
-      reflection) and ``shear``.
-
-    So ``theta_from_params(**params_from_theta(θ))`` returns θ (up to rounding) for every
-    θ, and ``params_from_theta(theta_from_params(...))`` returns the same parameters when
-    ``scale_x > 0`` and the angle lies in (-180, 180]. (A negative ``scale_x`` is the same
-    θ as ``angle + 180`` with both scales negated.) For a singular θ a parameter that has
-    no effect is set to 0: the angle when the first column is zero (``scale_x = 0``), the
-    shear when ``scale_y = 0``.
-
-    Args:
-        theta: ``(2, 3)`` or ``(N, 2, 3)`` float array.
-
-    Returns:
-        dict with ``angle`` (degrees), ``scale`` (tuple ``(sx, sy)``), ``shear`` and
-        ``translation`` (tuple ``(tx, ty)``); floats for a (2, 3) θ, ``(N,)`` arrays for a batch.
-    """
-    theta = _as_float_array(theta, "theta")
-    if theta.shape[-2:] != (2, 3) or theta.ndim not in (2, 3):
-        raise ValueError(f"theta must have shape (2, 3) or (N, 2, 3), got {theta.shape}")
-    _check_finite(theta, "theta")
-    a = theta.astype(np.float64)
-    a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
-    sx = np.hypot(a00, a10)
-    has_angle = sx > 0
-    safe_sx = np.where(has_angle, sx, 1.0)  # avoids 0/0; those entries are replaced below
-    cos = np.where(has_angle, a00 / safe_sx, 1.0)
-    sin = np.where(has_angle, a10 / safe_sx, 0.0)
-    angle = np.where(has_angle, np.rad2deg(np.arctan2(a10, a00)), 0.0)
-    # Undo the rotation: R(-angle) @ A = [[sx, shear * sy], [0, sy]].
-    shear_times_sy = cos * a01 + sin * a11
-    sy = cos * a11 - sin * a01
-    has_shear = sy != 0
-    shear = np.where(has_shear, shear_times_sy / np.where(has_shear, sy, 1.0), 0.0)
-
-    def out(v: np.ndarray) -> Any:
-        return float(v) if theta.ndim == 2 else v
-
-    return {
-        "angle": out(angle),
-        "scale": (out(sx), out(sy)),
-        "shear": out(shear),
-        "translation": (out(a[..., 0, 2]), out(a[..., 1, 2])),
-    }

@@ -3,12 +3,12 @@
 >>> explorer = theta_explorer(image)   # last expression of a cell: shows the widget
 >>> explorer.theta                      # the current θ, a (2, 3) NumPy array
 
-The drawing is :func:`stn_course.plot.plot_theta_view`, a plain function of the
+The drawing is :func:`stn_course.figures.sampling.plot_theta_view`, a plain function of the
 parameters; the widget only wires controls to it. Controls (each with a CSS class, so
 a browser test can find it):
 
 * sliders ``stn-angle`` (degrees), ``stn-scale-x``, ``stn-scale-y``, ``stn-shear``,
-  ``stn-tx``, ``stn-ty``: the parameters of :func:`stn_course.sampler.theta_from_params`;
+  ``stn-tx``, ``stn-ty``: the parameters of :func:`stn_course.parameterisation.theta_from_params`;
 * ``stn-mode`` toggles between those sliders and six number fields ``stn-theta-00`` ...
   ``stn-theta-12`` for the raw entries of θ; both stay in sync (through
   ``theta_from_params`` / ``params_from_theta``);
@@ -34,8 +34,9 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from stn_course import sampler
-from stn_course.plot import as_hwc, format_theta, plot_theta_view
+from stn_course import parameterisation
+from stn_course.figures.sampling import plot_theta_view
+from stn_course.plot import as_hwc, format_theta
 
 #: Slider settings: name -> (description, min, max, step, default, CSS class).
 SLIDERS = {
@@ -244,7 +245,7 @@ class ThetaExplorer(widgets.VBox):
     # -- syncing ---------------------------------------------------------------
     def _theta_from_sliders(self) -> np.ndarray:
         p = self.params
-        return np.asarray(sampler.theta_from_params(angle=p["angle"], scale=(p["scale_x"], p["scale_y"]),
+        return np.asarray(parameterisation.theta_from_params(angle=p["angle"], scale=(p["scale_x"], p["scale_y"]),
                                                     shear=p["shear"], translation=(p["tx"], p["ty"])),
                           dtype=np.float64).reshape(2, 3)
 
@@ -258,7 +259,7 @@ class ThetaExplorer(widgets.VBox):
 
     def _sync_sliders_from_theta(self) -> None:
         """Move the sliders to θ's parameters; note those beyond a slider's range."""
-        q = sampler.params_from_theta(self._theta)
+        q = parameterisation.params_from_theta(self._theta)
         values = {"angle": q["angle"], "scale_x": q["scale"][0], "scale_y": q["scale"][1],
                   "shear": q["shear"], "tx": q["translation"][0], "ty": q["translation"][1]}
         self._syncing = True

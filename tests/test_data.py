@@ -99,36 +99,6 @@ def test_missing_data_gives_one_clear_error(loader, name, tmp_path, monkeypatch,
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
-def test_concurrent_atomic_writes_of_one_file_all_succeed(tmp_path):
-    # Two runs started together fill the same cache file: each write must land whole,
-    # and no temporary file may be left behind.
-    import threading
-
-    path = tmp_path / "cache" / "shared.pt"
-    errors = []
-
-    def write(value: int) -> None:
-        try:
-            for _ in range(5):
-                data.save_atomically({"value": torch.full((1000,), value)}, path)
-        except Exception as error:  # noqa: BLE001 - collected and asserted below
-            errors.append(error)
-
-    threads = [threading.Thread(target=write, args=(value,)) for value in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    saved = torch.load(path, weights_only=True)["value"]
-    assert saved.unique().numel() == 1 and 0 <= saved[0].item() < 4
-    assert [p.name for p in path.parent.iterdir()] == ["shared.pt"]
-    # an ordinary file (shipped checkpoints are committed): permissions follow the umask
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
 # --- a corrupt raw data file is named as corrupt, not missing ------------------------------
 
 @pytest.fixture

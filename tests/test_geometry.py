@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import stn_course
-from stn_course import geometry, sampler
+from stn_course import conventions, geometry, sampler
 
 PACKAGE = Path(stn_course.__file__).parent
 
@@ -52,7 +52,7 @@ def test_projective_grid_clamps_w_like_the_numpy_one_and_keeps_gradients_finite(
     assert geometry.projective_grid(negative, (1, 1, 2, 2), True)[0, 0, 0, 0].item() == pytest.approx(1e6)
     grid.sum().backward()
     assert torch.isfinite(matrix.grad).all()
-    assert geometry.MIN_HOMOGENEOUS_W is sampler.MIN_HOMOGENEOUS_W
+    assert geometry.MIN_HOMOGENEOUS_W is conventions.MIN_HOMOGENEOUS_W
 
 
 def test_homography_from_points_maps_the_four_points():

@@ -1,148 +1,83 @@
-"""Tests for stn_course.plot: the θ view and the notebook pictures (the coordinates they
-draw are tested with stn_course.sampler, in test_sampler.py)."""
-import re
-
+"""Drawing primitives (stn_course.plot): arrays in, checked; outlines drawn where they are given."""
 import matplotlib
 
 matplotlib.use("Agg")
 
+import ast  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 
-from stn_course import plot, sampler  # noqa: E402
-
-IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-
-
-@pytest.mark.parametrize("shape", [(12, 10), (12, 10, 3), (3, 12, 10), (1, 12, 10), (12, 10, 1), (1, 3, 12, 10)])
-def test_plot_theta_view_gray_and_rgb(shape):
-    rng = np.random.default_rng(1)
-    image = rng.random(shape)
-    theta = [[0.8, -0.3, 0.1], [0.3, 0.8, 0.0]]
-    view = plot.plot_theta_view(image, theta, align_corners=False)
-    assert isinstance(view, plot.ThetaView) and isinstance(view.figure, Figure)
-    assert len(view.figure.axes) == 3
-    channels = 3 if 3 in shape[:1] + shape[-1:] or len(shape) == 4 else 1
-    assert view.output.shape == (12, 10, channels)
-    np.testing.assert_allclose(view.output, plot.transform_image(image, theta, None, False))
-    np.testing.assert_allclose(view.corners, sampler.region_corners(theta, (12, 10), False))
-    # the region drawn on the input panel is the one returned
-    polygon = [p for p in view.figure.axes[0].patches if isinstance(p, Polygon)]
-    assert len(polygon) == 1 and np.allclose(polygon[0].get_xy()[:4], view.corners)
-    # a different output size, redrawn into the same figure and, being faster, its same axes
-    axes = list(view.figure.axes)
-    view2 = plot.plot_theta_view(image, theta, align_corners=True, padding_mode="border", out_hw=(7, 9),
-                                 fig=view.figure)
-    assert view2.figure is view.figure and view.figure.axes == axes
-    assert view2.output.shape == (7, 9, channels)
-    np.testing.assert_allclose(view2.corners, sampler.region_corners(theta, (12, 10), True, (7, 9)))
-    view.figure.canvas.draw()  # renders without error
+from stn_course import plot  # noqa: E402
+from stn_course.utils import repo_root  # noqa: E402
 
 
-def test_plot_theta_view_accepts_torch_and_uint8():
-    img = torch.rand(1, 9, 9)
-    view = plot.plot_theta_view(img, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), align_corners=True)
-    np.testing.assert_allclose(view.output[:, :, 0], img[0].numpy(), atol=1e-6)
-    u8 = (np.arange(81, dtype=np.uint8).reshape(9, 9))
-    view = plot.plot_theta_view(u8, IDENTITY, align_corners=True)
-    np.testing.assert_allclose(view.output[:, :, 0], u8 / 255.0, atol=1e-12)
+@pytest.mark.parametrize("shape, expected", [((12, 10), (12, 10, 1)), ((12, 10, 3), (12, 10, 3)),
+                                             ((3, 12, 10), (12, 10, 3)), ((1, 3, 12, 10), (12, 10, 3))])
+def test_as_hwc_puts_channels_last(shape, expected):
+    assert plot.as_hwc(np.zeros(shape)).shape == expected
+    assert plot.as_hwc(torch.zeros(shape)).shape == expected
 
 
 @pytest.mark.parametrize("shape", [(5,), (2, 4, 5), (4, 5, 2), (2, 3, 4, 5), (1, 1, 1, 4, 5), (0, 5)])
 def test_bad_image_shapes_raise(shape):
     with pytest.raises(ValueError):
-        plot.plot_theta_view(np.zeros(shape), IDENTITY)
+        plot.as_hwc(np.zeros(shape))
 
 
-def test_bad_theta_raises():
+def test_as_hwc_scales_uint8_and_refuses_booleans():
+    np.testing.assert_allclose(plot.as_hwc(np.full((2, 2), 255, np.uint8)), 1.0)
     with pytest.raises(ValueError):
-        plot.plot_theta_view(np.zeros((4, 4)), np.eye(3))
+        plot.as_hwc(np.zeros((2, 2), bool))
 
 
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_identity_output_equals_input(align_corners):
-    image = np.random.default_rng(2).random((6, 7, 3))
-    out = plot.transform_image(image, IDENTITY, None, align_corners)
-    np.testing.assert_allclose(out, image, atol=1e-12)
-
-
-def _images_shown(fig: Figure) -> list:
-    return [image.get_array() for ax in fig.axes for image in ax.get_images()]
-
-
-def test_notebook_pictures_draw_what_they_say():
-    rng = np.random.default_rng(4)
-    digit = rng.random((28, 28))
-
-    conventions = plot.plot_align_corners_conventions(4)
-    labels = [[t.get_text() for t in ax.texts if re.fullmatch(r"[+-]\d\.\d\d", t.get_text())]
-              for ax in conventions.axes]
-    assert labels == [["-1.00", "-0.33", "+0.33", "+1.00"], ["-0.75", "-0.25", "+0.25", "+0.75"]]
-
-    patch = rng.random((3, 3))
-    bilinear = plot.plot_bilinear_example(patch, 0.6, 1.3)
-    expected = sum(w * patch[yy, xx] for (xx, yy), w in sampler.bilinear_neighbours(0.6, 1.3).items())
-    assert f"value {expected:.4f}" in bilinear.axes[0].get_title()
-
-    difference = plot.plot_align_corners_difference(digit, [[0.5, 0, 0], [0, 0.5, 0]])
-    shown = _images_shown(difference)
-    np.testing.assert_allclose(shown[2], shown[0] - shown[1], atol=1e-12)
-
-    pattern = plot.zone_plate(64)
-    aliasing = plot.plot_aliasing(pattern, IDENTITY, (16, 16))
-    _, naive, smooth = _images_shown(aliasing)
-    assert naive.shape == smooth.shape == (16, 16)
-    assert smooth.std() < naive.std(), "blurring first removes the aliased rings"
-    assert "σ=2.0 px" in aliasing.axes[2].get_title()  # half of the 4-pixel sample spacing
-
-    matrix = [[1.0, 0.2, 0], [0.0, 1.0, 0], [0.3, 0.0, 1.0]]
-    homography = plot.plot_homography(digit, matrix)
-    polygon = [p for p in homography.axes[0].patches if isinstance(p, Polygon)]
-    np.testing.assert_allclose(polygon[0].get_xy()[:4], sampler.region_corners(matrix, (28, 28), False))
-    for fig in (conventions, bilinear, difference, aliasing, homography):
-        fig.canvas.draw()
-
-
-def test_padding_pitfall_fixes_keep_background():
-    digit = np.zeros((10, 10))
-    digit[4:6, 4:6] = 1.0
-    fig = plot.plot_padding_pitfall(digit, [[2.0, 0, 0], [0, 2.0, 0]])
-    assert len(fig.axes) == 5  # four panels and a colour bar
-    bg = -0.1307 / 0.3081
-    wrong = plot.transform_image((digit - 0.1307) / 0.3081, [[2.0, 0, 0], [0, 2.0, 0]], None, False)
-    assert np.isclose(wrong[0, 0, 0], 0.0) and not np.isclose(wrong[0, 0, 0], bg)
+def test_theta_and_sizes_are_checked():
+    assert plot.as_theta(torch.eye(2, 3)[None]).shape == (2, 3)
+    with pytest.raises(ValueError):
+        plot.as_theta(np.eye(3))
+    assert plot.check_hw((3.0, 4)) == (3, 4)
+    with pytest.raises(ValueError):
+        plot.check_hw((0, 4))
 
 
 def test_format_theta():
     assert plot.format_theta([[1, -0.0, 0], [0, 1, 0.006]]) == "[[1.00, 0.00, 0.00], [0.00, 1.00, 0.01]]"
 
 
+def test_outlines_are_drawn_where_they_are_given():
+    fig = plot.new_figure((3, 3))
+    ax = fig.add_subplot()
+    corners = np.array([[0.0, 0.0], [4.0, 0.5], [4.5, 3.0], [0.5, 2.5]])
+    assert plot.draw_region(ax, corners) is not None
+    polygon = [p for p in ax.patches if isinstance(p, Polygon)]
+    np.testing.assert_allclose(polygon[0].get_xy()[:4], corners)
+    path = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    plot.draw_outline(ax, path, corners)
+    np.testing.assert_allclose(np.asarray(ax.lines[-1].get_xydata()), path)
+    pix = np.stack(np.meshgrid(np.arange(30.0), np.arange(20.0)), axis=-1)  # (20, 30, 2)
+    lines_before = len(ax.lines)
+    plot.draw_grid_lines(ax, pix, step=10)
+    assert len(ax.lines) - lines_before == 3 + 4  # rows 0, 10, 19; columns 0, 10, 20, 29
+    plot.set_view_limits(ax, (20, 30), corners)
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # y axis downwards, as images are drawn
+    plot.draw_image_border(ax, (20, 30))
+    fig.canvas.draw()
+
+
 def test_figures_show_themselves_as_png():
-    view = plot.plot_theta_view(np.zeros((4, 4)), IDENTITY)
-    assert view.figure._repr_png_().startswith(b"\x89PNG")
-    assert view._repr_png_().startswith(b"\x89PNG")
+    fig = plot.new_figure((1, 1))
+    assert fig._repr_png_().startswith(b"\x89PNG")
 
 
-def test_a_redrawn_plot_that_looks_the_same_is_not_rewritten(tmp_path):
-    """Full runs must not dirty git with invisible pixel changes (issue #24, item 7)."""
-    import matplotlib.pyplot as plt
-    from stn_course.plot import replace_if_changed
-
-    path = tmp_path / "line.png"
-
-    def draw(offset, title):
-        fig, ax = plt.subplots(figsize=(2, 2))
-        ax.plot([0, 1], [0, 1 + offset])
-        replace_if_changed(path, lambda tmp: fig.savefig(tmp, dpi=50, metadata={"Title": title}))
-        plt.close(fig)
-
-    draw(0.0, "first")
-    first = path.read_bytes()
-    draw(1e-9, "second")  # other bytes (metadata), the same picture: the file is kept as it was
-    assert path.read_bytes() == first
-    draw(0.5, "third")  # a visibly different picture replaces it
-    assert path.read_bytes() != first
-    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+def test_plot_only_draws():
+    """plot.py imports no model, sampler, coordinates, geometry or torch code, and calls no grid_sample."""
+    tree = ast.parse((repo_root() / "stn_course" / "plot.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {f"{node.module}.{alias.name}" if node.module else alias.name
+                 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert all(name.split(".")[0] in {"__future__", "io", "matplotlib", "numpy", "typing"} for name in imported), imported
+    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+              for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert "grid_sample" not in called

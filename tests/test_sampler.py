@@ -22,15 +22,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stn_course import sampler
+from stn_course import conventions, sampler
+from stn_course.parameterisation import theta_from_params
 from stn_course.sampler import (
     affine_grid,
     affine_grid_backward,
     grid_sample,
     grid_sample_backward,
     homography_grid,
-    params_from_theta,
-    theta_from_params,
 )
 
 TOLERANCE = {np.float64: 1e-10, np.float32: 1e-5}
@@ -332,24 +331,20 @@ def test_homography_through_infinity_clamps_w_keeping_its_sign():
     matrix = np.array([[[1.0, 0, 0], [0, 1, 0], [1, 0, 0]]])
     grid = homography_grid(matrix, (1, 1, 3, 3), align_corners=True)
     assert np.isfinite(grid).all()
-    np.testing.assert_array_equal(grid[0, :, 1, 1], np.array([-1.0, 0.0, 1.0]) / sampler.MIN_HOMOGENEOUS_W)
+    np.testing.assert_array_equal(grid[0, :, 1, 1], np.array([-1.0, 0.0, 1.0]) / conventions.MIN_HOMOGENEOUS_W)
     np.testing.assert_array_equal(grid[0, :, 1, 0], [0.0, 0.0, 0.0])  # x' = 0 over a tiny w
     np.testing.assert_allclose(grid[0, :, 0], [[1.0, 1.0], [1.0, 0.0], [1.0, -1.0]])  # w' = -1
     np.testing.assert_allclose(grid[0, :, 2], [[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]])  # w' = +1
     tiny = np.array([[[1.0, 0, 0], [0, 1, 0], [0, 0, -1e-9]]])  # w' = -1e-9 everywhere: sign kept
     clamped = homography_grid(tiny, (1, 1, 2, 2), align_corners=True)
-    np.testing.assert_allclose(clamped[0, 0, 0], [1.0, 1.0] / np.array(sampler.MIN_HOMOGENEOUS_W))
+    np.testing.assert_allclose(clamped[0, 0, 0], [1.0, 1.0] / np.array(conventions.MIN_HOMOGENEOUS_W))
     out = grid_sample(np.ones((1, 1, 3, 3)), grid, align_corners=True)
     assert (out[0, 0, [0, 2], 1] == 0).all(), "points at infinity read the zero padding"
 
 
 # ---------------------------------------------------------------------------------------
-# Coordinates for pictures
+# Normalised and pixel coordinates
 # ---------------------------------------------------------------------------------------
-
-IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-H, W = 5, 8  # non-square on purpose: x and y must not be mixed up
-
 
 def test_unnormalise_matches_formulas_and_normalise_inverts_it():
     assert sampler.unnormalise(-1.0, 10, True) == 0.0
@@ -363,164 +358,6 @@ def test_unnormalise_matches_formulas_and_normalise_inverts_it():
         np.testing.assert_allclose(sampler.normalise(sampler.unnormalise(x, 7, align_corners), 7, align_corners),
                                    x, atol=1e-12)
     assert sampler.normalise(0, 4, False) == -0.75 and sampler.normalise(3, 4, True) == 1.0
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_identity_corners_are_the_image_corners(align_corners):
-    corners = sampler.region_corners(IDENTITY, (H, W), align_corners)
-    expected = [[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]]  # TL, TR, BR, BL pixel centres
-    np.testing.assert_allclose(corners, expected, atol=1e-12)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-@pytest.mark.parametrize("out_hw", [(H, W), (3, 11), (1, 4)])
-def test_corners_are_the_grid_corners(align_corners, out_hw):
-    rng = np.random.default_rng(0)
-    theta = IDENTITY + 0.3 * rng.standard_normal((2, 3))
-    corners = sampler.region_corners(theta, (H, W), align_corners, out_hw)
-    grid = sampler.affine_grid(theta[None], (1, 1) + out_hw, align_corners=align_corners)[0]
-    pix = sampler.grid_to_pixels(grid, (H, W), align_corners)
-    np.testing.assert_allclose(corners, pix[[0, 0, -1, -1], [0, -1, -1, 0]], atol=1e-12)
-    matrix = np.vstack([theta, [0.1, -0.2, 1.0]])  # the same for a homography, with its divide
-    corners = sampler.region_corners(matrix, (H, W), align_corners, out_hw)
-    grid = sampler.homography_grid(matrix[None], (1, 1) + out_hw, align_corners=align_corners)[0]
-    pix = sampler.grid_to_pixels(grid, (H, W), align_corners)
-    np.testing.assert_allclose(corners, pix[[0, 0, -1, -1], [0, -1, -1, 0]], atol=1e-12)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_corners_are_where_torch_takes_its_samples(align_corners):
-    """Sample ramps whose value is the x (resp. y) pixel coordinate: at the output's
-    corners torch's grid_sample must return exactly the corner coordinates we draw."""
-    theta = np.array([[0.6, -0.2, 0.1], [0.25, 0.5, -0.15]])  # the region lies inside the image
-    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
-    ramps = torch.from_numpy(np.stack([xs, ys])[None])
-    grid = F.affine_grid(torch.from_numpy(theta[None]), (1, 2, 6, 7), align_corners=align_corners)
-    out = F.grid_sample(ramps, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
-    out = out[0].numpy()  # (2, 6, 7): sampled x and y pixel coordinates
-    rows, cols = [0, 0, -1, -1], [0, -1, -1, 0]  # TL, TR, BR, BL
-    sampled = np.stack([out[0][rows, cols], out[1][rows, cols]], axis=-1)
-    corners = sampler.region_corners(theta, (H, W), align_corners, (6, 7))
-    np.testing.assert_allclose(corners, sampled, atol=1e-9)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_zoom_in_gives_half_size_region_centred(align_corners):
-    full = sampler.region_corners(IDENTITY, (H, W), align_corners)
-    half = sampler.region_corners([[0.5, 0, 0], [0, 0.5, 0]], (H, W), align_corners)
-    centre = [(W - 1) / 2, (H - 1) / 2]
-    np.testing.assert_allclose(half.mean(axis=0), centre, atol=1e-12)
-    np.testing.assert_allclose(half - centre, 0.5 * (full - centre), atol=1e-12)
-    assert sampler.sample_spacing(half, (H, W)) == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize("align_corners", [True, False])
-def test_translation_moves_region_right_and_down(align_corners):
-    base = sampler.region_corners(IDENTITY, (H, W), align_corners)
-    moved = sampler.region_corners(torch.tensor([[1, 0, 0.5], [0, 1, -0.25]]), (H, W), align_corners)
-    # normalised units: the full width (2 units) spans W (or W - 1) pixels
-    sx = (W - 1) / 2 if align_corners else W / 2
-    sy = (H - 1) / 2 if align_corners else H / 2
-    np.testing.assert_allclose(moved - base, np.tile([0.5 * sx, -0.25 * sy], (4, 1)), atol=1e-12)
-
-
-def test_region_corners_refuses_other_shapes():
-    with pytest.raises(ValueError, match="matrix"):
-        sampler.region_corners(np.eye(4), (H, W), False)
-
-
-def test_grid_outline_is_the_closed_border_of_the_grid():
-    grid = sampler.affine_grid(IDENTITY[None], (1, 1, 3, 4), align_corners=True)[0]
-    path = sampler.grid_outline_pixels(grid, (3, 4), True)
-    expected = [(0, 0), (1, 0), (2, 0), (3, 0), (3, 1), (3, 2), (2, 2), (1, 2), (0, 2), (0, 1), (0, 0)]
-    np.testing.assert_allclose(path, expected, atol=1e-12)
-
-
-def test_bilinear_neighbours_match_torch():
-    img = np.random.default_rng(3).random((3, 3))
-    x, y = 0.7, 1.4
-    weights = sampler.bilinear_neighbours(x, y)
-    assert set(weights) == {(0, 1), (1, 1), (0, 2), (1, 2)}
-    assert weights[(1, 1)] == pytest.approx(0.7 * 0.6) and abs(sum(weights.values()) - 1) < 1e-12
-    value = sum(w * img[yy, xx] for (xx, yy), w in weights.items())
-    g = torch.tensor([[[sampler.normalise([x, y], 3, True).tolist()]]], dtype=torch.float64)
-    ref = F.grid_sample(torch.from_numpy(img)[None, None], g, align_corners=True)
-    assert abs(value - ref.item()) < 1e-12
-
-
-def test_gaussian_blur_keeps_constants_and_mean_and_smooths():
-    const = np.full((2, 10, 12), 0.3)
-    np.testing.assert_allclose(sampler.gaussian_blur(const, 2.0), const)
-    rng = np.random.default_rng(0)
-    noise = rng.random((1, 3, 32, 32))
-    blurred = sampler.gaussian_blur(noise, 1.5)
-    assert blurred.shape == noise.shape
-    assert blurred.std() < 0.5 * noise.std()
-    assert blurred.mean() == pytest.approx(noise.mean(), abs=0.02)
-    np.testing.assert_array_equal(sampler.gaussian_blur(noise, 0), noise)
-    impulse = np.zeros((9, 9))
-    impulse[4, 4] = 1.0
-    spread = sampler.gaussian_blur(impulse, 1.0)
-    assert spread.sum() == pytest.approx(1.0) and spread[4, 4] == spread.max()
-    np.testing.assert_allclose(spread, spread.T, atol=1e-15)  # rows and columns alike
-
-
-# ---------------------------------------------------------------------------------------
-# θ <-> parameters
-# ---------------------------------------------------------------------------------------
-
-def test_theta_from_params_known_cases():
-    np.testing.assert_array_equal(theta_from_params(angle=90), [[0, -1, 0], [1, 0, 0]])
-    np.testing.assert_array_equal(theta_from_params(angle=-90), [[0, 1, 0], [-1, 0, 0]])
-    np.testing.assert_array_equal(theta_from_params(angle=180), [[-1, 0, 0], [0, -1, 0]])
-    np.testing.assert_array_equal(theta_from_params(), np.eye(2, 3))
-    np.testing.assert_array_equal(theta_from_params(scale=(0.5, 2.0), translation=(0.25, -1.0)),
-                                  [[0.5, 0, 0.25], [0, 2.0, -1.0]])
-    np.testing.assert_array_equal(theta_from_params(scale=3.0), [[3, 0, 0], [0, 3, 0]])
-    np.testing.assert_array_equal(theta_from_params(shear=0.5, scale=(1, 2)), [[1, 1, 0], [0, 2, 0]])
-    c, s = np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30))
-    np.testing.assert_allclose(theta_from_params(angle=30, scale=(2, 3), shear=0.5),
-                               [[2 * c, (0.5 * c - s) * 3, 0], [2 * s, (0.5 * s + c) * 3, 0]], atol=1e-15)
-    assert theta_from_params(angle=90).dtype == np.float64
-
-
-def test_params_round_trip():
-    rng = np.random.default_rng(9)
-    for _ in range(50):
-        params = {
-            "angle": float(rng.uniform(-179.9, 180)),
-            "scale": (float(rng.uniform(0.1, 3)), float(rng.uniform(-3, 3))),
-            "shear": float(rng.uniform(-2, 2)),
-            "translation": (float(rng.uniform(-2, 2)), float(rng.uniform(-2, 2))),
-        }
-        back = params_from_theta(theta_from_params(**params))
-        assert back.keys() == params.keys()
-        assert isinstance(back["scale"], tuple) and isinstance(back["translation"], tuple)
-        for key in params:
-            np.testing.assert_allclose(back[key], params[key], rtol=1e-10, atol=1e-10)
-    # θ -> params -> θ for any θ, reflections (negative determinant) included.
-    thetas = rng.standard_normal((20, 2, 3))
-    np.testing.assert_allclose(theta_from_params(**params_from_theta(thetas)), thetas, atol=1e-12)
-
-
-def test_params_batch():
-    angle = np.array([0.0, 90.0, -45.0])
-    theta = theta_from_params(angle=angle, scale=(np.array([1.0, 2.0, 0.5]), 1.5), translation=(0.1, angle / 100))
-    assert theta.shape == (3, 2, 3)
-    for k in range(3):
-        single = theta_from_params(angle=angle[k], scale=([1.0, 2.0, 0.5][k], 1.5), translation=(0.1, angle[k] / 100))
-        np.testing.assert_array_equal(theta[k], single)
-    params = params_from_theta(theta)
-    np.testing.assert_allclose(params["angle"], angle, atol=1e-12)
-    np.testing.assert_allclose(params["scale"][0], [1.0, 2.0, 0.5], atol=1e-12)
-    np.testing.assert_allclose(params["translation"][1], angle / 100, atol=1e-15)
-
-
-def test_params_of_singular_theta_are_finite():
-    params = params_from_theta(np.zeros((2, 3)))
-    assert params == {"angle": 0.0, "scale": (0.0, 0.0), "shear": 0.0, "translation": (0.0, 0.0)}
-    params = params_from_theta(theta_from_params(angle=30, scale=(2, 0), shear=0.7))
-    assert params["shear"] == 0.0 and params["angle"] == pytest.approx(30)
 
 
 # ---------------------------------------------------------------------------------------
@@ -583,12 +420,6 @@ INF_THETA[1, 0, 2] = np.inf
         (lambda: grid_sample_backward(GOOD_X, GOOD_GRID, np.ones((2, 1, 4, 4)), mode="cubic"), ValueError, "mode"),
         (lambda: affine_grid_backward(np.ones((2, 3, 3, 2)), (2, 1, 4, 4)), ValueError, "grad_grid"),
         (lambda: affine_grid_backward(np.ones((2, 4, 4, 2), int), (2, 1, 4, 4)), TypeError, "grad_grid"),
-        (lambda: params_from_theta(np.ones((3, 3))), ValueError, "theta"),
-        (lambda: params_from_theta(np.ones((2, 3), int)), TypeError, "theta"),
-        (lambda: params_from_theta(np.full((2, 3), np.nan)), ValueError, "theta"),
-        (lambda: theta_from_params(angle=np.nan), ValueError, "angle"),
-        (lambda: theta_from_params(scale=(1, 2, 3)), ValueError, "scale"),
-        (lambda: theta_from_params(translation=(0.0, np.inf)), ValueError, "translation"),
     ],
 )
 def test_validation_errors_name_the_argument(call, error, match):
@@ -617,12 +448,12 @@ def test_sampler_does_not_import_torch():
 def test_accepts_lists_and_all_modes_share_one_signature():
     out = grid_sample([[[[1.0, 2.0], [3.0, 4.0]]]], [[[[0.0, 0.0]]]], align_corners=True)
     assert out.shape == (1, 1, 1, 1) and out[0, 0, 0, 0] == pytest.approx(2.5)
-    for mode, padding_mode in itertools.product(sampler.MODES, sampler.PADDING_MODES):
+    for mode, padding_mode in itertools.product(conventions.MODES, conventions.PADDING_MODES):
         assert grid_sample(GOOD_X, GOOD_GRID, mode, padding_mode).shape == (2, 1, 4, 4)
 
 
 # ---------------------------------------------------------------------------------------
-# Huge, infinite and NaN coordinates (issue #23, items 1 and 13)
+# Huge, infinite and NaN coordinates
 # ---------------------------------------------------------------------------------------
 # Each call below hung (np.take spinning on index INT_MIN) or raised IndexError before the
 # fix. It runs in a child process with a timeout, so a hang fails the test, not the suite.

@@ -10,7 +10,7 @@ import types  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from stn_course import sampler  # noqa: E402
+from stn_course import coordinates, parameterisation  # noqa: E402
 from stn_course.widgets import RAW_MODE, ThetaExplorer, downsample, theta_explorer  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def test_every_slider_changes_theta_and_rerenders(explorer):
         assert explorer.render_count == count + 1, name
         assert not np.allclose(explorer.theta, before_theta), name
         assert _png(explorer) != before_png, name
-    expected = sampler.theta_from_params(angle=30.0, scale=(0.5, 1.5), shear=0.2, translation=(0.3, -0.4))
+    expected = parameterisation.theta_from_params(angle=30.0, scale=(0.5, 1.5), shear=0.2, translation=(0.3, -0.4))
     np.testing.assert_allclose(explorer.theta, expected, atol=1e-12)
     # the raw fields follow the sliders
     raw = [[explorer.raw_fields[f"{i}{j}"].value for j in range(3)] for i in range(2)]
@@ -86,7 +86,7 @@ def test_raw_mode_round_trip(explorer):
     np.testing.assert_allclose(explorer.theta, theta, atol=1e-12)
     # the sliders show the decomposition, and it rebuilds the same θ
     p = explorer.params
-    rebuilt = sampler.theta_from_params(angle=p["angle"], scale=(p["scale_x"], p["scale_y"]),
+    rebuilt = parameterisation.theta_from_params(angle=p["angle"], scale=(p["scale_x"], p["scale_y"]),
                                         shear=p["shear"], translation=(p["tx"], p["ty"]))
     np.testing.assert_allclose(rebuilt, theta, atol=1e-9)
     # back to parameters: θ is unchanged until a slider moves
@@ -125,7 +125,7 @@ def test_large_images_are_shrunk_and_redraws_report_their_time():
     assert ex.image.shape == (150, 140, 3)  # block means of 2x2 pixels
     ex.sliders["angle"].value = 10.0
     assert ex.render_count == 2 and ex.last_render_ms > 0
-    np.testing.assert_allclose(ex.corners, sampler.region_corners(ex.theta, (150, 140), False))
+    np.testing.assert_allclose(ex.corners, coordinates.region_corners(ex.theta, (150, 140), False))
 
 
 def test_downsample():
@@ -171,7 +171,7 @@ def test_colab_widget_manager_is_enabled(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------
-# Typed values: exact, validated, explained (issue #23 item 2, issue #24 item 5)
+# Typed values: exact, validated, explained
 # ---------------------------------------------------------------------------------------
 
 def test_reflection_with_a_huge_raw_theta_returns(tmp_path):

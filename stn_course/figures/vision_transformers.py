@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .plot import as_hwc, draw_grid_outline, new_figure
-from .sampler import grid_to_pixels
+from ..coordinates import grid_to_pixels
+from ..plot import as_hwc, new_figure
+from .sampling import draw_grid_outline
 
 
 def _gray_or_rgb(ax, image) -> None:

@@ -1,0 +1,85 @@
+"""Figures of notebook 06 (traffic signs, GTSRB): examples of each class, class counts,
+sign sizes, the transformer's zoom against the sign's size, and per-class errors.
+Images are float ``(N, 3, H, W)`` in [0, 1]; metadata comes from
+:class:`stn_course.gtsrb.GTSRBData`."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..gtsrb import GTSRBData
+from ..traffic_signs import sign_fraction
+from ..plot import as_hwc, new_figure
+
+
+def plot_class_examples(data: GTSRBData, columns: int = 11) -> Figure:
+    """One image of every class (the middle frame of its first track), titled with its id."""
+    classes = data.data.classes
+    rows = -(-len(classes) // columns)
+    fig = new_figure((1.1 * columns, 1.25 * rows), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, columns)).reshape(-1)
+    for ax in axes:
+        ax.axis("off")
+    for label, ax in enumerate(axes[:len(classes)]):
+        positions = torch.nonzero(data.data.labels == label).flatten()
+        image = data.data.images[positions[len(positions) // 2]].float() / 255
+        ax.imshow(as_hwc(image))
+        ax.set_title(str(label), fontsize=9)
+    return fig
+
+
+def plot_class_counts(train: GTSRBData, test: GTSRBData) -> Figure:
+    """Images per class in the training and test sets (bars), on one axis."""
+    fig = new_figure((11, 3.0), layout="constrained")
+    ax = fig.subplots()
+    classes = np.arange(len(train.data.classes))
+    for data, offset, name in ((train, -0.2, "training"), (test, 0.2, "test")):
+        counts = torch.bincount(data.data.labels, minlength=len(classes)).numpy()
+        ax.bar(classes + offset, counts, width=0.4, label=name)
+    ax.set(xlabel="class", ylabel="images", xticks=classes, xlim=(-0.7, len(classes) - 0.3))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend()
+    return fig
+
+
+def plot_sizes(data: GTSRBData) -> Figure:
+    """Histograms of the original photographs' sides and of the sign's share of the side."""
+    fig = new_figure((10, 3.0), layout="constrained")
+    ax_side, ax_fraction = fig.subplots(1, 2)
+    side = torch.sqrt((data.column("width") * data.column("height")).float()).numpy()
+    ax_side.hist(side, bins=60, color="tab:blue")
+    ax_side.set(xlabel="original side (pixels, geometric mean of width and height)", ylabel="images", yscale="log")
+    ax_fraction.hist(sign_fraction(data).numpy(), bins=60, color="tab:orange")
+    ax_fraction.set(xlabel="sign box side / image side", ylabel="images")
+    return fig
+
+
+def plot_zoom_vs_size(fraction: np.ndarray, zoom: np.ndarray, correlation: float) -> Figure:
+    """Scatter of the transformer's zoom against the sign's true share of the image side."""
+    fig = new_figure((4.6, 4.0), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(fraction, zoom, s=4, alpha=0.4)
+    low, high = min(fraction.min(), zoom.min()), max(fraction.max(), zoom.max())
+    ax.plot([low, high], [low, high], "k--", lw=1, label="zoom = sign size")
+    ax.set(xlabel="sign box side / image side (from the metadata)",
+           ylabel="sampled side / image side (input transformer)",
+           title=f"Pearson correlation r = {correlation:.2f}")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plot_per_class_errors(errors: dict[str, torch.Tensor], names: Sequence[str]) -> Figure:
+    """Per-class test error (%) of each model (``{model name: (classes,)}``), as bars."""
+    fig = new_figure((11, 3.2), layout="constrained")
+    ax = fig.subplots()
+    classes = np.arange(len(names))
+    width = 0.8 / len(errors)
+    for index, (model, percent) in enumerate(errors.items()):
+        ax.bar(classes + (index - (len(errors) - 1) / 2) * width, percent.numpy(), width=width, label=model)
+    ax.set(xlabel="class", ylabel="test error (%)", xticks=classes, xlim=(-0.7, len(names) - 0.3))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend()
+    return fig
