@@ -17,7 +17,9 @@ names, without torch), ``recipes`` and ``validation`` (what a run is: ``RunConfi
 its identity), ``shipped`` (the trained models shipped with the course), ``results`` (a run's
 results file), ``recording`` (θ recorded while a transformer trains), ``runlock`` and
 ``errors``, ``published`` (the published results) and ``report`` (the tables), ``plot``
-(drawing primitives), the ``figures`` package (each notebook's figures) and ``widgets``
+(drawing primitives), the ``figures`` package (each notebook's
+figures: ``figures.concepts``, ``figures.sampling``, ``figures.training``, ``figures.visualising``,
+``figures.traffic_signs``, ``figures.vision_transformers``) and ``widgets``
 (the θ explorer).
 """
 __version__ = "0.1.0"

@@ -86,6 +86,17 @@ def test_the_check_finds_a_long_module(tmp_path):
 
 def test_every_module_is_in_the_readme_package_table():
     readme = (repo_root() / "README.md").read_text()
+    table = readme[readme.index("## The package"):]  # its modules are named relative to stn_course/
+    table = table[:table.index("\n## ")] if "\n## " in table else table
     missing = [module_id(path) for path in MODULES
-               if path.name not in ("__init__.py", "__main__.py") and f"`stn_course/{module_id(path)}`" not in readme]
+               if path.name not in ("__init__.py", "__main__.py") and f"`{module_id(path)}`" not in table]
     assert not missing, f"add rows to README's package table for {missing}"
+
+
+def test_the_package_docstring_names_every_module():
+    import stn_course
+
+    doc = " ".join(stn_course.__doc__.split())
+    missing = [module_id(path) for path in MODULES if path.name not in ("__init__.py", "__main__.py")
+               and f"``{module_id(path)[:-3].replace('/', '.')}``" not in doc]
+    assert not missing, f"name these modules in stn_course/__init__.py's docstring: {missing}"
