@@ -93,3 +93,13 @@ def test_moving_digit_gif_is_readable_and_shows_the_sampled_region(tmp_path):
     # The orange outline and corner dots: pixels with much more red than blue.
     assert ((outlined_frame[..., 0] - outlined_frame[..., 2]) > 100).sum() > 100
     assert ((plain_frame[..., 0] - plain_frame[..., 2]) > 100).sum() == 0
+
+
+def test_moving_digit_follows_a_closed_path_and_animates(tmp_path):
+    frames, params = moving_digit(_blob(), frames=12)
+    assert frames.shape == (12, 1, 42, 42)
+    assert params["angle"].shape == (12,) and params["shift_px"].shape == (12, 2)
+    assert not torch.equal(frames[0], frames[3])
+    path = visualising.animate_moving_input(frames, frames, tmp_path / "moving.gif")
+    with Image.open(path) as gif:
+        assert gif.n_frames == 12
