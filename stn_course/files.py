@@ -3,7 +3,7 @@ place, then renamed), and a redrawn picture that looks the same leaves the old f
 
 * :func:`write_atomically`: call a writer on a temporary file, then rename it into place;
 * :func:`save_atomically`: ``torch.save`` through :func:`write_atomically` (checkpoints, caches);
-* :func:`save_figure`: a figure into ``plots/`` (:func:`stn_course.utils.plots_dir`);
+* :func:`save_figure`: a figure into the output folder's ``plots/`` (:func:`stn_course.utils.plots_dir`);
 * :func:`replace_if_changed`, :func:`images_look_the_same`: keep a picture file unless it changed.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ def save_atomically(obj: object, path: Path) -> None:
 
 def save_figure(fig, name: str, dpi: int = 100):
     """Save ``fig`` (a matplotlib figure) as ``plots_dir() / name`` and return it, so a cell
-    can end with ``save_figure(fig, "name.png")`` to both keep and show it. (``plots/`` in a
-    full run, a temporary folder in quick mode.)"""
+    can end with ``save_figure(fig, "name.png")`` to both keep and show it. (The output
+    folder's ``plots/``; the repository's ``plots/`` only with ``STN_COURSE_RECORD_PLOTS=1``.)"""
     from .utils import plots_dir
 
     replace_if_changed(plots_dir() / name, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))

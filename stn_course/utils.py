@@ -2,11 +2,11 @@
 
 Run modes
 ---------
-* **full** (default): notebooks do the real work. Figures go to ``plots/``; results of runs
-  a learner makes go to the output folder, outside the repository, so following the
-  course never changes a tracked file. The course's own recorded runs are written to
-  ``results/`` only when asked (``--record`` on the command line, ``record=True`` in the
-  API, or ``STN_COURSE_RECORD=1``).
+* **full** (default): notebooks do the real work. Figures and the results of runs a learner
+  makes go to the output folder, outside the repository, so following the course never
+  changes a tracked file. The course's own recorded runs are written to ``results/`` only
+  when asked (``--record`` on the command line, ``record=True`` in the API, or
+  ``STN_COURSE_RECORD=1``), its figures to ``plots/`` only with ``STN_COURSE_RECORD_PLOTS=1``.
 * **quick** (``STN_COURSE_QUICK=1``, set by ``conftest.py`` under pytest): small subsets
   and few steps, so every notebook runs in well under a minute; figures, results and
   checkpoints go to a temporary output folder (``STN_COURSE_OUTPUT`` if set), so a test
@@ -19,7 +19,8 @@ Paths (each environment variable overrides its default)
 * checkpoints: ``STN_COURSE_CHECKPOINTS``, else ``<data root>/checkpoints`` (full mode) or
   the output folder (quick mode);
 * output folder: ``STN_COURSE_OUTPUT``, else ``<data root>/stn_course_output`` (full mode)
-  or a temporary folder (quick mode); results of unrecorded runs go to its ``results/``.
+  or a temporary folder (quick mode); results of unrecorded runs go to its ``results/``,
+  figures to its ``plots/``.
 
 A default under the data root that cannot be created (a read-only classroom mount) falls
 back to ``~/.cache/stn_course`` (``$XDG_CACHE_HOME``), with a note saying so.
@@ -172,9 +173,22 @@ def checkpoint_dir() -> Path:
     return _folder("STN_COURSE_CHECKPOINTS", "checkpoints", lambda: output_root() / "checkpoints")
 
 
+def _env_true(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def should_record_plots() -> bool:
+    """Whether figures go into the course's own ``plots/`` (which the README shows): only when
+    the course's authors set ``STN_COURSE_RECORD_PLOTS=1`` to refresh them, in full mode, from a
+    clone of the repository."""
+    return _env_true("STN_COURSE_RECORD_PLOTS") and not is_quick() and has_repository()
+
+
 def plots_dir() -> Path:
-    """Folder notebooks save figures to: ``plots/`` (full) or a temporary folder (quick)."""
-    return _ensure(output_root() / "plots" if is_quick() else repo_root() / "plots")
+    """Folder notebooks save figures to: ``<output folder>/plots`` (:func:`output_root`, a
+    temporary folder in quick mode), or the repository's ``plots/`` for the course's authors
+    (:func:`should_record_plots`). Following the course never writes into ``plots/``."""
+    return _ensure(repo_root() / "plots" if should_record_plots() else output_root() / "plots")
 
 
 def recorded_results_dir() -> Path:
@@ -186,7 +200,7 @@ def should_record(record: bool | None = None) -> bool:
     """Whether a result goes into the course's ``results/``: ``record`` if given, else
     ``$STN_COURSE_RECORD``; never in quick mode."""
     if record is None:
-        record = os.environ.get("STN_COURSE_RECORD", "").strip().lower() in {"1", "true", "yes", "on"}
+        record = _env_true("STN_COURSE_RECORD")
     return record and not is_quick()
 
 

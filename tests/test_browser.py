@@ -9,8 +9,8 @@ Needs ``/usr/bin/chromium`` (Debian: ``apt-get install -y chromium``) and the Py
 ``playwright`` package (never run ``playwright install``); skipped otherwise.
 Run it alone with ``pytest -m browser tests/test_browser.py``.
 
-Screenshots go to pytest's ``tmp_path``; set ``STN_COURSE_SAVE_SCREENSHOT=1`` (or run
-outside quick mode) to also write ``plots/theta_explorer_browser.png`` for the README.
+Screenshots go to pytest's ``tmp_path``; the course's authors set ``STN_COURSE_SAVE_SCREENSHOT=1``
+(or ``STN_COURSE_RECORD_PLOTS=1``) to also write ``plots/theta_explorer_browser.png`` for the README.
 """
 from __future__ import annotations
 
@@ -305,7 +305,7 @@ def test_theta_explorer_in_a_real_browser(tmp_path):
                 explorer.screenshot(path=str(shots / "4b_raw_exact.png"))
 
                 page.screenshot(path=str(shots / "5_page.png"))
-                if os.environ.get("STN_COURSE_SAVE_SCREENSHOT") or os.environ.get("STN_COURSE_QUICK") != "1":
+                if os.environ.get("STN_COURSE_SAVE_SCREENSHOT") or os.environ.get("STN_COURSE_RECORD_PLOTS"):
                     # a picture for the README: the explorer on the digit, rotated
                     explorer.locator(".stn-reset").click()
                     explorer.locator(".stn-mode button", has_text="parameters").click()

@@ -94,3 +94,20 @@ def test_save_figure_writes_into_plots_dir_and_returns_the_figure():
     fig.add_subplot().plot([0, 1])
     assert save_figure(fig, "test_files_line.png", dpi=20) is fig
     assert (utils.plots_dir() / "test_files_line.png").exists()
+
+
+def test_a_full_mode_figure_goes_to_the_output_folder_never_into_the_repository(monkeypatch, tmp_path):
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.delenv("STN_COURSE_RECORD_PLOTS", raising=False)
+    monkeypatch.setenv("STN_COURSE_RECORD", "1")  # recording results does not record figures
+    course_plots = utils.repo_root() / "plots"
+    before = {path.name: path.stat().st_mtime_ns for path in course_plots.iterdir()}
+    fig = new_figure((1, 1))
+    fig.add_subplot().plot([0, 1])
+    try:
+        save_figure(fig, "test_files_full_mode.png", dpi=20)
+        assert (tmp_path / "out" / "plots" / "test_files_full_mode.png").exists()
+        assert {path.name: path.stat().st_mtime_ns for path in course_plots.iterdir()} == before
+    finally:  # even when it fails, the repository keeps no trace
+        (course_plots / "test_files_full_mode.png").unlink(missing_ok=True)

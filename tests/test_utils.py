@@ -50,20 +50,29 @@ def test_quick_mode_writes_outside_the_repository(monkeypatch, tmp_path):
 def test_full_mode_records_into_the_repository_only_when_asked(monkeypatch, tmp_path):
     monkeypatch.setenv("STN_COURSE_QUICK", "0")
     monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path))
-    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_RECORD"):
+    for variable in ("STN_COURSE_OUTPUT", "STN_COURSE_CHECKPOINTS", "STN_COURSE_RECORD", "STN_COURSE_RECORD_PLOTS"):
         monkeypatch.delenv(variable, raising=False)
-    assert utils.plots_dir() == utils.repo_root() / "plots"
+    assert utils.plots_dir() == tmp_path.resolve() / "stn_course_output" / "plots"
     assert utils.results_dir(record=True) == utils.repo_root() / "results"
     assert utils.results_dir() == tmp_path.resolve() / "stn_course_output" / "results"
     assert utils.checkpoint_dir() == tmp_path.resolve() / "checkpoints"
     monkeypatch.setenv("STN_COURSE_RECORD", "1")
     assert utils.results_dir() == utils.repo_root() / "results"
+    assert utils.plots_dir() == tmp_path.resolve() / "stn_course_output" / "plots", "plots have their own switch"
+    monkeypatch.setenv("STN_COURSE_RECORD_PLOTS", "1")
+    assert utils.plots_dir() == utils.repo_root() / "plots"
+    monkeypatch.delenv("STN_COURSE_RECORD_PLOTS")
     monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "out"))
     monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "ckpt"))
     assert utils.results_dir(record=False) == (tmp_path / "out" / "results").resolve()
     assert utils.checkpoint_dir() == (tmp_path / "ckpt").resolve()
     monkeypatch.setenv("STN_COURSE_QUICK", "1")
     assert utils.results_dir(record=True) == (tmp_path / "out" / "results").resolve(), "quick runs never record"
+    monkeypatch.setenv("STN_COURSE_RECORD_PLOTS", "1")
+    assert utils.plots_dir() == (tmp_path / "out" / "plots").resolve(), "quick runs never write plots/"
+    monkeypatch.setenv("STN_COURSE_QUICK", "0")
+    monkeypatch.setattr(utils, "has_repository", lambda: False)
+    assert utils.plots_dir() == (tmp_path / "out" / "plots").resolve(), "installed alone: no course plots/"
 
 
 def test_defaults_under_an_unwritable_data_root_fall_back_to_the_user_cache(monkeypatch, tmp_path, capsys):
