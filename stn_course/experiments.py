@@ -147,7 +147,7 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     the run's) rather than the run's own checkpoint in :func:`checkpoint_dir`. Raises
     FileNotFoundError, with the command that trains it, if the run has not finished."""
     experiment = build_experiment(config, device)
-    if load_shipped_checkpoint(experiment):
+    if load_shipped_checkpoint(experiment, instead="the run has to be trained first"):
         return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
     state = load_checkpoint(path, run=run_identity(config)) if path.exists() else None

@@ -36,32 +36,41 @@ def ship_checkpoint(experiment: Experiment) -> Path:
     return path
 
 
-def fetch_shipped_checkpoint(name: str) -> bool:
+def fetch_shipped_checkpoint(name: str, instead: str = "training it instead") -> bool:
     """When the package is installed without the repository (Colab), download
     ``<repo URL>/raw/main/checkpoints/<name>.pt`` (:func:`stn_course.utils.repo_url`,
-    ``$STN_COURSE_REPO_URL``) into :func:`shipped_checkpoint_dir`. From a clone, or if the
-    download fails, do nothing and return False (the caller then trains)."""
+    ``$STN_COURSE_REPO_URL``) into :func:`shipped_checkpoint_dir`. From a clone, do nothing
+    and return False. A failed download prints one line, what failed and why, then
+    ``instead`` (what the caller does next, e.g. ``"training it instead, 5 epochs"``), and
+    returns False."""
     if has_repository():
         return False
     path = shipped_checkpoint_dir() / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"{repo_url()}/raw/main/checkpoints/{name}.pt"
     try:
-        torch.hub.download_url_to_file(f"{repo_url()}/raw/main/checkpoints/{name}.pt", str(path), progress=False)
-    except Exception:  # not shipped, or no network: train instead
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except Exception as error:  # not shipped, or no network: the caller trains instead
         path.unlink(missing_ok=True)
+        reason = " ".join(str(error).split()) or type(error).__name__  # one line, whatever the error says
+        print(f"Could not download the shipped model {name} from {url} ({reason}): {instead}.")
         return False
     return True
 
 
-def load_shipped_checkpoint(experiment: Experiment) -> bool:
+def load_shipped_checkpoint(experiment: Experiment, instead: str | None = None) -> bool:
     """Load ``checkpoints/<name>.pt`` (shipped with the course) into the experiment, unless a
     checkpoint of the same run exists in :func:`checkpoint_dir` (then training resumes or
-    loads from there). Returns True if the shipped weights were loaded."""
+    loads from there). Returns True if the shipped weights were loaded. ``instead``: what the
+    caller does if a download fails (:func:`fetch_shipped_checkpoint`; default: it trains
+    the run's epochs)."""
     name = experiment.config.name
     shipped = shipped_checkpoint_dir() / f"{name}.pt"
     if (checkpoint_dir() / f"{name}.pt").exists():
         return False
-    if not shipped.exists() and not fetch_shipped_checkpoint(name):
+    epochs = experiment.config.epochs
+    instead = instead or f"training it instead, {epochs} epoch{'s' if epochs != 1 else ''}"
+    if not shipped.exists() and not fetch_shipped_checkpoint(name, instead):
         return False
     state = load_checkpoint(shipped, run=run_identity(experiment.config, shipped=True))
     model = experiment.model

@@ -73,6 +73,15 @@ print(json.dumps({"file": stn_course.__file__, "has_repository": utils.has_repos
                    "downloaded": sorted(p.name for p in utils.shipped_checkpoint_dir().glob("*.pt"))}))
 """
 
+#: notebook 02's run, where nothing serves the checkpoint: one line says so, then it trains
+#: (stopped here, exit status 3, as training starts)
+FAILED_DOWNLOAD_SCRIPT = """
+import sys
+from stn_course import experiments, recipes
+experiments._train = lambda *args, **kwargs: sys.exit(3)
+experiments.run_experiment(recipes.default_config("mnist", "st-cnn-aff", epochs=5), device="cpu")
+"""
+
 
 @pytest.mark.install
 @requires_mnist
@@ -102,6 +111,12 @@ def test_colab_install_line_and_checkpoint_download_work_without_the_repository(
                                 cwd=workdir, timeout=300)
     finally:
         server.shutdown()
+    failed = subprocess.run([python, "-c", FAILED_DOWNLOAD_SCRIPT], capture_output=True, text=True, env=environ,
+                            cwd=workdir, timeout=300)  # the server is gone: nothing answers at the URL
+    assert failed.returncode == 3, failed.stderr
+    assert failed.stdout.splitlines() == [
+        f"Could not download the shipped model {SHIPPED_RUN} from {address}/fork/raw/main/checkpoints/{SHIPPED_RUN}.pt"
+        " (<urlopen error [Errno 111] Connection refused>): training it instead, 5 epochs."], failed.stdout
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     installed = Path(report["file"]).resolve()

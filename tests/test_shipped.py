@@ -1,6 +1,7 @@
 """The trained models shipped with the course: written small, loaded instead of training,
 and downloaded when the package is installed without the repository."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -62,6 +63,52 @@ def test_an_installed_package_fetches_a_shipped_checkpoint_and_falls_back_to_tra
     assert shipped.fetch_shipped_checkpoint("run") is True and (tmp_path / "run.pt").exists()
     assert asked[0] == "https://example.org/a-fork/raw/main/checkpoints/run.pt"
     assert shipped.fetch_shipped_checkpoint("missing") is False and not (tmp_path / "missing.pt").exists()
+
+
+def _unreachable_url() -> str:
+    """An address where nothing listens: a port that was free a moment ago."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/no-course"
+
+
+def test_a_failed_download_says_in_one_line_what_failed_and_that_notebook_02s_run_trains(
+        tmp_path, monkeypatch, capsys):
+    from stn_course import experiments
+    from stn_course.data import ImageTensors
+    from stn_course.loader import BatchLoader
+    from stn_course.recipes import default_config
+    from stn_course.registry import build_classifier
+
+    monkeypatch.setattr(shipped, "has_repository", lambda: False)  # installed alone, as on Colab
+    monkeypatch.setattr(shipped, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "runs"))
+    url = _unreachable_url()
+    monkeypatch.setenv("STN_COURSE_REPO_URL", url)
+    config = default_config("mnist", "st-cnn-aff", epochs=5, quick=False)  # notebook 02's run, full mode
+    data = ImageTensors(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.arange(2), tuple("0123456789"),
+                        (0.1,), (0.3,), "tiny")
+    model = build_classifier("st-cnn-aff", (1, 28, 28), (0.1,), (0.3,))
+    experiment = experiments.Experiment(config, model, BatchLoader(data, 2), BatchLoader(data, 2))
+
+    class TrainingStarted(Exception):
+        pass
+
+    def train(*args, **kwargs):
+        raise TrainingStarted
+
+    monkeypatch.setattr(experiments, "_train", train)
+    with pytest.raises(TrainingStarted):
+        experiments.train_experiment(experiment)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(rf"Could not download the shipped model {config.name} from "
+                        rf"{re.escape(url)}/raw/main/checkpoints/{config.name}\.pt \(.+\): "
+                        r"training it instead, 5 epochs\.", lines[0]), lines[0]
+    assert not (tmp_path / "shipped" / f"{config.name}.pt").exists(), "no half-downloaded file is left"
 
 
 def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes():
