@@ -111,8 +111,10 @@ def test_colab_install_line_and_checkpoint_download_work_without_the_repository(
                                 cwd=workdir, timeout=300)
     finally:
         server.shutdown()
+    # the server is gone, nothing answers at the URL, and this checkpoint folder has nothing downloaded
+    environ.update(STN_COURSE_CHECKPOINTS=str(tmp_path / "checkpoints-offline"))
     failed = subprocess.run([python, "-c", FAILED_DOWNLOAD_SCRIPT], capture_output=True, text=True, env=environ,
-                            cwd=workdir, timeout=300)  # the server is gone: nothing answers at the URL
+                            cwd=workdir, timeout=300)
     assert failed.returncode == 3, failed.stderr
     assert failed.stdout.splitlines() == [
         f"Could not download the shipped model {SHIPPED_RUN} from {address}/fork/raw/main/checkpoints/{SHIPPED_RUN}.pt"
