@@ -111,6 +111,7 @@ def test_colab_install_line_and_checkpoint_download_work_without_the_repository(
                                 cwd=workdir, timeout=300)
     finally:
         server.shutdown()
+        server.server_close()  # closed: a connection is refused, not left waiting
     # the server is gone, nothing answers at the URL, and this checkpoint folder has nothing downloaded
     environ.update(STN_COURSE_CHECKPOINTS=str(tmp_path / "checkpoints-offline"))
     failed = subprocess.run([python, "-c", FAILED_DOWNLOAD_SCRIPT], capture_output=True, text=True, env=environ,
