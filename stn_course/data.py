@@ -106,17 +106,34 @@ def spread_indices(total: int, count: int) -> np.ndarray:
     return np.linspace(0, total - 1, count).round().astype(np.int64)
 
 
+#: how a learner points the course at a datasets folder, in each place the course runs
+SET_DATA_ROOT = (
+    "  In a notebook (also on Colab): run `%env STN_COURSE_DATA=/path/to/datasets` in a cell, then this cell again.\n"
+    "  In a terminal: `export STN_COURSE_DATA=/path/to/datasets`, then start `jupyter lab` or "
+    "`python -m stn_course` from that terminal.\n"
+    "  On Colab the files must be on the runtime first: upload them (Files panel) or mount Google Drive "
+    "and use its path, e.g. /content/drive/MyDrive/datasets.")
+
+
 def missing_data_error(dataset: str, root: Path, layouts: str, fix: str | None = None) -> DatasetNotFoundError:
     """The error for a dataset that is neither under ``root`` (where it looked: ``layouts``)
     nor downloadable, naming the data root and how to fix it (default fix: download or
-    point STN_COURSE_DATA at a copy)."""
+    point STN_COURSE_DATA at a copy), and how to set STN_COURSE_DATA in a notebook, a
+    terminal and on Colab (:data:`SET_DATA_ROOT`)."""
+    from .utils import NEW_DATA_ROOTS, has_repository
+
     env = os.environ.get("STN_COURSE_DATA")
-    env_text = f"STN_COURSE_DATA={env}" if env else "STN_COURSE_DATA is not set, so the default <repository>/data is used"
+    if env:
+        env_text = f"STN_COURSE_DATA={env}" + (" (a folder that did not exist: is the name right?)"
+                                               if Path(env).expanduser().resolve() in NEW_DATA_ROOTS else "")
+    else:
+        where = "the repository's data/" if has_repository() else "data/ in the current folder (no repository here)"
+        env_text = f"STN_COURSE_DATA is not set, so the default {root} is used ({where})"
     fix = fix or ("run once with internet access (torchvision downloads it into the data root), or point "
-                  "STN_COURSE_DATA at a folder that holds it, e.g. `export STN_COURSE_DATA=../shared/datasets`")
+                  "STN_COURSE_DATA at a folder that holds it")
     return DatasetNotFoundError(
         f"{dataset} was not found under the data root {root} and could not be downloaded "
-        f"(no network?).\n  Data root: {env_text}.\n  Looked for: {layouts}.\n  To fix: {fix}."
+        f"(no network?).\n  Data root: {env_text}.\n  Looked for: {layouts}.\n  To fix: {fix}.\n{SET_DATA_ROOT}"
     )
 
 

@@ -93,10 +93,23 @@ def quick_or_full(quick: Any, full: Any) -> Any:
     return quick if is_quick() else full
 
 
+#: data roots named by ``$STN_COURSE_DATA`` that did not exist when first asked for (a typo?)
+NEW_DATA_ROOTS: set[Path] = set()
+
+
 def data_root() -> Path:
-    """Folder holding the datasets: ``$STN_COURSE_DATA`` or ``<repo>/data``."""
+    """Folder holding the datasets: ``$STN_COURSE_DATA`` or ``<repo>/data``. A folder named by
+    ``$STN_COURSE_DATA`` that does not exist is noted once (it is created when data is
+    downloaded into it, so a mistyped name would otherwise pass unseen)."""
     env = os.environ.get("STN_COURSE_DATA")
-    return Path(env).expanduser().resolve() if env else repo_root() / "data"
+    if not env:
+        return repo_root() / "data"
+    root = Path(env).expanduser().resolve()
+    if root not in NEW_DATA_ROOTS and not root.exists():
+        NEW_DATA_ROOTS.add(root)
+        print(f"Note: STN_COURSE_DATA={env} names a folder that did not exist; it is created for downloads "
+              f"(check the name if your datasets are elsewhere).")
+    return root
 
 
 def _from_env(variable: str) -> Path | None:

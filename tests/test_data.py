@@ -99,6 +99,17 @@ def test_missing_data_gives_one_clear_error(loader, name, tmp_path, monkeypatch,
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
+def test_missing_data_says_what_to_do_in_a_notebook_a_terminal_and_on_colab(tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path / "datsets"))  # mistyped: no such folder
+    monkeypatch.setenv("STN_COURSE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DatasetNotFoundError) as caught:
+        load_mnist(train=False)
+    message = str(caught.value)
+    assert "did not exist" in message, "a mistyped folder is named as new"
+    assert "%env STN_COURSE_DATA=" in message and "export STN_COURSE_DATA=" in message
+    assert "Colab" in message and "../shared" not in message
+
+
 # --- a corrupt raw data file is named as corrupt, not missing ------------------------------
 
 @pytest.fixture

@@ -40,6 +40,18 @@ def test_data_root_follows_environment(monkeypatch, tmp_path):
     assert utils.data_root() == utils.repo_root() / "data"
 
 
+def test_a_data_root_that_does_not_exist_is_noted_once(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path / "datsets"))  # mistyped
+    assert utils.data_root() == tmp_path / "datsets"
+    out = capsys.readouterr().out
+    assert f"STN_COURSE_DATA={tmp_path / 'datsets'} names a folder that did not exist" in out
+    utils.data_root()
+    assert capsys.readouterr().out == "", "noted once"
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path))
+    utils.data_root()
+    assert capsys.readouterr().out == "", "an existing folder is not noted"
+
+
 def test_quick_mode_writes_outside_the_repository(monkeypatch, tmp_path):
     monkeypatch.setenv("STN_COURSE_QUICK", "1")
     monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))
