@@ -146,9 +146,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = replace(config, **settings)
     device = get_device(args.device)
     if args.command == "errors":
+        import json
+
+        from .analysis import describe_error_summary
         from .results import record_errors
 
-        print("Saved the errors to", record_errors(config, device=device, record=args.record))
+        path = record_errors(config, device=device, record=args.record)
+        print(f"{config.name}: {describe_error_summary(json.loads(path.read_text()))}")
+        print("Saved the errors to", path)
         return 0
     return _train(config, device, args)
 

@@ -91,3 +91,19 @@ def error_summary(errors: ModelErrors, top: int = 8) -> dict:
         "confusions": [{"true": true, "predicted": predicted, "count": count}
                        for (true, predicted), count in confusions],
     }
+
+
+def describe_error_summary(summary: dict, shown: int = 5) -> str:
+    """A few lines in words for an :func:`error_summary` (as saved in a results file): how many
+    test images are wrong, at the edge and inside, and the ``shown`` most frequent confusions."""
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}%"
+
+    lines = [f"{summary['errors']:,} of {summary['test_samples']:,} test images wrong ({rate(summary['error_percent'])}): "
+             f"{rate(summary['error_percent_touching_edge'])} of the {summary['images_touching_edge']:,} whose ink "
+             f"reaches the edge, {rate(summary['error_percent_inside'])} of the others."]
+    confusions = summary["confusions"][:shown]
+    if confusions:
+        lines.append("Most frequent confusions (true -> predicted: count): "
+                     + ", ".join(f"{c['true']} -> {c['predicted']}: {c['count']}" for c in confusions) + ".")
+    return "\n".join(lines)

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from stn_course.analysis import collect_errors, error_summary, touches_edge
+from stn_course.analysis import collect_errors, describe_error_summary, error_summary, touches_edge
 from stn_course.data import ImageTensors
 from stn_course.loader import BatchLoader
 
@@ -46,3 +46,17 @@ def test_a_model_without_errors_has_an_empty_summary():
     summary = error_summary(collect_errors(ReadsTheCentre(), BatchLoader(data, batch_size=2)))
     assert summary["errors"] == 0 and summary["confusions"] == []
     assert summary["error_percent_touching_edge"] is None, "no image touches the edge"
+
+
+def test_an_error_summary_in_words_gives_the_count_and_the_top_confusions():
+    summary = {"test_samples": 10000, "errors": 56, "error_percent": 0.56, "images_touching_edge": 300,
+               "errors_touching_edge": 9, "error_percent_touching_edge": 3.0, "error_percent_inside": 0.485,
+               "confusions": [{"true": t, "predicted": p, "count": c}
+                              for t, p, c in [(4, 9, 7), (7, 2, 5), (9, 4, 4), (3, 5, 3), (2, 7, 2), (8, 3, 1)]]}
+    text = describe_error_summary(summary)
+    assert text.splitlines() == [
+        "56 of 10,000 test images wrong (0.56%): 3.00% of the 300 whose ink reaches the edge, 0.48% of the others.",
+        "Most frequent confusions (true -> predicted: count): 4 -> 9: 7, 7 -> 2: 5, 9 -> 4: 4, 3 -> 5: 3, 2 -> 7: 2."]
+    none = describe_error_summary({**summary, "errors": 0, "error_percent": 0.0, "error_percent_touching_edge": None,
+                                   "confusions": []})
+    assert len(none.splitlines()) == 1 and "- of the 300" in none

@@ -105,6 +105,22 @@ def test_unfinished_run_for_errors_is_a_message_naming_the_command(tmp_path, mon
     assert "has not finished training" in capsys.readouterr().err
 
 
+def test_errors_prints_a_short_summary_besides_the_file(tmp_path, monkeypatch, capsys):
+    import json
+
+    from stn_course import results
+
+    saved = tmp_path / "errors_run.json"
+    saved.write_text(json.dumps({"test_samples": 100, "errors": 3, "error_percent": 3.0, "images_touching_edge": 10,
+                                 "errors_touching_edge": 1, "error_percent_touching_edge": 10.0,
+                                 "error_percent_inside": 2.222, "confusions": [{"true": 4, "predicted": 9, "count": 2}]}))
+    monkeypatch.setattr(results, "record_errors", lambda config, device=None, record=None: saved)
+    assert cli.main(["errors", "--model", "cnn", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 100 test images wrong (3.00%)" in out and "4 -> 9: 2" in out
+    assert out.rstrip().endswith(f"Saved the errors to {saved}")
+
+
 def _tracked_results() -> dict[str, float]:
     return {path.name: path.stat().st_mtime for path in (repo_root() / "results").glob("*")}
 
