@@ -3,6 +3,7 @@
     python -m stn_course train --dataset mnist --model st-cnn-aff --epochs 5
     python -m stn_course train --dataset rts-mnist --model st-cnn-aff --epochs 8 --set window=28 --set amp=true
     python -m stn_course report --update-readme   # README's headline table and RESULTS.md, from results/*.json
+    python -m stn_course report --mine   # your own runs ($STN_COURSE_OUTPUT/results) below the course's
     python -m stn_course errors --dataset rts-mnist --model st-cnn-aff --epochs 8   # what a finished run gets wrong
 
 Each run checkpoints every epoch in $STN_COURSE_CHECKPOINTS (default <data root>/checkpoints;
@@ -76,9 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     evolution.add_argument("--record", action="store_true",
                            help="write the shipped file in checkpoints/ and its record in results/ (maintainers)")
     report = commands.add_parser("report", help="print the results table (Markdown) from results/*.json",
-                                 description="Print the course's results table from results/*.json.",
+                                 description="Print the course's results table from results/*.json (--mine: yours too).",
                                  formatter_class=_HelpFormatter, parents=[common])
     report.add_argument("--update-readme", action="store_true", help="also rewrite the README's generated table and RESULTS.md")
+    report.add_argument("--mine", action="store_true",
+                        help="also list your own runs and error analyses, from $STN_COURSE_OUTPUT/results "
+                             "(by default <data root>/stn_course_output/results), below the course's")
     if set(commands.choices) != set(COMMAND_NAMES):
         raise RuntimeError(f"the commands {tuple(commands.choices)} are not names.COMMAND_NAMES {COMMAND_NAMES}")
     return parser
@@ -125,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The command's work, with its imports."""
     if args.command == "report":
-        return _report(args.update_readme)
+        status = _report(args.update_readme)
+        if args.mine:
+            _report_own_runs()
+        return status
     if args.command == "record-evolution":
         from .recording import evolution_run, record_evolution
 
@@ -177,6 +184,30 @@ def _report(update_readme: bool) -> int:
     if update_readme:
         update_readme_results()
     return 0
+
+
+def _report_own_runs() -> None:
+    """Print the learner's own runs (``$STN_COURSE_OUTPUT/results``) as tables of their own, after
+    the course's; a bad file there is named on stderr and left out (it never blocks the README)."""
+    import warnings
+
+    from .report import BadResultWarning, errors_table, load_error_results, results_table
+    from .utils import results_dir
+
+    folder = results_dir(record=False)
+    print(f"\nYour own runs, from {folder}:\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BadResultWarning)
+        table, errors = results_table(folder), load_error_results(folder)
+    for warning in caught:
+        if issubclass(warning.category, BadResultWarning):
+            print(f"Warning: {warning.message}", file=sys.stderr)
+    if len(table.splitlines()) > 2:
+        print(table)
+    else:
+        print("None yet: `python -m stn_course train ...` (or a notebook) writes each finished run's result here.")
+    if errors:
+        print(f"\n{errors_table(errors)}")
 
 
 def _train(config: "RunConfig", device: "torch.device", args: argparse.Namespace) -> int:

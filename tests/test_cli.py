@@ -121,6 +121,31 @@ def test_errors_prints_a_short_summary_besides_the_file(tmp_path, monkeypatch, c
     assert out.rstrip().endswith(f"Saved the errors to {saved}")
 
 
+def test_report_mine_lists_a_learners_own_runs_below_the_courses(tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    course = next(path for path in sorted((repo_root() / "results").glob("mnist_*.json")))
+    own = tmp_path / "out" / "results"
+    own.mkdir(parents=True)
+    record = json.loads(course.read_text())
+    record["name"] = "mnist_cnn_e1_s0_mine"
+    (own / "mnist_cnn_e1_s0_mine.json").write_text(json.dumps(record))
+    shutil.copy(course, own / course.name)
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "out"))
+    assert cli.main(["report"]) == 0
+    assert "mnist_cnn_e1_s0_mine" not in capsys.readouterr().out, "only with --mine"
+    assert cli.main(["report", "--mine"]) == 0
+    out = capsys.readouterr().out
+    course_part, _, own_part = out.partition(f"Your own runs, from {own.resolve()}:")
+    assert f"`{course.stem}`" in course_part and "mnist_cnn_e1_s0_mine" not in course_part
+    assert "`mnist_cnn_e1_s0_mine`" in own_part and f"`{course.stem}`" in own_part
+    shutil.rmtree(own)
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "empty"))
+    assert cli.main(["report", "--mine"]) == 0
+    assert "None yet" in capsys.readouterr().out
+
+
 def _tracked_results() -> dict[str, float]:
     return {path.name: path.stat().st_mtime for path in (repo_root() / "results").glob("*")}
 
