@@ -102,7 +102,7 @@ class RunConfig:
     dropout: float = 0.0  # CNN and ST-CNNs: dropout before the classifier's last layer
     batchnorm: bool = False  # CNN and ST-CNNs: batch normalisation after each of the classifier's convolutions
     amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
-    log_interval: int = 500
+    log_interval: int | None = None  # a Train Epoch line every this many batches (None: a few an epoch)
     seed: int = 0
     train_limit: int | None = None
     test_limit: int | None = None
@@ -200,7 +200,7 @@ CONFIG_RULES: dict[str, Allowed] = {
     "channels_last": Allowed(bool),
     **MODEL_OPTION_RULES,
     "amp": Allowed(bool, optional=True, none_means="on CUDA only"),
-    "log_interval": Allowed(int, low=1),
+    "log_interval": Allowed(int, low=1, optional=True, none_means="a few lines an epoch"),
     "seed": Allowed(int, low=0, high=2**32, high_open=True),
     "train_limit": Allowed(int, low=1, optional=True, none_means="the whole training set"),
     "test_limit": Allowed(int, low=1, optional=True, none_means="the whole test set"),

@@ -122,7 +122,8 @@ class FitOptions:
             (e.g. ``OneCycleLR``).
         checkpoint: file written after every epoch; if it exists and ``resume``, training
             continues after its last epoch (a finished run is just loaded).
-        log_interval: print a ``Train Epoch`` line every this many batches.
+        log_interval: print a ``Train Epoch`` line every this many batches; default: a few
+            lines an epoch (:func:`default_log_interval`).
         max_grad_norm: clip the gradient norm (guards against θ blowing up).
         label_smoothing: of the cross-entropy loss.
         seed: base seed; epoch ``e`` runs with ``torch.manual_seed(seed * 1000 + e)``.
@@ -142,7 +143,7 @@ class FitOptions:
     step_scheduler_every_batch: bool = False
     checkpoint: str | Path | None = None
     resume: bool = True
-    log_interval: int = 500
+    log_interval: int | None = None
     max_grad_norm: float | None = None
     label_smoothing: float = 0.0
     seed: int = 0
@@ -159,7 +160,7 @@ class FitOptions:
                              f"got {self.max_grad_norm}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.log_interval < 1:
+        if self.log_interval is not None and self.log_interval < 1:
             raise ValueError(f"log_interval must be at least 1, got {self.log_interval}")
 
 
@@ -239,14 +240,15 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
                     epochs: int, global_step: int, options: FitOptions, precision: Precision,
                     history: History) -> tuple[float, int]:
     """One pass over ``loader``: the core loop (forward, loss, backward, step). Logs every
-    ``options.log_interval`` batches into ``history.log``; returns the mean training loss
-    and the global step after the epoch."""
+    ``options.log_interval`` batches (default: :func:`default_log_interval`) into ``history.log``;
+    returns the mean training loss and the global step after the epoch."""
     torch.manual_seed(options.seed * 1000 + epoch)
     loader.set_epoch(epoch)
     model.train()
     scaler, scheduler, running_loss = precision.scaler, options.scheduler, 0.0
     progress = not is_quick() if options.progress is None else options.progress
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
+    log_interval = options.log_interval or default_log_interval(len(loader))
     for batch_index, (images, labels) in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
@@ -262,7 +264,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
             scheduler.step()
         global_step += 1
         running_loss += loss.item() * labels.shape[0]
-        if batch_index % options.log_interval == 0:
+        if batch_index % log_interval == 0:
             line = format_train_log(epoch, batch_index * loader.batch_size, loader.num_samples,
                                     batch_index, len(loader), loss.item())
             bar.write(line)
@@ -270,6 +272,15 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
         if options.on_step is not None:
             options.on_step(global_step, model)
     return running_loss / loader.num_samples, global_step
+
+
+def default_log_interval(batches: int, lines: int = 5) -> int:
+    """A round log interval (1, 2 or 5 times a power of ten) that prints between about half of
+    ``lines`` and ``lines`` ``Train Epoch`` lines in an epoch of ``batches`` batches (MNIST's 469
+    batches of 128: every 100, five lines)."""
+    target = max(1, math.ceil(batches / lines))
+    power = 10 ** (len(str(target)) - 1)
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= target)
 
 
 def check_finite(loss: float, epoch: int, batch_index: int) -> None:

@@ -232,6 +232,19 @@ def test_one_epoch_steps_once_per_batch_and_logs_every_log_interval_batches():
         train.check_finite(float("inf"), 2, 5)
 
 
+def test_the_default_log_interval_prints_a_few_lines_an_epoch():
+    assert train.default_log_interval(469) == 100, "MNIST, batches of 128: lines at 0, 100, ..., 400"
+    assert [train.default_log_interval(n) for n in (1, 4, 5, 6, 11, 98, 782, 2000)] == [1, 1, 1, 2, 5, 20, 200, 500]
+    for batches in range(1, 5000):
+        lines = len(range(0, batches, train.default_log_interval(batches)))
+        assert min(batches, 2) <= lines <= 5, (batches, lines)
+    model, optimizer, _, (loader, _) = _setup()
+    history = train.History()
+    train.train_one_epoch(model, optimizer, loader, 1, 1, 0, train.FitOptions(progress=False),
+                          train.Precision.for_device(torch.device("cpu"), None), history)
+    assert len(history.log) == len(range(0, len(loader), train.default_log_interval(len(loader)))) > 1
+
+
 def test_end_of_epoch_tests_logs_records_and_checkpoints(tmp_path, capsys):
     model, optimizer, _, (_, test_loader) = _setup()
     history = train.History(train_loss=[0.9], test_loss=[0.8], test_accuracy=[0.5], test_correct=[32],
