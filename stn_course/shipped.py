@@ -58,6 +58,10 @@ def fetch_shipped_checkpoint(name: str, instead: str = "training it instead") ->
     return True
 
 
+#: whether this process has said how to train a shipped run instead (said once: notebook 05 loads eight)
+TRAIN_HINT_SHOWN = False
+
+
 def load_shipped_checkpoint(experiment: Experiment, instead: str | None = None) -> bool:
     """Load ``checkpoints/<name>.pt`` (shipped with the course) into the experiment, unless a
     checkpoint of the same run exists in :func:`checkpoint_dir` (then training resumes or
@@ -80,6 +84,9 @@ def load_shipped_checkpoint(experiment: Experiment, instead: str | None = None) 
     experiment.history = History(**state["history"])
     # relative inside the repository: notebooks store this line, and it must not name the reader's folders
     shown = shipped.relative_to(repo_root()) if shipped.is_relative_to(repo_root()) else shipped
-    print(f"Loaded the trained model shipped with the course, {shown}: {describe_finished_run(name, experiment.history)}."
-          f"\nTo train it yourself instead, pass use_shipped=False (command line: --no-shipped).")
+    print(f"Loaded the trained model shipped with the course, {shown}: {describe_finished_run(name, experiment.history)}.")
+    global TRAIN_HINT_SHOWN
+    if not TRAIN_HINT_SHOWN:
+        TRAIN_HINT_SHOWN = True
+        print("To train it yourself instead, pass use_shipped=False (command line: --no-shipped).")
     return True

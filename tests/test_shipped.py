@@ -37,9 +37,13 @@ def test_shipped_checkpoint_is_loaded_instead_of_training(tmp_path, monkeypatch,
     path = shipped.ship_checkpoint(trained)
     assert path.stat().st_size < 2 * 1024 * 1024, "shipped checkpoints stay under 2 MB"
 
+    monkeypatch.setattr(shipped, "TRAIN_HINT_SHOWN", False)  # as in a fresh process
     fresh = train_experiment(experiment(2), save=False)
-    assert "shipped with the course" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "shipped with the course" in out and "pass use_shipped=False" in out
     assert fresh.history.test_accuracy == [0.5, 0.75]
+    again = capsys.readouterr().out if train_experiment(experiment(3), save=False) else ""
+    assert "shipped with the course" in again and "use_shipped" not in again, "how to train: said once a process"
     for key, value in trained.model.state_dict().items():
         torch.testing.assert_close(fresh.model.state_dict()[key], value, atol=2e-3, rtol=2e-3)
 
