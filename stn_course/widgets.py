@@ -20,11 +20,14 @@ a browser test can find it):
 
 Typed raw θ values are kept exactly (0.777 stays 0.777): the sliders follow θ, but when
 the browser snaps a slider to its 0.01 step and sends the snapped value back, that echo
-does not change θ. NaN and inf are refused (the last good θ comes back, with a message).
+does not change θ. The raw fields are text fields (:class:`NumberField`), so the kernel sees
+what was typed: text that is not a finite number (``abc``, ``0.5x``, ``1e400``, NaN, inf) is
+refused, the last good θ comes back, and the red message under the figure says so.
 """
 from __future__ import annotations
 
 import base64
+import html
 import io
 import sys
 import time
@@ -32,6 +35,7 @@ from typing import Dict, Optional, Sequence
 
 import ipywidgets as widgets
 import numpy as np
+import traitlets
 from matplotlib.figure import Figure
 
 from stn_course import parameterisation
@@ -76,6 +80,24 @@ def _enable_colab_widgets() -> None:
         from google.colab import output
 
         output.enable_custom_widget_manager()
+
+
+class NumberField(widgets.Text):
+    """A text field for one number: the browser sends the text as typed (a ``FloatText``
+    drops ``abc``, reads ``0.5x`` as 0.5 and never sends ``1e400``), and the kernel decides.
+    A number assigned from Python is shown exactly (``str``: 0.777 becomes ``"0.777"``)."""
+
+    value = traitlets.CUnicode("", help="the field's text (a number assigned becomes its str)").tag(sync=True)
+
+
+def parse_number(text: str) -> Optional[float]:
+    """The finite number ``text`` spells (``"0.5"``, ``" -1e-3 "``), else None (``"abc"``,
+    ``"0.5x"``, ``"1e400"``, ``"nan"``, ``"inf"``, ``""``)."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
 
 
 class ThetaExplorer(widgets.VBox):
@@ -153,15 +175,16 @@ class ThetaExplorer(widgets.VBox):
             sliders[name] = s
         return sliders
 
-    def _make_raw_fields(self) -> Dict[str, widgets.FloatText]:
-        """Six number fields ``"00"`` ... ``"12"`` for the raw entries of θ."""
-        fields: Dict[str, widgets.FloatText] = {}
+    def _make_raw_fields(self) -> Dict[str, NumberField]:
+        """Six number fields ``"00"`` ... ``"12"`` for the raw entries of θ (text fields, so
+        that the kernel sees bad text and says so)."""
+        fields: Dict[str, NumberField] = {}
         for i in range(2):
             for j in range(3):
                 key = f"{i}{j}"
-                f = widgets.FloatText(value=float(self._theta[i, j]), step=0.05,
-                                      description=f"θ[{i},{j}]", style={"description_width": "45px"},
-                                      layout=widgets.Layout(width="150px"))
+                f = NumberField(value=float(self._theta[i, j]), continuous_update=False,
+                                description=f"θ[{i},{j}]", style={"description_width": "45px"},
+                                layout=widgets.Layout(width="150px"))
                 f.add_class(f"stn-theta-{key}")
                 f.observe(self._on_raw_change, names="value")
                 fields[key] = f
@@ -303,15 +326,17 @@ class ThetaExplorer(widgets.VBox):
     def _on_raw_change(self, change=None) -> None:
         if self._syncing:
             return
-        typed = np.array([[self.raw_fields[f"{i}{j}"].value for j in range(3)] for i in range(2)],
-                         dtype=np.float64)
-        if not np.isfinite(typed).all():
-            # NaN or inf has no picture: refuse it, put the last good θ back, and say so.
+        texts = {key: field.value for key, field in self.raw_fields.items()}
+        numbers = {key: parse_number(text) for key, text in texts.items()}
+        bad = [f"θ[{key[0]},{key[1]}] = {html.escape(repr(texts[key]))}" for key, value in numbers.items()
+               if value is None]
+        if bad:
+            # text, NaN or inf has no picture: refuse it, put the last good θ back, and say so.
             self._set_raw_fields(self._theta)
-            self.message.value = (f"<span style='color:#b00'>θ entries must be finite numbers; "
+            self.message.value = (f"<span style='color:#b00'>θ entries must be finite numbers ({', '.join(bad)}); "
                                   f"kept θ = {_theta_text(self._theta)}</span>")
             return
-        self._theta = typed
+        self._theta = np.array([[numbers[f"{i}{j}"] for j in range(3)] for i in range(2)], dtype=np.float64)
         self._sync_sliders_from_theta()
         self._render()
 

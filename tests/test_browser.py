@@ -149,6 +149,23 @@ def type_raw_theta(page, explorer, values: dict) -> None:
         wait_for_redraw(page, explorer, label, src)
 
 
+def type_bad_raw_text(page, explorer, key: str, text: str) -> None:
+    """Type text that is no finite number into a raw θ field; wait for the red message that
+    names it, and check that the field shows θ's entry again."""
+    box = explorer.locator(f".stn-theta-{key} input")
+    before = box.input_value()
+    box.fill(text)
+    box.press("Enter")
+    message = explorer.locator(".stn-message")
+    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+    while f"'{text}'" not in message.inner_text() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    shown = message.inner_text()
+    assert f"θ[{key[0]},{key[1]}] = '{text}'" in shown and "finite numbers" in shown, shown
+    assert message.locator("span").evaluate("e => getComputedStyle(e).color") == "rgb(187, 0, 0)", "red"
+    assert box.input_value() == before, f"{text!r} left in the field"
+
+
 def run_cell_until(page, cell, done) -> str:
     """Run ``cell`` and return its output text once it has run again (a new execution count,
     since the text may come back the same) and ``done(text)`` holds."""
@@ -303,6 +320,11 @@ def test_theta_explorer_in_a_real_browser(tmp_path):
                 assert exact == [[0.777, 0.0, 0.0], [0.0, 0.5, -0.123]], exact
                 assert explorer.locator(".stn-theta-00 input").input_value() == "0.777"
                 explorer.screenshot(path=str(shots / "4b_raw_exact.png"))
+
+                # -- bad raw θ text: the kernel's red message, and the field shows θ again --
+                for bad in ("abc", "0.5x", "1e400"):
+                    type_bad_raw_text(page, explorer, "01", bad)
+                assert run_exact_cell(page) == exact, "bad text never changes θ"
 
                 page.screenshot(path=str(shots / "5_page.png"))
                 if os.environ.get("STN_COURSE_SAVE_SCREENSHOT") or os.environ.get("STN_COURSE_RECORD_PLOTS"):

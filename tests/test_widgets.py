@@ -4,6 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import base64  # noqa: E402
+import html  # noqa: E402
 import sys  # noqa: E402
 import types  # noqa: E402
 
@@ -51,7 +52,7 @@ def test_every_slider_changes_theta_and_rerenders(explorer):
     expected = parameterisation.theta_from_params(angle=30.0, scale=(0.5, 1.5), shear=0.2, translation=(0.3, -0.4))
     np.testing.assert_allclose(explorer.theta, expected, atol=1e-12)
     # the raw fields follow the sliders
-    raw = [[explorer.raw_fields[f"{i}{j}"].value for j in range(3)] for i in range(2)]
+    raw = [[float(explorer.raw_fields[f"{i}{j}"].value) for j in range(3)] for i in range(2)]
     np.testing.assert_allclose(raw, expected, atol=1e-6)
 
 
@@ -198,11 +199,27 @@ def test_nan_or_inf_typed_is_refused_and_the_last_theta_restored(explorer, bad):
     good, count, sliders = explorer.theta, explorer.render_count, explorer.params
     explorer.raw_fields["01"].value = bad
     np.testing.assert_array_equal(explorer.theta, good)
-    assert explorer.raw_fields["01"].value == 0.25  # the field shows the kept value again
+    assert explorer.raw_fields["01"].value == "0.25"  # the field shows the kept value again
     assert explorer.params == sliders and explorer.render_count == count
     assert "finite" in explorer.message.value
     explorer.raw_fields["01"].value = 0.5  # a good value afterwards clears the message
     assert explorer.theta[0, 1] == 0.5 and "finite" not in explorer.message.value
+
+
+@pytest.mark.parametrize("text", ["abc", "0.5x", "1e400", "", "nan", "-inf"])
+def test_bad_text_typed_in_a_raw_field_gets_the_red_message_and_the_last_theta(explorer, text):
+    """The browser sends the field's text as typed; what is not a finite number is refused
+    with the same red message as NaN, never read as a part of it (0.5x as 0.5)."""
+    explorer.mode.value = RAW_MODE
+    explorer.raw_fields["01"].value = "0.25"
+    good, count = explorer.theta, explorer.render_count
+    explorer.raw_fields["01"].value = text
+    np.testing.assert_array_equal(explorer.theta, good)
+    assert explorer.raw_fields["01"].value == "0.25" and explorer.render_count == count
+    assert "color:#b00" in explorer.message.value and "finite numbers" in explorer.message.value
+    assert f"θ[0,1] = {html.escape(repr(text))}" in explorer.message.value
+    explorer.raw_fields["01"].value = " -0.125 "  # spaces around a number are fine
+    assert explorer.theta[0, 1] == -0.125 and "finite" not in explorer.message.value
 
 
 def test_set_theta_accepts_2x3_and_homogeneous_3x3(explorer):
@@ -238,7 +255,7 @@ def test_typed_raw_values_are_kept_exactly_despite_slider_echoes(explorer):
     explorer.sliders["scale_x"].value = 0.78  # the echo, as the browser sends it
     explorer.sliders["ty"].value = -0.12
     assert explorer.theta[0, 0] == 0.777 and explorer.theta[1, 2] == -0.123
-    assert explorer.raw_fields["00"].value == 0.777
+    assert explorer.raw_fields["00"].value == "0.777"
     explorer.sliders["scale_x"].value = 0.5  # a real change: θ follows the sliders
     assert explorer.theta[0, 0] == pytest.approx(0.5)
 
