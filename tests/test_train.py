@@ -332,11 +332,11 @@ def test_a_loss_scalers_state_round_trips_through_a_checkpoint(tmp_path):
 
 
 def test_testing_runs_under_trainings_autocast_on_a_gpu_only():
-    cpu = train.Precision.for_device(torch.device("cpu"), True)
+    cpu, ones = train.Precision.for_device(torch.device("cpu"), True), torch.ones(2, 2)
     with cpu.autocast():
-        assert torch.is_autocast_enabled("cpu")
+        assert (ones @ ones).dtype == torch.bfloat16
     with cpu.evaluation():  # CPU runs were recorded testing in float32
-        assert not torch.is_autocast_enabled("cpu")
+        assert (ones @ ones).dtype == torch.float32
     cuda = train.Precision("cuda", True, torch.amp.GradScaler("cuda", enabled=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # without CUDA, torch says it disables the autocast
