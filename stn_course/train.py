@@ -53,6 +53,9 @@ class History:
     log: list[str] = field(default_factory=list)  # the printed training log, line by line
     # share of the transformer's sampling points inside the input on the last test batch
     sampled_inside: list[float] = field(default_factory=list)
+    # what each epoch computed in (Precision.name): "float32", "float16 autocast" (CUDA) or
+    # "bfloat16 autocast" (CPU); empty in checkpoints from before it was recorded
+    precision: list[str] = field(default_factory=list)
     # epochs trained by the fit() call that returned this history (0: a finished run was
     # only loaded); not saved with the history
     trained_now: int = field(default=0, compare=False)
@@ -187,6 +190,14 @@ class Precision:
         dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
         return torch.autocast(self.device_type, dtype=dtype, enabled=self.enabled)
 
+    @property
+    def name(self) -> str:
+        """What training computes in: ``"float32"``, or mixed precision's ``"float16 autocast"``
+        (CUDA) or ``"bfloat16 autocast"`` (CPU)."""
+        if not self.enabled:
+            return "float32"
+        return f"{'float16' if self.device_type == 'cuda' else 'bfloat16'} autocast"
+
     def evaluation(self):
         """Testing's autocast: training's on CUDA; none on the CPU, where runs were recorded
         testing in float32 (and bfloat16 is slow on CPUs without native support)."""
@@ -243,6 +254,8 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptio
     history = History(**state["history"])
     if state["epoch"] < epochs:
         print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
+        if precision is not None and history.precision and history.precision[-1] != precision.name:
+            print(f"Note: it trained in {history.precision[-1]}; here it goes on in {precision.name}.")
     else:
         print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epoch{'s' * (history.epochs != 1)}, "
               f"test accuracy {100 * history.test_accuracy[-1]:.2f}% when it trained); to train it again, "
@@ -318,6 +331,8 @@ def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, test_loader: B
     history.test_correct.append(correct)
     history.seconds.append(seconds)
     history.lr.append(lr)
+    if precision is not None:
+        history.precision.append(precision.name)
     if options.checkpoint is not None:
         save_checkpoint(Path(options.checkpoint), {
             "model": model.state_dict(),

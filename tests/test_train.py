@@ -342,3 +342,13 @@ def test_testing_runs_under_trainings_autocast_on_a_gpu_only():
         warnings.simplefilter("ignore")  # without CUDA, torch says it disables the autocast
         evaluation = cuda.evaluation()
     assert isinstance(evaluation, torch.autocast) and evaluation.fast_dtype == torch.float16
+
+
+def test_each_epoch_records_what_it_computed_in_and_a_resume_says_when_that_changes(tmp_path, capsys):
+    model, optimizer, _, loaders = _setup()
+    history = train.fit(model, optimizer, *loaders, epochs=2, checkpoint=tmp_path / "run.pt", stop_after_epoch=1)
+    assert history.precision == ["float32"]
+    history = train.fit(*_setup()[:2], *loaders, epochs=2, checkpoint=tmp_path / "run.pt", amp=True)
+    assert history.precision == ["float32", "bfloat16 autocast"]
+    assert "Note: it trained in float32; here it goes on in bfloat16 autocast." in capsys.readouterr().out
+    assert train.Precision("cuda", True, torch.amp.GradScaler("cuda", enabled=False)).name == "float16 autocast"
