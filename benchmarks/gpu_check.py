@@ -31,11 +31,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from a clone: this clone's package
 
-from stn_course.errors import CourseError  # noqa: E402
-from stn_course.experiments import run_experiment  # noqa: E402
-from stn_course.recipes import default_config  # noqa: E402
-from stn_course.results import save_result  # noqa: E402
-from stn_course.utils import data_root  # noqa: E402
+from stn_course.errors import CourseError
+from stn_course.experiments import run_experiment
+from stn_course.recipes import default_config
+from stn_course.results import save_result
+from stn_course.utils import data_root
 
 COMMAND = "python benchmarks/gpu_check.py"
 #: the whole check stops starting steps after this (each step also has its own limit)
@@ -72,7 +72,8 @@ def run_step(command: list[str], env: dict, limit: float, cwd: Path = REPO) -> d
     try:
         done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        return {"status": "timed out", "limit_seconds": round(limit), "seconds": round(time.perf_counter() - started, 1)}
+        return {"status": "timed out", "limit_seconds": round(limit),
+                "seconds": round(time.perf_counter() - started, 1)}
     output = done.stdout + done.stderr
     return {"status": "passed" if done.returncode == 0 else f"failed (exit {done.returncode})",
             "seconds": round(time.perf_counter() - started, 1), "output_tail": output[-3000:]}
@@ -127,7 +128,8 @@ def time_epochs(deadline: float) -> dict:
             epochs[key] = {"status": f"skipped: {str(error).splitlines()[0]}"}
             continue
         except Exception as error:  # noqa: BLE001 - a GPU failure is what this check is for: record it
-            epochs[key] = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            epochs[key] = {"status": f"failed: {type(error).__name__}: {first_line}"}
             continue
         epochs[key] = {"status": "passed", "epoch_seconds": round(history.seconds[0], 2),
                        "epoch_test_accuracy": history.test_accuracy[0], "batch_size": config.batch_size,
