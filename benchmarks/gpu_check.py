@@ -70,7 +70,8 @@ def run_step(command: list[str], env: dict, limit: float, cwd: Path = REPO) -> d
     """Run ``command``; its exit status, seconds and the tail of its output (or a time-out)."""
     started = time.perf_counter()
     try:
-        done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=limit)
+        done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=limit,
+                              check=False)
     except subprocess.TimeoutExpired:
         return {"status": "timed out", "limit_seconds": round(limit),
                 "seconds": round(time.perf_counter() - started, 1)}
@@ -86,7 +87,7 @@ def check_tests(env: dict, limit: float) -> dict:
     tail = result.pop("output_tail", "")
     result["summary"] = next((line for line in reversed(tail.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
                              None)
-    result["failed"] = re.findall(r"^FAILED (\S+)", tail, re.M)
+    result["failed"] = re.findall(r"^FAILED (\S+)", tail, re.MULTILINE)
     return result
 
 

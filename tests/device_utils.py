@@ -13,8 +13,8 @@ data's device).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
 
 import pytest
 import torch
