@@ -46,3 +46,7 @@ def test_a_model_without_errors_has_an_empty_summary():
     summary = error_summary(collect_errors(ReadsTheCentre(), BatchLoader(data, batch_size=2)))
     assert summary["errors"] == 0 and summary["confusions"] == []
     assert summary["error_percent_touching_edge"] is None, "no image touches the edge"
+
+
+def test_touches_edge_runs_on_the_images_device(meta):
+    assert touches_edge(torch.zeros(3, 1, 28, 28, device=meta)).device == meta

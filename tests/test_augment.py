@@ -24,3 +24,10 @@ def test_random_affine_keeps_shape_and_range_and_moves_pixels():
     assert not torch.allclose(out, images)
     identity = random_affine(images, torch.Generator().manual_seed(0), degrees=0, scale=(1, 1), shift=0)
     assert torch.allclose(identity, images, atol=1e-5)
+
+
+def test_augmentations_run_on_the_images_device(meta):
+    images = torch.zeros(4, 3, 32, 32, device=meta)
+    for augment in (random_crop_flip, random_affine):
+        out = augment(images, torch.Generator().manual_seed(0))
+        assert out.device == meta and out.shape == images.shape, augment.__name__

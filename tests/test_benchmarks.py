@@ -39,3 +39,48 @@ def test_widget_benchmark_times_each_redraw():
     spec.loader.exec_module(module)
     times = module.redraw_times(redraws=2, side=40)
     assert len(times) == 2 and all(0 < t < 60_000 for t in times)
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gpu_check_stops_at_once_without_cuda(gpu_check, monkeypatch, capsys):
+    module = gpu_check
+    monkeypatch.setattr(module.torch.cuda, "is_available", lambda: False)
+    for step in ("check_tests", "check_notebooks", "time_epochs", "save_result"):  # none may start
+        monkeypatch.setattr(module, step, lambda *args, **kwargs: pytest.fail("ran without CUDA"))
+    assert module.main([]) == 2
+    assert capsys.readouterr().err.strip() == module.NO_CUDA
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the command on a machine without CUDA")
+def test_the_gpu_check_command_fails_fast_and_clearly_without_cuda():
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py"], cwd=root, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 2 and "needs a GPU" in done.stderr and done.stdout == ""
+    assert time.perf_counter() - started < 60
+
+
+def test_the_gpu_checks_runs_are_the_courses_and_its_test_summary_names_the_failures(gpu_check, monkeypatch):
+    from stn_course.recipes import default_config
+
+    for dataset, model in gpu_check.MAIN_MODELS.values():
+        default_config(dataset, model, epochs=1)  # raises for a renamed dataset or model
+    tail = "....F.\nFAILED tests/test_x.py::test_y - AssertionError\n1 failed, 5 passed in 3.0s\n"
+    monkeypatch.setattr(gpu_check, "run_step", lambda command, env, limit: {"status": "failed (exit 1)",
+                                                                            "seconds": 3.0, "output_tail": tail})
+    result = gpu_check.check_tests({}, 10)
+    assert result == {"status": "failed (exit 1)", "seconds": 3.0, "summary": "1 failed, 5 passed in 3.0s",
+                      "failed": ["tests/test_x.py::test_y"]}

@@ -139,3 +139,13 @@ def test_vit_and_st_vit_train_on_traffic_signs(name):
     assert classifier.head.out_features == 43 and classifier.patch_embedding.in_channels == 3
     history = experiment.history
     assert history.epochs == 1 and 0 < history.train_loss[0] < float("inf")
+
+
+def test_attention_tools_run_on_the_images_device(meta):
+    model = build_classifier("vit", (1, 28, 28), (0.5,), (0.5,)).to(meta)
+    images = torch.zeros(2, 1, 28, 28, device=meta)
+    for rollout in (True, False):
+        assert class_token_map(model, images, rollout=rollout).device == meta
+    assert attention_rollout(model.attention_maps(images)).device == meta
+    q = torch.zeros(2, 5, 8, device=meta)
+    assert {t.device for t in scaled_dot_product_attention(q, q, q)} == {meta}
