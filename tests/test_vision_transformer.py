@@ -149,3 +149,13 @@ def test_attention_tools_run_on_the_images_device(meta):
     assert attention_rollout(model.attention_maps(images)).device == meta
     q = torch.zeros(2, 5, 8, device=meta)
     assert {t.device for t in scaled_dot_product_attention(q, q, q)} == {meta}
+
+
+def test_vit_costs_count_the_patch_embedding_and_the_head():
+    from stn_course.vision_transformer import vit_costs
+
+    # the embedding reads every pixel once whatever the patch size: 2 H W C D FLOPs, plus the head's 2 D classes
+    for patch in (4, 7, 14):
+        assert vit_costs(28, patch)["embedding_flops"] == 2 * 28 * 28 * 64 + 2 * 64 * 10
+    photo = vit_costs(224, 32, channels=3)
+    assert 0.9 < photo["embedding_flops"] / photo["linear_flops"] < 1.1, "as large as the six blocks' linear layers"
