@@ -15,15 +15,20 @@ their grid), ``align_corners`` and ``padding_mode`` (defaults ``False`` and ``"z
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import CourseError
 from .models import transformer_of
 from .parameterisation import params_from_theta, zoom_from_theta
 from .utils import evaluating
+
+if TYPE_CHECKING:  # annotations only
+    from .recipes import RunConfig
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 #: quantiles every distribution is summarised by: min, 5%, median, 95%, max
@@ -35,6 +40,8 @@ BLOWN_UP = ("points leave the image ({outside:.0%} of sampling points outside th
             "θ blew up — lower the localisation learning rate, clip gradients (max_grad_norm)")
 SHRUNK = ("output shrunk onto the padding (median zoom x{zoom:.2f}, {outside:.0%} of points outside): "
           "θ's scale grew — a lower localisation learning rate or a bounded θ keeps it in the image")
+OFF_IMAGE = ("points leave the image ({outside:.0%} of sampling points outside the input): θ moved the sampled "
+             "region off the input — lower the localisation learning rate, clip gradients")
 MAGNIFIED = ("output magnified (median zoom x{zoom:.2f}): the transformer reads a small patch — from the start this "
              "means no identity initialisation (zero the localisation's last weights, identity bias); "
              "learned on a large canvas it is attention")
@@ -56,7 +63,7 @@ ALIGN_CORNERS = ("the identity does not give the image back: align_corners is {g
                  "{sample} in grid_sample, so θ is scaled by W/(W-1) about the centre — pass the same value to both")
 INCONSISTENT = ("the output is not the input sampled with last_theta: θ changed after it was stored "
                 "(e.g. truncated in an integer tensor) or another sampler is used")
-HEALTHY = "no symptom: θ keeps the sampling points in the image and its zoom in a usual range"
+HEALTHY = "no symptom: most sampling points stay in the image and the zoom is in a usual range"
 
 
 @dataclass
@@ -215,13 +222,16 @@ def _theta_verdicts(report: HealthReport, raw: torch.Tensor, theta: np.ndarray) 
         return [EXACT_IDENTITY]
     zoom = report.zoom[2]
     verdicts = []
-    if report.outside > 0.5 and peak > 3:
+    blown_up = report.outside > 0.5 and peak > 3
+    if blown_up:
         verdicts.append(BLOWN_UP.format(outside=report.outside, peak=peak))
     elif zoom < 0.6:
         verdicts.append(SHRUNK.format(zoom=zoom, outside=report.outside))
+    elif report.outside > 0.5:
+        verdicts.append(OFF_IMAGE.format(outside=report.outside))
     if zoom > 2.5:
         verdicts.append(MAGNIFIED.format(zoom=zoom))
-    if report.mirrored > 0.05:
+    if report.mirrored > 0.05 and not blown_up:  # a diverging θ swings through every orientation
         verdicts.append(MIRRORED.format(share=report.mirrored))
     saturated = _saturated(theta)
     if saturated > 0.25:
@@ -282,3 +292,24 @@ def _sampling(transformer: nn.Module, inputs: torch.Tensor, outputs: torch.Tenso
     if grid_corners != sample_corners and matched > 10 * best:
         return ALIGN_CORNERS.format(grid=grid_corners, sample=sample_corners)
     return None
+
+
+def diagnose_run(config: "RunConfig", device: torch.device | None = None, images: int = 1000) -> HealthReport:
+    """:func:`health_check` of the finished run ``config`` (loaded like ``errors`` loads it,
+    :func:`~stn_course.experiments.load_trained`) on the first ``images`` of its test set:
+    what ``python -m stn_course diagnose`` prints."""
+    from .experiments import load_trained  # here: experiments imports the whole training stack
+
+    experiment, _ = load_trained(config, device)
+    try:
+        find_transformer(experiment.model)
+    except ValueError:
+        raise CourseError(f"{config.model} has no spatial transformer to diagnose: "
+                          f"choose a model with a spatial transformer") from None
+    batches, count = [], 0
+    for batch, _ in experiment.test_loader:
+        batches.append(batch)
+        count += len(batch)
+        if count >= images:
+            break
+    return health_check(experiment.model, torch.cat(batches)[:images])
