@@ -50,7 +50,8 @@ MIRRORED = ("θ mirrors {share:.0%} of the images (det A < 0): a random, not ide
 TRUNCATED = ("θ holds only whole numbers: it was written into an integer tensor, which truncates "
              "(0.9 becomes 0) — build θ as a float tensor, e.g. params.view(-1, 2, 3)")
 EXACT_IDENTITY = ("θ is exactly the identity for every image: the localisation's last layer is still at its "
-                  "identity initialisation (untrained, or no gradient reaches it)")
+                  "identity initialisation — untrained, or no gradient reaches it (e.g. θ written into an integer "
+                  "tensor, which truncates it and cuts the gradient)")
 NEAR_IDENTITY = ("θ stays at the identity (for 90% of the images rotation within ±{angle:.1f}°, translation within "
                  "±{shift:.2f}, zoom x{low:.2f} to x{high:.2f}): nothing to undo (not a bug) — the images need no "
                  "transforming, e.g. plain MNIST; on distorted data, check the localisation learns")

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from stn_course import health
+from stn_course.clinic import LearnersTransformer
 from stn_course.health import HealthReport, find_transformer, health_check
 from stn_course.models import ConvClassifier, Normalize, SpatialTransformer, STClassifier, localisation_net, st_cnn
 from stn_course.utils import repo_root
 
 from .markers import requires_mnist
 
-IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 MEAN, STD = [0.1], [0.3]
 
 
@@ -33,31 +33,9 @@ def blobs(count: int = 256, seed: int = 0, centred: bool = False) -> tuple[torch
     return images, labels
 
 
-class LearnersTransformer(nn.Module):
-    """A learner's own affine transformer, written the way the issue trackers show them: it
-    exposes θ as ``last_theta``, like the course's, and can be built with each mistake."""
-
-    def __init__(self, bound: float | None = None, align_corners: tuple[bool, bool] = (False, False),
-                 integer: bool = False) -> None:
-        super().__init__()
-        self.localisation = localisation_net((1, 28, 28), 6)
-        nn.init.zeros_(self.localisation[-1].weight)
-        with torch.no_grad():  # a bounded θ = identity + bound * tanh(raw) starts at raw = 0
-            self.localisation[-1].bias.copy_(torch.zeros(6) if bound else IDENTITY)
-        self.bound, self.corners, self.integer = bound, align_corners, integer
-        self.last_theta = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        params = self.localisation(x)
-        if self.bound:
-            params = IDENTITY + self.bound * torch.tanh(params)
-        theta = params.view(-1, 2, 3)
-        if self.integer:
-            theta = torch.zeros(len(x), 2, 3, dtype=torch.long)
-            theta[:] = params.view(-1, 2, 3)  # truncated where it is written
-        self.last_theta = theta.detach()
-        grid = F.affine_grid(theta.float(), list(x.shape), align_corners=self.corners[0])
-        return F.grid_sample(x, grid, align_corners=self.corners[1])
+def learners(**mistakes) -> LearnersTransformer:
+    """A learner's own transformer (:mod:`stn_course.clinic`): it exposes θ as ``last_theta``."""
+    return LearnersTransformer((1, 28, 28), **mistakes)
 
 
 def classifier_with(transformer: nn.Module) -> STClassifier:
@@ -130,27 +108,32 @@ def test_normalising_before_sampling_is_found_as_a_grey_frame():
 @pytest.mark.parametrize("grid, sample", [(False, True), (True, False)])
 def test_align_corners_differing_between_affine_grid_and_grid_sample_is_found(grid, sample):
     torch.manual_seed(0)
-    report = check(classifier_with(LearnersTransformer(align_corners=(grid, sample))))
+    report = check(classifier_with(learners(align_corners=(grid, sample))))
     assert "the identity does not give the image back" in verdicts(report)
     assert f"align_corners is {grid} in affine_grid but {sample} in grid_sample" in verdicts(report)
     assert "W/(W-1)" in verdicts(report)
     for same in (False, True):
-        matched = check(classifier_with(LearnersTransformer(align_corners=(same, same))))
+        matched = check(classifier_with(learners(align_corners=(same, same))))
         assert "align_corners" not in verdicts(matched)
 
 
 def test_theta_written_into_an_integer_tensor_is_found_truncated():
     torch.manual_seed(0)
-    transformer = LearnersTransformer(integer=True)
+    transformer = learners(integer_theta=True)
     with torch.no_grad():  # a θ slightly off the identity, as after a few steps: 0.97 truncates to 0
         transformer.localisation[-1].bias.add_(torch.tensor([-0.03, 0.02, 0.1, -0.01, -0.02, -0.1]))
     report = check(classifier_with(transformer))
     assert report.verdicts == [health.TRUNCATED]
     assert "whole numbers" in verdicts(report) and "integer tensor" in verdicts(report)
     # stored as float after the truncation: still whole numbers, still found
-    stored_as_float = TruncatedStoredAsFloat(integer=True)
+    stored_as_float = TruncatedStoredAsFloat((1, 28, 28), integer_theta=True)
     stored_as_float.load_state_dict(transformer.state_dict())
     assert check(classifier_with(stored_as_float)).verdicts == [health.TRUNCATED]
+    # trained from the identity: truncation also cuts the gradient, so θ never leaves the identity
+    assert check(train(classifier_with(learners(integer_theta=True)), lr=2e-3, steps=10)).verdicts == \
+        [health.TRUNCATED]
+    trained = check(train(classifier_with(TruncatedStoredAsFloat((1, 28, 28), integer_theta=True)), lr=2e-3, steps=10))
+    assert trained.verdicts == [health.EXACT_IDENTITY] and "integer tensor" in verdicts(trained)
 
 
 class TruncatedStoredAsFloat(LearnersTransformer):
@@ -162,10 +145,10 @@ class TruncatedStoredAsFloat(LearnersTransformer):
 
 def test_a_bounded_theta_saturates_where_an_unbounded_one_blows_up():
     torch.manual_seed(0)
-    unbounded = check(train(classifier_with(LearnersTransformer()), lr=0.05))
+    unbounded = check(train(classifier_with(learners()), lr=0.05))
     assert "θ blew up" in verdicts(unbounded)
     torch.manual_seed(0)
-    bounded = check(train(classifier_with(LearnersTransformer(bound=0.5)), lr=0.05))
+    bounded = check(train(classifier_with(learners(bound=0.5)), lr=0.05))
     assert "θ sits at its bound" in verdicts(bounded) and "a bounded θ cannot blow up" in verdicts(bounded)
     assert "blew up" not in verdicts(bounded) and bounded.outside < 0.5
 
@@ -181,7 +164,7 @@ def test_a_transformer_with_nothing_to_undo_stays_at_the_identity_and_that_is_no
 
 
 def test_the_report_reads_well_and_needs_only_last_theta():
-    report = check(classifier_with(LearnersTransformer()))
+    report = check(classifier_with(learners()))
     text = str(report)
     assert text.startswith("Spatial transformer health check (128 images, read from θ)")
     for row in ("zoom (>1 magnifies)", "rotation (degrees)", "shear", "translation x", "translation y",
