@@ -58,6 +58,9 @@ NEAR_IDENTITY = ("θ stays at the identity (for 90% of the images rotation withi
 SATURATED = ("θ sits at its bound in {share:.0%} of the images (a saturated tanh): a bounded θ cannot blow up, "
              "but at the bound its gradient vanishes and it stops learning — lower the localisation learning "
              "rate or widen the bound")
+CONSTANT = ("θ is the same for every image (and not the identity): the localisation ignores its input — its "
+            "ReLUs died after too large steps, or a bounded θ saturated; lower the localisation learning rate, "
+            "clip gradients")
 GREY_FRAME = ("grey frame: the transformer samples a transformed image (a black input reaches it as {value:.3g}) "
               "but pads with {padding} — normalise after the transformer, not before")
 ALIGN_CORNERS = ("the identity does not give the image back: align_corners is {grid} in affine_grid but "
@@ -191,7 +194,10 @@ def health_check(model: nn.Module, images: torch.Tensor, transformer: nn.Module 
     probes = [_grey_frame(model, transformer, images)]
     if source == "θ" and torch.isfinite(theta).all():
         probes.append(_sampling(transformer, inputs, outputs, theta))
-    report.verdicts += [verdict for verdict in probes if verdict]
+    found = [verdict for verdict in probes if verdict]
+    if found:  # a bug in the code: θ near the identity is then no sign of health
+        report.verdicts = [v for v in report.verdicts if not v.startswith(NEAR_IDENTITY[:18])]
+    report.verdicts += found
     if not report.verdicts:
         report.verdicts = [HEALTHY]
     return report
@@ -234,9 +240,7 @@ def _theta_verdicts(report: HealthReport, raw: torch.Tensor, theta: np.ndarray) 
         verdicts.append(MAGNIFIED.format(zoom=zoom))
     if report.mirrored > 0.05 and not blown_up:  # a diverging θ swings through every orientation
         verdicts.append(MIRRORED.format(share=report.mirrored))
-    saturated = _saturated(theta)
-    if saturated > 0.25:
-        verdicts.append(SATURATED.format(share=saturated))
+    verdicts += _saturated_or_constant(theta)
     if not verdicts and report.outside < 0.05:
         verdicts += _near_identity(report)
     return verdicts
@@ -253,14 +257,20 @@ def _near_identity(report: HealthReport) -> list[str]:
     return []
 
 
-def _saturated(theta: np.ndarray) -> float:
-    """Share of images with an entry of θ at a bound: the batch's largest deviation from the
-    identity in that entry, shared (to 1e-5) by at least a quarter of the images."""
+def _saturated_or_constant(theta: np.ndarray) -> list[str]:
+    """A bound reached: the batch's largest deviation from the identity in an entry of θ,
+    shared (to 1e-5) by at least a quarter of the images. If θ is the same for every image and
+    away from the identity, it is at a bound only if all its deviations have one size (a tanh
+    bound is one number); else the localisation ignores its input."""
     deviation = np.abs(theta - IDENTITY).reshape(len(theta), 6)
+    if len(theta) > 1 and np.all(np.ptp(theta, axis=0) < 1e-6) and deviation.max() > 0.05:
+        moved = deviation[0][deviation[0] > 1e-6]
+        return [SATURATED.format(share=1.0)] if np.ptp(moved) < 1e-5 * moved.max() else [CONSTANT]
     bound = deviation.max(axis=0)
     at_bound = (deviation >= bound * (1 - 1e-5)) & (bound > 0.05)
     shared = at_bound.sum(axis=0) >= max(2, len(theta) // 4)
-    return float((at_bound & shared).any(axis=1).mean())
+    share = float((at_bound & shared).any(axis=1).mean())
+    return [SATURATED.format(share=share)] if share > 0.25 else []
 
 
 def _grey_frame(model: nn.Module, transformer: nn.Module, images: torch.Tensor) -> str | None:

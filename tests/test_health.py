@@ -208,3 +208,17 @@ def test_diagnose_on_a_model_without_a_transformer_is_one_message(monkeypatch, c
     monkeypatch.setattr(experiments, "load_trained", loaded)
     assert main(["diagnose", "--model", "cnn", "--device", "cpu"]) == 1
     assert capsys.readouterr().err.startswith("cnn has no spatial transformer to diagnose")
+
+
+def test_a_theta_the_same_for_every_image_is_a_saturated_bound_or_a_localisation_that_ignores_its_input():
+    torch.manual_seed(0)
+    ignoring = SpatialTransformer(localisation_net((1, 28, 28), 6))
+    with torch.no_grad():  # zero weights (dead ReLUs do the same): θ is the bias, whatever the image
+        ignoring.localisation[-1].bias.copy_(torch.tensor([1.2, 0.2, -0.05, -0.06, 0.95, 0.02]))
+    report = check(classifier_with(ignoring))
+    assert report.verdicts == [health.CONSTANT] and "ignores its input" in verdicts(report)
+    saturated = learners(bound=0.5)
+    with torch.no_grad():
+        saturated.localisation[-1].bias.copy_(torch.tensor([1e3, -1e3, -1e3, 1e3, -1e3, 1e3]))
+    report = check(classifier_with(saturated))
+    assert report.verdicts == [health.SATURATED.format(share=1.0)]
