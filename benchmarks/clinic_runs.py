@@ -24,6 +24,7 @@ Set STN_COURSE_DATA if MNIST is not under data/.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -146,7 +147,7 @@ def finite(value):
     """A number, or a tuple of them, with NaN and inf as None (valid JSON)."""
     if isinstance(value, tuple):
         return [finite(v) for v in value]
-    return value if not isinstance(value, float) or value == value and abs(value) != float("inf") else None
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def run_case(case: str, budget: dict, checkpoint_every: int, record: bool, command: str) -> Path:

@@ -161,7 +161,8 @@ def _outside(transformer: nn.Module, theta: torch.Tensor, output: torch.Tensor) 
     """Share of sampling points outside the input: from ``last_grid``, else from θ."""
     grid = getattr(transformer, "last_grid", None)
     if grid is None:
-        grid = F.affine_grid(theta.float(), list(output.shape), align_corners=getattr(transformer, "align_corners", False))
+        corners = getattr(transformer, "align_corners", False)
+        grid = F.affine_grid(theta.float(), list(output.shape), align_corners=corners)
     grid = grid.detach().cpu()
     return float((grid.abs() > 1).any(dim=-1).float().mean()) if torch.isfinite(grid).all() else 1.0
 
@@ -208,7 +209,10 @@ def _readings(theta: np.ndarray) -> dict:
     finite = np.isfinite(theta).all(axis=(1, 2))
     safe = np.where(finite[:, None, None], theta, IDENTITY)
     params = params_from_theta(safe)
-    keep = lambda values: np.where(finite, values, np.nan)  # noqa: E731 - one line, used five times
+
+    def keep(values: np.ndarray) -> np.ndarray:  # NaN for the images whose θ is not finite
+        return np.where(finite, values, np.nan)
+
     det = np.linalg.det(safe[:, :, :2])
     return {"zoom": _quantiles(keep(zoom_from_theta(safe))), "rotation": _quantiles(keep(params["angle"])),
             "shear": _quantiles(keep(params["shear"])),
@@ -305,7 +309,7 @@ def _sampling(transformer: nn.Module, inputs: torch.Tensor, outputs: torch.Tenso
     return None
 
 
-def diagnose_run(config: "RunConfig", device: torch.device | None = None, images: int = 1000) -> HealthReport:
+def diagnose_run(config: RunConfig, device: torch.device | None = None, images: int = 1000) -> HealthReport:
     """:func:`health_check` of the finished run ``config`` (loaded like ``errors`` loads it,
     :func:`~stn_course.experiments.load_trained`) on the first ``images`` of its test set:
     what ``python -m stn_course diagnose`` prints."""
