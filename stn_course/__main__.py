@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "diagnose":
         from .health import diagnose_run
 
-        print(diagnose_run(config, device=device))
+        print("\n\n".join(str(report) for report in diagnose_run(config, device=device)))
         return 0
     return _train(config, device, args)
 

@@ -42,6 +42,9 @@ SHRUNK = ("output shrunk onto the padding (median zoom x{zoom:.2f}, {outside:.0%
           "θ's scale grew — a lower localisation learning rate or a bounded θ keeps it in the image")
 OFF_IMAGE = ("points leave the image ({outside:.0%} of sampling points outside the input): θ moved the sampled "
              "region off the input — lower the localisation learning rate, clip gradients")
+PADDED = ("{outside:.0%} of the output is padding (sampling points outside the input): θ zooms out or shifts "
+          "past the edge — harmless where the padding is the background (black MNIST); on photos it is a black "
+          "frame: padding_mode='border', a bounded θ or a lower localisation learning rate keep it in")
 MAGNIFIED = ("output magnified (median zoom x{zoom:.2f}): the transformer reads a small patch — from the start this "
              "means no identity initialisation (zero the localisation's last weights, identity bias); "
              "learned on a large canvas it is attention")
@@ -61,8 +64,9 @@ SATURATED = ("θ sits at its bound in {share:.0%} of the images (a saturated tan
 CONSTANT = ("θ is the same for every image (and not the identity): the localisation ignores its input — its "
             "ReLUs died after too large steps, or a bounded θ saturated; lower the localisation learning rate, "
             "clip gradients")
-GREY_FRAME = ("grey frame: the transformer samples a transformed image (a black input reaches it as {value:.3g}) "
-              "but pads with {padding} — normalise after the transformer, not before")
+GREY_FRAME = ("grey frame where sampling points leave the input ({outside:.1%} of them now): the transformer's "
+              "input for a black image is {value:.3g}, but it pads with 0 — an image transformer should sample the "
+              "raw image and normalise after it (pytorch/tutorials#1117); a feature transformer can pad with 'border'")
 ALIGN_CORNERS = ("the identity does not give the image back: align_corners is {grid} in affine_grid but "
                  "{sample} in grid_sample, so θ is scaled by W/(W-1) about the centre — pass the same value to both")
 INCONSISTENT = ("the output is not the input sampled with last_theta: θ changed after it was stored "
@@ -88,6 +92,8 @@ class HealthReport:
     distance: tuple[float, ...]  # ||θ - identity|| (Frobenius)
     mirrored: float  # share of images with det A < 0
     verdicts: list[str] = field(default_factory=list)
+    transformer: str = ""  # its name in the model ("" for the model itself)
+    transformers: int = 1  # how many the model has (each with a last_theta)
 
     @property
     def healthy(self) -> bool:
@@ -98,7 +104,8 @@ class HealthReport:
         def row(name: str, values: tuple[float, ...]) -> str:
             return f"  {name:<22}" + "  ".join(f"{v:>9.3g}" for v in values)
 
-        lines = [f"Spatial transformer health check ({self.images} images, read from {self.source})",
+        which = f"; of {self.transformer}, one of {self.transformers} transformers" if self.transformers > 1 else ""
+        lines = [f"Spatial transformer health check ({self.images} images, read from {self.source}{which})",
                  f"  sampling points outside the input: {self.outside:.1%}; mirrored (det < 0): {self.mirrored:.1%}",
                  f"  {'':<22}" + "  ".join(f"{name:>9}" for name in ("min", "5%", "median", "95%", "max")),
                  row("zoom (>1 magnifies)", self.zoom), row("rotation (degrees)", self.rotation),
@@ -192,7 +199,10 @@ def health_check(model: nn.Module, images: torch.Tensor, transformer: nn.Module 
     report = HealthReport(images=len(inputs), source=source, outside=_outside(transformer, theta, outputs),
                           **readings)
     report.verdicts = _theta_verdicts(report, raw, theta.numpy())
-    probes = [_grey_frame(model, transformer, images)]
+    report.transformer = next(name for name, module in model.named_modules() if module is transformer) \
+        if any(module is transformer for module in model.modules()) else ""
+    report.transformers = sum(hasattr(module, "last_theta") for module in model.modules())
+    probes = [_grey_frame(model, transformer, images, report.outside)]
     if source == "θ" and torch.isfinite(theta).all():
         probes.append(_sampling(transformer, inputs, outputs, theta))
     found = [verdict for verdict in probes if verdict]
@@ -240,6 +250,8 @@ def _theta_verdicts(report: HealthReport, raw: torch.Tensor, theta: np.ndarray) 
         verdicts.append(SHRUNK.format(zoom=zoom, outside=report.outside))
     elif report.outside > 0.5:
         verdicts.append(OFF_IMAGE.format(outside=report.outside))
+    elif report.outside > 0.3:
+        verdicts.append(PADDED.format(outside=report.outside))
     if zoom > 2.5:
         verdicts.append(MAGNIFIED.format(zoom=zoom))
     if report.mirrored > 0.05 and not blown_up:  # a diverging θ swings through every orientation
@@ -277,14 +289,14 @@ def _saturated_or_constant(theta: np.ndarray) -> list[str]:
     return [SATURATED.format(share=share)] if share > 0.25 else []
 
 
-def _grey_frame(model: nn.Module, transformer: nn.Module, images: torch.Tensor) -> str | None:
+def _grey_frame(model: nn.Module, transformer: nn.Module, images: torch.Tensor, outside: float) -> str | None:
     """Probe: does a black input (all 0) reach the transformer as 0, the value it pads with?"""
     padding = getattr(transformer, "padding_mode", "zeros")
     if padding != "zeros":
         return None  # "border" and "reflection" repeat the image's own values: no frame
     inputs, _ = _run(model, transformer, torch.zeros_like(images[:2]))
     value = float(inputs.flatten()[inputs.abs().flatten().argmax()])
-    return GREY_FRAME.format(value=value, padding="0") if abs(value) > 1e-3 else None
+    return GREY_FRAME.format(value=value, outside=outside) if abs(value) > 1e-3 else None
 
 
 def _sampling(transformer: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, theta: torch.Tensor) -> str | None:
@@ -309,22 +321,22 @@ def _sampling(transformer: nn.Module, inputs: torch.Tensor, outputs: torch.Tenso
     return None
 
 
-def diagnose_run(config: RunConfig, device: torch.device | None = None, images: int = 1000) -> HealthReport:
-    """:func:`health_check` of the finished run ``config`` (loaded like ``errors`` loads it,
-    :func:`~stn_course.experiments.load_trained`) on the first ``images`` of its test set:
-    what ``python -m stn_course diagnose`` prints."""
+def diagnose_run(config: RunConfig, device: torch.device | None = None, images: int = 1000) -> list[HealthReport]:
+    """:func:`health_check` of each spatial transformer of the finished run ``config`` (loaded
+    like ``errors`` loads it, :func:`~stn_course.experiments.load_trained`) on the first
+    ``images`` of its test set: what ``python -m stn_course diagnose`` prints."""
     from .experiments import load_trained  # here: experiments imports the whole training stack
 
     experiment, _ = load_trained(config, device)
-    try:
-        find_transformer(experiment.model)
-    except ValueError:
+    transformers = [module for module in experiment.model.modules() if hasattr(module, "last_theta")]
+    if not transformers:
         raise CourseError(f"{config.model} has no spatial transformer to diagnose: "
-                          f"choose a model with a spatial transformer") from None
+                          f"choose a model with a spatial transformer")
     batches, count = [], 0
     for batch, _ in experiment.test_loader:
         batches.append(batch)
         count += len(batch)
         if count >= images:
             break
-    return health_check(experiment.model, torch.cat(batches)[:images])
+    probe = torch.cat(batches)[:images]
+    return [health_check(experiment.model, probe, transformer) for transformer in transformers]

@@ -14,7 +14,8 @@ from torch import nn
 from stn_course import health
 from stn_course.clinic import LearnersTransformer
 from stn_course.health import HealthReport, find_transformer, health_check
-from stn_course.models import ConvClassifier, Normalize, SpatialTransformer, STClassifier, localisation_net, st_cnn
+from stn_course.models import (ConvClassifier, Normalize, SeriesSTClassifier, SpatialTransformer, STClassifier,
+                               localisation_net, st_cnn)
 from stn_course.utils import repo_root
 
 from .markers import requires_mnist
@@ -101,8 +102,8 @@ def test_normalising_before_sampling_is_found_as_a_grey_frame():
     transformer = SpatialTransformer(localisation_net((1, 28, 28), 6))
     normalised_first = nn.Sequential(Normalize(MEAN, STD), transformer, nn.Flatten(), nn.Linear(28 * 28, 2))
     report = health_check(normalised_first, blobs(16)[0], transformer=transformer)
-    assert "grey frame" in verdicts(report) and "normalise after the transformer" in verdicts(report)
-    assert f"reaches it as {-MEAN[0] / STD[0]:.3g}" in verdicts(report)
+    assert "grey frame" in verdicts(report) and "sample the raw image and normalise after it" in verdicts(report)
+    assert f"input for a black image is {-MEAN[0] / STD[0]:.3g}, but it pads with 0" in verdicts(report)
     # the course's order: sample the raw image, then normalise (the classifier's first layer)
     assert "grey frame" not in verdicts(check(classifier_with(SpatialTransformer(localisation_net((1, 28, 28), 6)))))
 
@@ -165,6 +166,16 @@ def test_a_transformer_with_nothing_to_undo_stays_at_the_identity_and_that_is_no
     assert 0 < report.distance[2] < 0.1  # it trained, and stayed
 
 
+def test_a_third_of_the_output_in_the_padding_is_said():
+    transformer = learners()
+    with torch.no_grad():  # shifted up by a fifth of the image and zoomed out a little, as cifar-net-a does
+        transformer.localisation[-1].bias.copy_(torch.tensor([1.15, 0.0, 0.0, 0.0, 1.15, -0.4]))
+    report = check(classifier_with(transformer))
+    assert 0.3 < report.outside <= 0.5
+    assert report.verdicts[0] == health.PADDED.format(outside=report.outside)  # then: the same θ for every image
+    assert "padding_mode='border'" in str(report)
+
+
 def test_the_report_reads_well_and_needs_only_last_theta():
     report = check(classifier_with(learners()))
     text = str(report)
@@ -173,6 +184,11 @@ def test_the_report_reads_well_and_needs_only_last_theta():
                 "distance to identity", "Verdict:"):
         assert row in text
     assert report.zoom == (1.0,) * 5 and report.outside == 0.0
+    assert report.transformer == "transformer" and report.transformers == 1
+    series = SeriesSTClassifier((1, 28, 28), MEAN, STD)
+    both = [health_check(series, blobs(8)[0], transformer=t) for t in (None, series.feature_transformer)]
+    assert [(r.transformer, r.transformers) for r in both] == [("input_transformer", 2), ("feature_transformer", 2)]
+    assert "read from θ; of feature_transformer, one of 2 transformers)" in str(both[1])
     with pytest.raises(ValueError, match="last_theta"):
         find_transformer(ConvClassifier((1, 28, 28), MEAN, STD))
 
@@ -196,6 +212,28 @@ def test_diagnose_reports_on_the_shipped_mnist_run(tmp_path):
     assert "Loaded the trained model shipped with the course" in result.stdout
     assert "Spatial transformer health check (1000 images, read from θ)" in result.stdout
     assert "θ stays at the identity" in result.stdout and "nothing to undo (not a bug)" in result.stdout
+    assert result.stdout.count("Spatial transformer health check") == 1
+
+
+@requires_mnist
+def test_diagnose_reports_on_each_transformer_of_a_model_with_two(tmp_path, monkeypatch, capsys):
+    from stn_course import experiments
+    from stn_course.__main__ import main
+
+    def loaded(config, device=None):  # an untrained two-transformer model, on a few MNIST test images
+        from types import SimpleNamespace
+
+        from stn_course.data import load_mnist
+        test = load_mnist(train=False, limit=32)
+        return SimpleNamespace(model=SeriesSTClassifier((1, 28, 28), MEAN, STD),
+                               test_loader=[(test.images.float() / 255, test.labels)]), False
+
+    monkeypatch.setattr(experiments, "load_trained", loaded)
+    assert main(["diagnose", "--model", "st-series", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "(32 images, read from θ; of input_transformer, one of 2 transformers)" in out
+    assert "(32 images, read from θ; of feature_transformer, one of 2 transformers)" in out
+    assert out.count(health.EXACT_IDENTITY) == 2
 
 
 def test_diagnose_on_a_model_without_a_transformer_is_one_message(monkeypatch, capsys):
@@ -223,4 +261,4 @@ def test_a_theta_the_same_for_every_image_is_a_saturated_bound_or_a_localisation
     with torch.no_grad():
         saturated.localisation[-1].bias.copy_(torch.tensor([1e3, -1e3, -1e3, 1e3, -1e3, 1e3]))
     report = check(classifier_with(saturated))
-    assert report.verdicts == [health.SATURATED.format(share=1.0)]
+    assert health.SATURATED.format(share=1.0) in report.verdicts and health.CONSTANT not in report.verdicts
