@@ -1,8 +1,12 @@
 """Diagnosing a spatial transformer from its θ: :func:`health_check` runs a model on a batch of
 images and reads what its transformer did: where the sampling points fall, the zoom, rotation,
 shear and translation in θ, how far θ is from the identity, and a verdict line per symptom
-with its likely cause (θ blew up, no identity initialisation, grey frame, ``align_corners``
-mismatch, truncated θ, saturated bound, nothing to undo).
+with its likely cause (θ blew up, output shrunk or magnified, mirrored, in the padding, no
+identity initialisation, grey frame, ``align_corners`` mismatch, truncated θ, saturated bound,
+a localisation that ignores its input, nothing to undo). Zoom is
+:func:`stn_course.parameterisation.zoom_from_theta` (above 1 magnifies), as in the notebooks.
+The sampling is probed too: a black image is fed through the model to see what the transformer
+pads against, and its output is compared with its input resampled with its θ.
 
 It works on the course's models and on a learner's own ``nn.Module``. What it needs is **one
 attribute**: the transformer is a submodule (or the model itself) whose ``forward`` takes the
