@@ -9,8 +9,9 @@ argument checks), ``coordinates`` (where a grid reads, for pictures), ``paramete
 from readable parameters and back), ``geometry`` (the torch grid generators), ``models``
 (spatial transformers and classifiers), ``cifar_models`` (the CIFAR-10 networks),
 ``traffic_sign_models`` and ``traffic_signs`` (GTSRB), ``vision_transformer`` (ViT and
-ST-ViT), ``registry`` (every classifier by name), ``inspection`` (looking inside a trained
-model), ``analysis`` (what a model gets wrong), ``distortions`` (distorted MNIST), ``train``
+ST-ViT), ``registry`` (every classifier by name), ``clinic`` (a transformer with the usual mistakes, and
+the clinic's cases), ``inspection`` (looking inside a trained
+model), ``health`` (diagnosing a transformer from θ), ``analysis`` (what a model gets wrong), ``distortions`` (distorted MNIST), ``train``
 (one training loop), ``names`` (the course's vocabulary: dataset, model, variant and option
 names, without torch), ``recipes`` and ``validation`` (what a run is: ``RunConfig``),
 ``experiments`` (doing a run: build, train, load), ``checkpoints`` (a run's checkpoint and

@@ -84,3 +84,40 @@ def test_the_gpu_checks_runs_are_the_courses_and_its_test_summary_names_the_fail
     result = gpu_check.check_tests({}, 10)
     assert result == {"status": "failed (exit 1)", "seconds": 3.0, "summary": "1 failed, 5 passed in 3.0s",
                       "failed": ["tests/test_x.py::test_y"]}
+@requires_mnist
+def test_clinic_runs_record_each_case_and_resume_from_their_checkpoints(tmp_path, monkeypatch, capsys):
+    import json
+
+    from stn_course.utils import repo_root
+
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))  # quick mode: results and checkpoints there
+    monkeypatch.delenv("STN_COURSE_CHECKPOINTS", raising=False)
+    path = Path(__file__).parents[1] / "benchmarks" / "clinic_runs.py"
+    spec = importlib.util.spec_from_file_location("clinic_runs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tracked = sorted(p.name for p in (repo_root() / "results").glob("clinic_*.json"))
+    args = ["--cases", "align-corners", "integer-theta", "--steps", "4", "--train-limit", "128",
+            "--test-limit", "64", "--log-every", "2", "--checkpoint-every", "2"]
+    written = module.main(args)
+    assert [p.name for p in written] == ["clinic_align-corners.json", "clinic_integer-theta.json"]
+    assert all(p.parent == tmp_path / "results" for p in written)
+    record = json.loads(written[0].read_text())
+    assert record["command"] == "python benchmarks/clinic_runs.py " + " ".join(args)
+    assert record["machine"]["cpu_count"] >= 1 and record["quick_mode"] is True and record["finished_at"]
+    assert set(record["runs"]) == {"broken", "fixed"} and record["settings"]["broken"]["align_corners"] == [False, True]
+    broken, fixed = record["runs"]["broken"], record["runs"]["fixed"]
+    assert [entry["step"] for entry in broken["log"]] == [2, 4] and broken["steps"] == 4
+    mismatch = "align_corners is False in affine_grid but True in grid_sample"
+    assert any(mismatch in verdict for verdict in broken["health"]["verdicts"])
+    assert not any("align_corners" in v for v in fixed["health"]["verdicts"])
+    assert len(broken["theta_first_test_images"]) == 16 and 0 <= broken["test_accuracy"] <= 1
+    integer = json.loads(written[1].read_text())["runs"]["broken"]["health"]["verdicts"]
+    assert integer[0].startswith("θ holds only whole numbers")
+    assert (tmp_path / "checkpoints" / "clinic_align-corners_broken.pt").exists()
+    # the same command again resumes each finished run from its checkpoint: nothing retrained, same log
+    capsys.readouterr()
+    again = json.loads(module.main(["--cases", "align-corners", *args[3:]])[0].read_text())
+    assert "resuming at step 4" in capsys.readouterr().out
+    assert again["runs"]["broken"]["log"] == broken["log"]
+    assert sorted(p.name for p in (repo_root() / "results").glob("clinic_*.json")) == tracked
