@@ -84,6 +84,8 @@ def test_the_gpu_checks_runs_are_the_courses_and_its_test_summary_names_the_fail
     result = gpu_check.check_tests({}, 10)
     assert result == {"status": "failed (exit 1)", "seconds": 3.0, "summary": "1 failed, 5 passed in 3.0s",
                       "failed": ["tests/test_x.py::test_y"]}
+
+
 @requires_mnist
 def test_clinic_runs_record_each_case_and_resume_from_their_checkpoints(tmp_path, monkeypatch, capsys):
     import json
