@@ -264,6 +264,8 @@ def gtsrb_table(records: Sequence[dict]) -> str:
     for record in records:
         config = record["config"]
         augmentation = "small random affine (±10°, scale 0.9–1.1, shift ±1.6 px)" if config["augment"] else "none"
+        if config["augment"] and config.get("brightness_contrast"):
+            augmentation += f", brightness and contrast ×(1 ± {config['brightness_contrast']:g})"
         lines.append(f"| ours: `{config['model']}` | {100 * record['test_accuracy']:.2f}% | 32x32 | {augmentation} "
                      f"| {record['epochs']} | {record['seconds_total'] / 60:.0f} min | `{record['command']}` |")
     return "\n".join(lines)

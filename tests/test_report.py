@@ -297,3 +297,11 @@ def test_a_bad_error_analysis_is_named_and_left_out(results_copy):
     path.write_text(json.dumps(record))
     with pytest.warns(BadResultWarning, match=f"Skipping {path}: it lacks 'confusions'"):
         assert len(load_error_results(results_copy)) == good - 1
+
+
+def test_the_traffic_sign_table_names_brightness_and_contrast_jitter_where_a_run_used_it():
+    plain = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.99), "command": "plain"}
+    jittered = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.995, brightness_contrast=0.3), "command": "jittered"}
+    rows = {line.split(" | ")[-1]: line for line in report.gtsrb_table([plain, jittered]).splitlines()[-2:]}
+    assert "shift ±1.6 px) | 8 |" in rows["`plain` |"]
+    assert "shift ±1.6 px), brightness and contrast ×(1 ± 0.3) | 8 |" in rows["`jittered` |"]
