@@ -51,17 +51,30 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
         float ``(B, C, H, W)``; borders are repeated (``padding_mode="border"``) rather than
         black, since a photograph continues beyond its frame.
     """
-    batch, device = images.shape[0], images.device
+    theta = random_affine_theta(images.shape[0], generator, degrees, scale, shift, device=images.device)
+    return warp_affine(images, theta)
 
+
+def random_affine_theta(batch: int, generator: torch.Generator, degrees: float = 10.0,
+                        scale: tuple[float, float] = (0.9, 1.1), shift: float = 0.1,
+                        device: torch.device | str = "cpu") -> torch.Tensor:
+    """The θ ``(batch, 2, 3)`` of :func:`random_affine` (same arguments, same draws): rotation
+    by an angle uniform in ``[-degrees, degrees]``, zoom uniform in ``scale``, shifts uniform in
+    ``[-shift, shift]``. θ maps output to input coordinates: zooming in by s samples a region
+    1/s as large."""
     def uniform(low: float, high: float) -> torch.Tensor:
         return low + (high - low) * torch.rand(batch, generator=generator, device=device)
 
     angle = uniform(-degrees, degrees) * (np.pi / 180)
     zoom = uniform(*scale)
-    # θ maps output to input coordinates: zooming in by s samples a region 1/s as large.
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, uniform(-shift, shift)], dim=1),
-                         torch.stack([sin, cos, uniform(-shift, shift)], dim=1)], dim=1)
+    return torch.stack([torch.stack([cos, -sin, uniform(-shift, shift)], dim=1),
+                        torch.stack([sin, cos, uniform(-shift, shift)], dim=1)], dim=1)
+
+
+def warp_affine(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``images`` ``(B, C, H, W)`` resampled with θ ``(B, 2, 3)`` (bilinear, borders repeated,
+    ``align_corners=False``)."""
     grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
     return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border",
                                            align_corners=False)

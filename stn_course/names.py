@@ -33,7 +33,7 @@ OPTIMIZER_NAMES = ("adamw", "sgd")
 #: the learning-rate schedules (see :func:`stn_course.experiments.make_scheduler`)
 SCHEDULE_NAMES = ("onecycle", "constant", "final-drop")
 #: the commands of ``python -m stn_course``
-COMMAND_NAMES = ("train", "errors", "report", "record-evolution")
+COMMAND_NAMES = ("train", "errors", "jitter", "report", "record-evolution")
 
 #: the paper's CNN-based classifiers, whose classifier takes dropout and batch normalisation
 _ST_CNNS = ("st-cnn-aff", "st-cnn-proj", "st-cnn-tps")

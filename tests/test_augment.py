@@ -62,3 +62,15 @@ def test_with_brightness_contrast_runs_the_augmentation_first_from_the_same_gene
     assert torch.equal(both, brightness_contrast(random_affine(images, generator), generator, 0.3))
     alone = with_brightness_contrast(None, 0.3)(images, torch.Generator().manual_seed(0))
     assert torch.equal(alone, brightness_contrast(images, torch.Generator().manual_seed(0), 0.3))
+
+
+def test_random_affine_draws_its_theta_as_recorded_runs_did():
+    """The draws' order is pinned: a recorded run resumed, or repeated, sees the same jitter."""
+    from stn_course.augment import random_affine_theta, warp_affine
+
+    theta = random_affine_theta(2, torch.Generator().manual_seed(0))
+    assert torch.allclose(theta, torch.tensor([[[1.0896852, 0.0014239, -0.0385154], [-0.0014239, 1.0896852, -0.0019813]],
+                                               [[1.0747125, -0.1009172, 0.0268157], [0.1009172, 1.0747125, 0.0792890]]]),
+                          atol=1e-6)
+    images = torch.rand(2, 3, 8, 8)
+    assert torch.equal(random_affine(images, torch.Generator().manual_seed(0)), warp_affine(images, theta))
