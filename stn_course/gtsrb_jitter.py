@@ -128,15 +128,15 @@ def jitter_results(model: torch.nn.Module, size: int, device: torch.device, limi
     # the positions subset(limit) keeps, for the θ of the kept images
     keep = slice(None) if limit is None or limit >= len(test) else torch.from_numpy(spread_indices(len(test), limit))
     rows = []
-    for strength in JITTER_STRENGTHS:
+    for strength, times in JITTER_STRENGTHS.items():
         images = jittered(test, strength, seed).subset(limit)
         _, correct, samples = evaluate(model, BatchLoader(images, 1000, device=device, channels_last=channels_last))
         ranges = jitter_ranges(strength)
-        row = {"strength": strength, "times_training_jitter": JITTER_STRENGTHS[strength],
+        row = {"strength": strength, "times_training_jitter": times,
                "degrees": ranges["degrees"], "scale": list(ranges["scale"]), "shift": ranges["shift"],
                "accuracy": correct / samples, "error_percent": round(100 * (1 - correct / samples), 3),
                "correct": correct, "samples": samples}
-        if getattr(model, "input_transformer", None) is not None and JITTER_STRENGTHS[strength]:
+        if getattr(model, "input_transformer", None) is not None and times:
             row["theta_read_back"] = theta_read_back(model, images, jitter_theta(len(test), strength, seed)[keep],
                                                      device)
         rows.append(row)

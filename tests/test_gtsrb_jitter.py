@@ -30,7 +30,7 @@ def test_strengths_are_multiples_of_the_training_jitter_as_documented():
                                                           "shift": defaults["shift"].default})
     assert defaults["scale"].default[1] == pytest.approx(1 + gtsrb_jitter.TRAINING_JITTER["zoom"])
     assert list(JITTER_STRENGTHS) == ["none", "weak", "medium", "strong"]
-    flat = lambda ranges: [ranges["degrees"], *ranges["scale"], ranges["shift"]]  # noqa: E731
+    flat = lambda ranges: [ranges["degrees"], *ranges["scale"], ranges["shift"]]
     assert flat(jitter_ranges("strong")) == pytest.approx([40.0, 0.6, 1.4, 0.4])
     assert flat(jitter_ranges("weak")) == pytest.approx([20.0, 0.8, 1.2, 0.2])
     assert flat(jitter_ranges("none")) == [0.0, 1.0, 1.0, 0.0]
@@ -46,7 +46,7 @@ def test_strengths_are_multiples_of_the_training_jitter_as_documented():
 def test_the_draws_are_seeded_and_grow_with_the_strength_in_the_same_direction():
     weak, strong = jitter_theta(500, "weak"), jitter_theta(500, "strong")
     assert torch.equal(weak, jitter_theta(500, "weak")) and not torch.equal(weak, jitter_theta(500, "weak", seed=1))
-    angle = lambda theta: torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))  # noqa: E731
+    angle = lambda theta: torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))
     assert angle(weak).abs().max() <= 20 + 1e-4 and angle(strong).abs().max() > 35
     assert torch.allclose(angle(strong), 2 * angle(weak), atol=1e-3), "the same draw, twice as far"
     assert torch.allclose(strong[:, :, 2], 2 * weak[:, :, 2], atol=1e-6)
