@@ -2,7 +2,7 @@
 
 Modules follow the course's ideas: ``utils`` (seeds, device, paths, run mode), ``files``
 (atomic writes, saved figures), ``data`` (MNIST and CIFAR-10 as tensors), ``gtsrb`` (traffic
-signs with their metadata), ``cache`` (decoded tensors kept on disk), ``loader`` (the batch
+signs with their metadata), ``gtsrb_jitter`` (its test set turned, zoomed and shifted), ``cache`` (decoded tensors kept on disk), ``loader`` (the batch
 loader), ``augment`` (tensor augmentations), ``sampler`` (the NumPy reference grid generator
 and sampler), ``conventions`` (what it shares with the torch code), ``array_checks`` (its
 argument checks), ``coordinates`` (where a grid reads, for pictures), ``parameterisation`` (θ

@@ -14,7 +14,8 @@ scratch) and writes its result,
 course's results/ instead. The recipe label names the variant and every setting changed with
 --set (e.g. _window-28_amp=true). `errors` takes the same options as `train`, loads the
 finished run and writes errors_<run>.json (see stn_course.analysis); `diagnose` loads it and
-prints its transformer's health check (see stn_course.health). `record-evolution`
+prints its transformer's health check (see stn_course.health); `jitter` writes jitter_<run>.json,
+its accuracy on GTSRB's jittered test sets (see stn_course.gtsrb_jitter). `record-evolution`
 records the transformer learning that notebooks 05 and 06 animate (see stn_course.recording).
 """
 from __future__ import annotations
@@ -71,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Load a finished run and print its transformer's health check "
                                    "on its first 1000 test images.", formatter_class=_HelpFormatter, parents=[common])
     _add_run_arguments(diagnose, record=False)
+    jitter = commands.add_parser("jitter", help="save a finished GTSRB run's accuracy on the jitter test sets",
+                                 description="Load a finished run on gtsrb and save its accuracy on the official test "
+                                             "set turned, zoomed and shifted at each strength (stn_course.gtsrb_jitter).",
+                                 formatter_class=_HelpFormatter, parents=[common])
+    _add_run_arguments(jitter)
     evolution = commands.add_parser(
         "record-evolution", help="train one epoch from scratch and save the θ history that notebooks 05 and 06 "
         "animate (minutes on a CPU)", formatter_class=_HelpFormatter, parents=[common])
@@ -161,6 +167,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from .health import diagnose_run
 
         print("\n\n".join(str(report) for report in diagnose_run(config, device=device)))
+    if args.command == "jitter":
+        from .gtsrb_jitter import record_jitter
+
+        print("Saved the jitter results to", record_jitter(config, device=device, record=args.record))
         return 0
     return _train(config, device, args)
 

@@ -14,7 +14,7 @@ def test_registry_builds_every_model_it_names_and_lists_them_for_an_unknown_name
     shapes = {"st-parallel": ((1, 32, 64), 100), "cifar-net-a": ((3, 32, 32), 10), "cifar-net-b": ((3, 32, 32), 10),
               "cifar-resnet": ((3, 32, 32), 10), "cifar-st-resnet": ((3, 32, 32), 10)}
     shapes.update({name: ((3, 32, 32), 43) for name in MODEL_NAMES if name.startswith("gtsrb-")})
-    without_transformer = ("cnn", "cifar-resnet", "gtsrb-cnn", "gtsrb-cnn-wide", "vit")
+    without_transformer = ("cnn", "cifar-resnet", "gtsrb-cnn", "gtsrb-cnn-wide", "gtsrb-bn-cnn", "vit")
     assert MODEL_NAMES == tuple(registry.CLASSIFIERS)
     for name in MODEL_NAMES:
         shape, classes = shapes.get(name, ((1, 28, 28), 10))
