@@ -5,6 +5,7 @@
     python -m stn_course report --update-readme   # README's headline table and RESULTS.md, from results/*.json
     python -m stn_course report --mine   # your own runs ($STN_COURSE_OUTPUT/results) below the course's
     python -m stn_course errors --dataset rts-mnist --model st-cnn-aff --epochs 8   # what a finished run gets wrong
+    python -m stn_course diagnose --dataset rts-mnist --model st-cnn-aff --epochs 8   # its transformer's health
 
 Each run checkpoints every epoch in $STN_COURSE_CHECKPOINTS (default <data root>/checkpoints;
 rerun the same command to resume after an interruption, or add --restart to train from
@@ -13,7 +14,9 @@ scratch) and writes its result,
 <data root>/stn_course_output/results), outside the repository; --record writes it to the
 course's results/ instead. The recipe label names the variant and every setting changed with
 --set (e.g. _window-28_amp=true). `errors` takes the same options as `train`, loads the
-finished run and writes errors_<run>.json (see stn_course.analysis). `record-evolution`
+finished run and writes errors_<run>.json (see stn_course.analysis); `diagnose` loads it and
+prints its transformer's health check (see stn_course.health); `jitter` writes jitter_<run>.json,
+its accuracy on GTSRB's jittered test sets (see stn_course.gtsrb_jitter). `record-evolution`
 records the transformer learning that notebooks 05 and 06 animate (see stn_course.recording).
 """
 from __future__ import annotations
@@ -66,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Load a finished run and save its errors on the test set.",
                                  formatter_class=_HelpFormatter, parents=[common])
     _add_run_arguments(errors)
+    diagnose = commands.add_parser("diagnose", help="print the health check of a finished run's spatial transformer",
+                                   description="Load a finished run and print its transformer's health check "
+                                   "on its first 1000 test images.", formatter_class=_HelpFormatter, parents=[common])
+    _add_run_arguments(diagnose, record=False)
+    jitter = commands.add_parser("jitter", help="save a finished GTSRB run's accuracy on the jitter test sets",
+                                 description="Load a finished run on gtsrb and save its accuracy on the official test "
+                                             "set turned, zoomed and shifted at each strength (stn_course.gtsrb_jitter).",
+                                 formatter_class=_HelpFormatter, parents=[common])
+    _add_run_arguments(jitter)
     evolution = commands.add_parser(
         "record-evolution", help="train one epoch from scratch and save the θ history that notebooks 05 and 06 "
         "animate (minutes on a CPU)", formatter_class=_HelpFormatter, parents=[common])
@@ -88,9 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_run_arguments(parser: argparse.ArgumentParser, record: bool = True) -> None:
     """The options that name a run (dataset, model, epochs, seed, variant, settings), and
-    where it runs and records."""
+    where it runs and (if ``record``) records."""
     parser.add_argument("--dataset", choices=DATASET_NAMES, default="mnist", help="the dataset to train and test on")
     parser.add_argument("--model", choices=MODEL_NAMES, default="st-cnn-aff",
                         help="the network (st-*: with spatial transformers)")
@@ -104,9 +116,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: none)")
     parser.add_argument("--device", default=None,
                         help="cpu or cuda (default: $STN_COURSE_DEVICE, else cuda if available, else cpu)")
-    parser.add_argument("--record", action="store_true",
-                        help="write the result to the course's results/ (for the course's own recorded runs), "
-                             "not to $STN_COURSE_OUTPUT/results")
+    if record:
+        parser.add_argument("--record", action="store_true",
+                            help="write the result to the course's results/ (for the course's own recorded runs), "
+                                 "not to $STN_COURSE_OUTPUT/results")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +174,15 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         path = record_errors(config, device=device, record=args.record)
         print(f"{config.name}: {describe_error_summary(json.loads(path.read_text()))}")
         print("Saved the errors to", path)
+        return 0
+    if args.command == "diagnose":
+        from .health import diagnose_run
+
+        print("\n\n".join(str(report) for report in diagnose_run(config, device=device)))
+    if args.command == "jitter":
+        from .gtsrb_jitter import record_jitter
+
+        print("Saved the jitter results to", record_jitter(config, device=device, record=args.record))
         return 0
     return _train(config, device, args)
 

@@ -201,8 +201,8 @@ def moving_digit(digit: torch.Tensor, frames: int = 48, canvas: int = 42,
     """One digit ``(1, 1, 28, 28)`` moved along a smooth closed path: rotated, scaled and
     shifted a little more each frame, in a ``canvas`` square.
 
-    Returns the frames ``(frames, 1, canvas, canvas)`` and the applied parameters
-    (``angle`` in degrees, ``scale``, ``shift_px`` ``(frames, 2)``).
+    Returns the frames ``(frames, 1, canvas, canvas)`` on the digit's device and the applied
+    parameters on the CPU, ready to plot (``angle`` in degrees, ``scale``, ``shift_px`` ``(frames, 2)``).
     """
     phase = torch.linspace(0, 2 * math.pi, frames + 1)[:-1]
     low, high = scale_range
@@ -211,8 +211,9 @@ def moving_digit(digit: torch.Tensor, frames: int = 48, canvas: int = 42,
         "scale": (low + high) / 2 + (high - low) / 2 * torch.sin(2 * phase),
         "shift_px": radius_px * torch.stack([torch.cos(phase), torch.sin(phase)], dim=1),
     }
-    images = place_affine(digit.expand(frames, -1, -1, -1), params["angle"], params["scale"],
-                          params["shift_px"], canvas)
+    on_device = {name: value.to(digit.device) for name, value in params.items()}
+    images = place_affine(digit.expand(frames, -1, -1, -1), on_device["angle"], on_device["scale"],
+                          on_device["shift_px"], canvas)
     return images, params
 
 

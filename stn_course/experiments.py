@@ -18,7 +18,7 @@ from .checkpoints import load_checkpoint, run_identity
 from .errors import CourseError
 from .loader import BatchLoader
 from .names import OPTIMIZER_NAMES, SCHEDULE_NAMES
-from .recipes import DATASETS, FINAL_DROP_AT, RunConfig
+from .recipes import DATASETS, FINAL_DROP_AT, RunConfig, training_augmentation
 from .registry import build_classifier
 from .results import record_result
 from .runlock import run_lock
@@ -56,7 +56,7 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
         config=config,
         model=model,
         train_loader=BatchLoader(splits.train, config.batch_size, shuffle=True,
-                                 augment=splits.train_augment if config.augment else None,
+                                 augment=training_augmentation(config, splits),
                                  device=device, seed=config.seed, channels_last=config.channels_last),
         test_loader=BatchLoader(splits.test, 1000, device=device, channels_last=config.channels_last),
     )

@@ -116,8 +116,8 @@ def tps_system_inverse(control: torch.Tensor) -> torch.Tensor:
     """
     count = control.shape[0]
     kernel = tps_kernel(_squared_distances(control, control))
-    poly = torch.cat([torch.ones(count, 1, dtype=control.dtype), control], dim=1)
-    system = torch.zeros(count + 3, count + 3, dtype=control.dtype)
+    poly = torch.cat([control.new_ones(count, 1), control], dim=1)
+    system = control.new_zeros(count + 3, count + 3)
     system[:count, :count] = kernel
     system[:count, count:] = poly
     system[count:, :count] = poly.T
@@ -135,14 +135,14 @@ def tps_grid(source_points: torch.Tensor, size: Sequence[int], align_corners: bo
     """
     n, _, height, width = size
     if control is None:
-        control = tps_control_points(round(source_points.shape[1] ** 0.5))
+        control = tps_control_points(round(source_points.shape[1] ** 0.5)).to(source_points.device)
     if system_inverse is None:
         system_inverse = tps_system_inverse(control.double())
     dtype = source_points.dtype
     points = base_grid(height, width, align_corners, source_points.device, dtype).view(1, -1, 2)
     rhs = torch.cat([source_points, source_points.new_zeros(n, 3, 2)], dim=1)
-    coefficients = system_inverse.to(dtype) @ rhs
+    coefficients = system_inverse.to(source_points.device, dtype) @ rhs
     # Evaluate the spline at every output pixel: [U(|p - c_k|), 1, x, y] @ coefficients.
-    kernel = tps_kernel(_squared_distances(points, control.to(dtype)))
+    kernel = tps_kernel(_squared_distances(points, control.to(source_points.device, dtype)))
     features = torch.cat([kernel, points.new_ones(1, points.shape[1], 1), points], dim=2)
     return (features.expand(n, -1, -1) @ coefficients).view(n, height, width, 2)

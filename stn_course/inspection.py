@@ -71,7 +71,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
 
     Args:
         model: a classifier returning logits.
-        images: ``(N, C, H, W)``.
+        images: ``(N, C, H, W)``, on any device (moved to the model's).
         layer: a convolution of the model (default :func:`last_classifier_conv`). For an
             ST-CNN that layer sees the *transformed* image, so the map is in its coordinates.
         target: classes ``(N,)`` to explain; default the predicted ones.
@@ -83,7 +83,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
     handle = layer.register_forward_hook(lambda module, inputs, output: captured.append(output))
     try:
         with evaluating(model), torch.enable_grad():
-            logits = model(images)
+            logits = model(images.to(next(model.parameters()).device))
             target = logits.argmax(1) if target is None else target.to(logits.device)
             score = logits.gather(1, target.view(-1, 1)).sum()
             activations = captured[-1]

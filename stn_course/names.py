@@ -24,7 +24,8 @@ DATASET_NAMES = ("mnist", "rot-mnist", "rts-mnist", "proj-mnist", "elastic-mnist
 #: model names, in the order of :data:`stn_course.registry.CLASSIFIERS` (the command line's and the docs')
 MODEL_NAMES = ("cnn", "st-cnn-aff", "st-cnn-proj", "st-cnn-tps", "st-series", "st-parallel",
                "tutorial-stn", "cifar-net-a", "cifar-net-b", "cifar-resnet", "cifar-st-resnet",
-               "gtsrb-cnn", "gtsrb-st-cnn", "gtsrb-cnn-wide", "gtsrb-st-cnn-wide", "vit", "st-vit")
+               "gtsrb-cnn", "gtsrb-st-cnn", "gtsrb-cnn-wide", "gtsrb-st-cnn-wide", "gtsrb-bn-cnn", "gtsrb-bn-st-cnn",
+               "vit", "st-vit")
 #: named changes to a default recipe, in the order of :data:`stn_course.recipes.VARIANTS`
 VARIANT_NAMES = ("momentum", "no-augment", "no-augment-drop", "full-localisation-lr", "window-28")
 #: the optimisers a run may use
@@ -32,10 +33,12 @@ OPTIMIZER_NAMES = ("adamw", "sgd")
 #: the learning-rate schedules (see :func:`stn_course.experiments.make_scheduler`)
 SCHEDULE_NAMES = ("onecycle", "constant", "final-drop")
 #: the commands of ``python -m stn_course``
-COMMAND_NAMES = ("train", "errors", "report", "record-evolution")
+COMMAND_NAMES = ("train", "errors", "diagnose", "jitter", "report", "record-evolution")
 
 #: the paper's CNN-based classifiers, whose classifier takes dropout and batch normalisation
 _ST_CNNS = ("st-cnn-aff", "st-cnn-proj", "st-cnn-tps")
+#: the batch-norm traffic-sign networks (stn_course.traffic_sign_models.BNTrafficSignNet)
+_BN_SIGN_NETS = ("gtsrb-bn-cnn", "gtsrb-bn-st-cnn")
 
 
 def _option(default: object, allowed: Allowed, models: tuple[str, ...]) -> object:
@@ -51,12 +54,17 @@ class ModelOptions:
         window: side of an ST-CNN's (or ST-ViT's) transformer output (None: the model's default).
         dropout: dropout before the classifier's last layer (CNN and ST-CNNs).
         batchnorm: batch normalisation after each of the classifier's convolutions (CNN and ST-CNNs).
+        base_width: channels of the first block of the batch-norm traffic-sign networks (the five
+            convolutions: 1, 1, 2, 2, 4 times as many).
+        st_after: the block (1 or 2) that ``gtsrb-bn-st-cnn``'s second transformer follows.
     """
 
     window: int | None = _option(None, Allowed(int, low=1, optional=True, none_means="the model's default"),
                                  (*_ST_CNNS, "st-vit"))
     dropout: float = _option(0.0, Allowed(float, low=0, high=1, high_open=True), ("cnn", *_ST_CNNS))
     batchnorm: bool = _option(False, Allowed(bool), ("cnn", *_ST_CNNS))
+    base_width: int = _option(64, Allowed(int, low=1), _BN_SIGN_NETS)
+    st_after: int = _option(1, Allowed(int, low=1, high=2), ("gtsrb-bn-st-cnn",))
 
     def __post_init__(self) -> None:
         check_settings(self.as_dict(), MODEL_OPTION_RULES, owner="model option")

@@ -1,7 +1,8 @@
 """θ from readable parameters and back: :func:`theta_from_params` builds an affine θ from
 an angle, scales, a shear and a translation (and says which way each moves the picture);
-:func:`params_from_theta` is its exact inverse. NumPy only; the torch code
-(:mod:`stn_course.inspection`) reads trained θ with :func:`params_from_theta`.
+:func:`params_from_theta` is its exact inverse; :func:`zoom_from_theta` is the course's one
+definition of zoom. NumPy only; the torch code (:mod:`stn_course.inspection`,
+:mod:`stn_course.health`) reads trained θ with these.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from .array_checks import ArrayLike, as_float_array, check_finite
 
-__all__ = ["theta_from_params", "params_from_theta"]
+__all__ = ["theta_from_params", "params_from_theta", "zoom_from_theta"]
 
 
 def _cos_sin_degrees(angle: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -163,3 +164,29 @@ def params_from_theta(theta: ArrayLike) -> Dict[str, Any]:
         "shear": out(shear),
         "translation": (out(a[..., 0, 2]), out(a[..., 1, 2])),
     }
+
+
+def zoom_from_theta(theta: ArrayLike) -> Any:
+    """The zoom of θ: ``1 / sqrt(|det A|)`` of its 2x2 part ``A``, the course's one definition.
+
+    Above 1 the output magnifies (it shows a smaller region of the input): θ of
+    ``theta_from_params(scale=0.5)`` ("zoom in x2") has zoom 2; below 1 it shrinks the input
+    onto the padding; 1 keeps the size (rotation, shear and translation do not change it).
+    It is the linear magnification of areas, so a stretch ``scale=(0.5, 2)`` has zoom 1. A
+    singular θ (``det A = 0``: every point reads one line) has zoom ``inf``.
+
+    Args:
+        theta: ``(2, 3)`` or ``(N, 2, 3)`` (``(2, 2)`` / ``(N, 2, 2)`` also do); a NumPy
+            array, a list, or a CPU torch tensor.
+
+    Returns:
+        a float for one θ, an ``(N,)`` float64 array for a batch.
+    """
+    theta = as_float_array(theta, "theta")
+    if theta.ndim not in (2, 3) or theta.shape[-2] != 2 or theta.shape[-1] not in (2, 3):
+        raise ValueError(f"theta must have shape (2, 3) or (N, 2, 3), got {theta.shape}")
+    a = theta[..., :2].astype(np.float64)
+    det = np.abs(a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0])
+    with np.errstate(divide="ignore"):
+        zoom = 1.0 / np.sqrt(det)
+    return float(zoom) if theta.ndim == 2 else zoom

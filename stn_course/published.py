@@ -26,9 +26,15 @@ GTSRB_PUBLISHED = (
     {"name": "Moodstocks: CNN with two spatial transformers", "accuracy": 99.61, "input": "48x48",
      "augmentation": "none", "source": "Moodstocks, github.com/moodstocks/gtsrb.torch (2015)",
      "by": "Moodstocks", "model": "gtsrb-st-cnn"},
-    {"name": "Moodstocks: the same CNN without transformers", "accuracy": 98.42, "input": "48x48",
-     "augmentation": "none", "source": "Moodstocks, gtsrb.torch (2015)", "by": "Moodstocks", "model": "gtsrb-cnn"},
+    # their README's "single idsia-like network", `-n -1`: the whole training set, as the 99.61%
+    # run (98.42%, in their baseline notes, used the default `-n 20000`, about half of it)
+    {"name": "Moodstocks: the same CNN without transformers", "accuracy": 98.85, "input": "48x48",
+     "augmentation": "none", "source": "Moodstocks, gtsrb.torch README (2015), `-n -1`", "by": "Moodstocks",
+     "model": "gtsrb-cnn"},
     {"name": "IDSIA: committee of 25 CNNs (winner, IJCNN 2011)", "accuracy": 99.46, "input": "48x48",
      "augmentation": "translation, rotation, scaling; contrast normalisations",
      "source": "Cireşan et al., Neural Networks 32 (2012)", "by": "IDSIA", "model": None},
+    {"name": "Arcos-García et al.: CNN with three spatial transformers", "accuracy": 99.71, "input": "48x48",
+     "augmentation": "see the paper", "source": "Arcos-García et al., Neural Networks 99 (2018)",
+     "by": "Arcos-García et al.", "model": None},
 )

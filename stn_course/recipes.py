@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, fields, replace
 from typing import Callable
 
-from .augment import Augmentation, random_crop_flip
+from .augment import Augmentation, random_crop_flip, with_brightness_contrast
 from .data import ImageTensors, load_cifar10, load_mnist
 from .names import (DATASET_NAMES, MODEL_NAMES, MODEL_OPTION_DEFAULTS, MODEL_OPTION_RULES, OPTIMIZER_NAMES,
                     SCHEDULE_NAMES, VARIANT_NAMES, ModelOptions, require_names)
@@ -97,10 +97,13 @@ class RunConfig:
     max_grad_norm: float | None = 5.0
     label_smoothing: float = 0.0
     augment: bool = True  # apply the dataset's training augmentation (crop + flip, or the distortion)
+    brightness_contrast: float = 0.0  # with augment: random brightness and contrast factors in 1 ± this (GTSRB)
     channels_last: bool = False  # memory format of model and batches (faster convolutions)
     window: int | None = None  # ST-CNNs: side of the transformer's output (None: the model's default)
     dropout: float = 0.0  # CNN and ST-CNNs: dropout before the classifier's last layer
     batchnorm: bool = False  # CNN and ST-CNNs: batch normalisation after each of the classifier's convolutions
+    base_width: int = 64  # gtsrb-bn-*: channels of the first block (widths 1, 1, 2, 2, 4 times it)
+    st_after: int = 1  # gtsrb-bn-st-cnn: the block (1 or 2) its second transformer follows
     amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
     log_interval: int | None = None  # a Train Epoch line every this many batches (None: a few an epoch)
     seed: int = 0
@@ -121,6 +124,9 @@ class RunConfig:
         if self.optimizer != "sgd" and (self.momentum or self.nesterov):
             raise InvalidSettingError(f"Invalid run setting: momentum and nesterov apply to optimizer 'sgd' only; "
                                       f"with optimizer {self.optimizer!r} set momentum=0 and nesterov=false.")
+        if self.brightness_contrast and not self.augment:
+            raise InvalidSettingError("Invalid run setting: brightness_contrast jitters the training augmentation; "
+                                      "with augment=false set brightness_contrast=0.")
         if self.nesterov and self.momentum == 0:
             raise InvalidSettingError("Invalid run setting: nesterov=true needs momentum > 0 "
                                       "(Nesterov momentum without momentum is meaningless; torch refuses it).")
@@ -167,6 +173,17 @@ class RunConfig:
         return shlex.join(parts)
 
 
+def training_augmentation(config: RunConfig, splits: DatasetSplits) -> Augmentation | None:
+    """What a run does to its training batches: the dataset's augmentation if ``config.augment``,
+    followed by brightness and contrast jitter if ``config.brightness_contrast``
+    (:func:`stn_course.augment.brightness_contrast`); None for plain images."""
+    if not config.augment:
+        return None
+    if config.brightness_contrast:
+        return with_brightness_contrast(splits.train_augment, config.brightness_contrast)
+    return splits.train_augment
+
+
 def _check_model_options() -> None:
     """Raise at import unless every model option is a RunConfig field with the option's default."""
     defaults = {field.name: field.default for field in fields(RunConfig)}
@@ -197,6 +214,7 @@ CONFIG_RULES: dict[str, Allowed] = {
     "max_grad_norm": Allowed(float, low=0, low_open=True, optional=True, none_means="no clipping"),
     "label_smoothing": Allowed(float, low=0, high=1, high_open=True),
     "augment": Allowed(bool),
+    "brightness_contrast": Allowed(float, low=0, high=1, high_open=True),
     "channels_last": Allowed(bool),
     **MODEL_OPTION_RULES,
     "amp": Allowed(bool, optional=True, none_means="on CUDA only"),

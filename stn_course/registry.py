@@ -3,7 +3,7 @@ notebooks: ``build_classifier("st-cnn-aff", (1, 28, 28), mean, std)``.
 
 :data:`CLASSIFIERS` maps a name to a builder ``builder(input_shape, mean, std,
 num_classes=..., **options)``. Its names are :data:`stn_course.names.MODEL_NAMES`, and the
-options each builder takes (``window``, ``dropout``, ``batchnorm``: its signature's keywords)
+options each builder takes (``window``, ``dropout``, ``base_width``...: its signature's keywords)
 are those :data:`stn_course.names.MODEL_OPTIONS` gives it; both are checked at import, so
 adding a model is a name in ``names.py`` and one line here.
 """
@@ -18,7 +18,8 @@ from torch import nn
 from .cifar_models import CifarNetA, CifarNetB, CifarResNet
 from .models import ConvClassifier, ParallelSTClassifier, SeriesSTClassifier, TutorialSTNet, st_cnn
 from .names import MODEL_NAMES, MODEL_OPTIONS, ModelOptions, require_names
-from .traffic_sign_models import HIDDEN, WIDE_HIDDEN, WIDE_WIDTHS, WIDTHS, TrafficSignNet
+from .traffic_sign_models import (BN_BASE_WIDTH, HIDDEN, WIDE_HIDDEN, WIDE_WIDTHS, WIDTHS, BNTrafficSignNet,
+                                  TrafficSignNet)
 from .vision_transformer import st_vit, vit
 
 Builder = Callable[..., nn.Module]
@@ -64,6 +65,19 @@ def traffic_sign_builder(transformers: bool, widths: Sequence[int] = WIDTHS, hid
     return build
 
 
+def bn_traffic_sign_cnn(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                        num_classes: int = 43, base_width: int = BN_BASE_WIDTH) -> nn.Module:
+    """:class:`~stn_course.traffic_sign_models.BNTrafficSignNet` without transformers (``gtsrb-bn-cnn``)."""
+    return BNTrafficSignNet(input_shape, mean, std, num_classes, transformers=False, base_width=base_width)
+
+
+def bn_traffic_sign_st_cnn(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                           num_classes: int = 43, base_width: int = BN_BASE_WIDTH, st_after: int = 1) -> nn.Module:
+    """:class:`~stn_course.traffic_sign_models.BNTrafficSignNet` with its two transformers (``gtsrb-bn-st-cnn``)."""
+    return BNTrafficSignNet(input_shape, mean, std, num_classes, transformers=True, base_width=base_width,
+                            st_after=st_after)
+
+
 #: name → builder; the order is the command line's and the docs'
 CLASSIFIERS: dict[str, Builder] = {
     "cnn": ConvClassifier,
@@ -83,6 +97,9 @@ CLASSIFIERS: dict[str, Builder] = {
     "gtsrb-cnn-wide": traffic_sign_builder(transformers=False, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN),
     "gtsrb-st-cnn-wide": traffic_sign_builder(transformers=True, widths=WIDE_WIDTHS, hidden=WIDE_HIDDEN,
                                               feature_block=2),
+    # five 3x3 convolutions with batch norm, normalised by the dataset's statistics (benchmarks/gtsrb_selection.py)
+    "gtsrb-bn-cnn": bn_traffic_sign_cnn,
+    "gtsrb-bn-st-cnn": bn_traffic_sign_st_cnn,
     "vit": vit,
     "st-vit": st_vit,
 }

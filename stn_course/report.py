@@ -264,6 +264,8 @@ def gtsrb_table(records: Sequence[dict]) -> str:
     for record in records:
         config = record["config"]
         augmentation = "small random affine (±10°, scale 0.9–1.1, shift ±1.6 px)" if config["augment"] else "none"
+        if config["augment"] and config.get("brightness_contrast"):
+            augmentation += f", brightness and contrast ×(1 ± {config['brightness_contrast']:g})"
         lines.append(f"| ours: `{config['model']}` | {100 * record['test_accuracy']:.2f}% | 32x32 | {augmentation} "
                      f"| {record['epochs']} | {record['seconds_total'] / 60:.0f} min | `{record['command']}` |")
     return "\n".join(lines)
@@ -530,3 +532,28 @@ def regularisation_table(records: list[dict]) -> str:
     only: the runs compared were often made on different days of a shared machine, whose
     speed varies more than these settings change it."""
     return settings_table(records, REGULARISATION_FIELDS, "regularisation", timed=False)
+
+
+def selection_table(selection: dict, records: Sequence[dict]) -> str:
+    """The validation table that chose the GTSRB recipe, as Markdown: per candidate of
+    ``selection`` (``results/gtsrb_selection.json``, written by ``benchmarks/gtsrb_selection.py``)
+    its change from the base recipe, model, epochs, accuracy on ``gtsrb-val``'s held-out tracks
+    and training time, from its run's record among ``records`` (:func:`load_run_results`; a dash
+    until it has run); the chosen candidate in bold, then the base recipe and the rule."""
+    by_name = {record["name"]: record for record in records if record["config"]["dataset"] == "gtsrb-val"}
+    lines = ["| candidate | change from the base | model | epochs | validation accuracy | training time |",
+             "|---|---|---|---:|---:|---:|"]
+    for row in selection["candidates"]:
+        record = by_name.get(row["run"])
+        change = ", ".join(recipe_parts("", row["changes"])) or "—"
+        accuracy = f"{100 * record['test_accuracy']:.2f}%" if record else "—"
+        minutes = f"{record['seconds_total'] / 60:.0f} min" if record else "—"
+        epochs = record["epochs"] if record else row["changes"].get("epochs", selection["base"]["epochs"])
+        label = f"**{row['label']}** (chosen)" if row["run"] == selection["chosen"] else row["label"]
+        if row["run"] == selection["chosen"]:
+            accuracy = f"**{accuracy}**"
+        lines.append(f"| {label} | {change} | `{row['model']}` | {epochs} | {accuracy} | {minutes} |")
+    base = selection["base"]
+    settings = ", ".join(recipe_parts("", base["settings"]))
+    lines += ["", f"Base: `{base['model']}`, {base['epochs']} epochs, {settings}. Chosen: {selection['rule']}."]
+    return "\n".join(lines)

@@ -59,6 +59,8 @@ def record_result(experiment: Experiment, record: bool | None = None) -> Path:
         "seconds_per_epoch": [round(s, 2) for s in history.seconds],
         "parameters": count_parameters(experiment.model),
         "device": str(next(experiment.model.parameters()).device),
+        # what training computed in, epoch by epoch as recorded (config.amp means float16 on CUDA)
+        "precision": sorted(set(history.precision)),
         "history": history.as_dict(),
         "quick": is_quick(),
     }, command=config.command(), record=record)

@@ -12,6 +12,13 @@ placement, for a GPU at 48x48.
 Both networks standardise every image by its own mean and standard deviation (GTSRB's
 photographs range from nearly black to overexposed), *after* the input transformer has
 sampled the raw image in [0, 1], so that zero padding outside the image is black.
+
+:class:`BNTrafficSignNet` (``gtsrb-bn-cnn``, ``gtsrb-bn-st-cnn``) is a VGG-style alternative:
+five 3x3 convolutions with batch norm (widths 64-64-128-128-256 by default), the same two
+kinds of transformer (at the input, and after its first or second block), normalised by the
+dataset's statistics rather than each image's, so that brightness and contrast jitter
+(:func:`stn_course.augment.brightness_contrast`) teaches what per-image standardisation
+would otherwise remove.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .models import SpatialTransformer
+from .models import Normalize, SpatialTransformer
 
 #: output channels of the three convolution blocks (Moodstocks: 150, 200, 300 at 48x48)
 WIDTHS = (32, 64, 128)
@@ -114,5 +121,74 @@ class TrafficSignNet(nn.Module):
             x = self.feature_transformer(x)
         x = self.block2(x)
         if self.feature_transformer is not None and self.feature_block == 2:
+            x = self.feature_transformer(x)
+        return self.head(self.block3(x))
+
+
+#: channels of :class:`BNTrafficSignNet`'s five convolutions, as multiples of its base width
+BN_WIDTH_FACTORS = (1, 1, 2, 2, 4)
+#: the default base width of the batch-norm models (widths 64-64-128-128-256)
+BN_BASE_WIDTH = 64
+
+
+def bn_conv(in_channels: int, out_channels: int) -> list[nn.Module]:
+    """Convolution 3x3 (same padding) → batch norm → ReLU: keeps ``(H, W)``."""
+    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True)]
+
+
+class BNTrafficSignNet(nn.Module):
+    """[ST] → normalise → block 1 (convolution, pool) → [ST] → block 2 (convolution, pool) → [ST]
+    → block 3 (2 convolutions, pool) → convolution → global average pool → FC classes, every
+    convolution 3x3 with batch norm; the second transformer after block 1 or 2 (``st_after``).
+    Pooling early keeps it cheap on a CPU: at 32x32 the convolutions work on 32, 16, 8, 8 and 4
+    pixels a side (about 30 million multiply-adds an image; about twice ``gtsrb-st-cnn``'s time).
+
+    Args:
+        input_shape: ``(3, H, W)`` with ``H = W`` divisible by 8.
+        mean, std: per-channel statistics of the training set, applied after the input
+            transformer (so that zero padding outside the image is black).
+        num_classes: 43 for GTSRB.
+        transformers: identity-initialised affine :class:`~stn_course.models.SpatialTransformer`
+            modules on the input (``input_transformer``) and after block ``st_after``
+            (``feature_transformer``), their localisation networks on max-pooled views
+            (:func:`localisation`), zero padding, ``align_corners=False``.
+        base_width: channels of the first convolution; the five have :data:`BN_WIDTH_FACTORS`
+            times as many.
+        st_after: the block (1: 16x16 maps at 32x32, 2: 8x8) the second transformer follows.
+    Input: float ``(N, 3, H, W)`` in [0, 1]; output: logits ``(N, num_classes)``.
+    """
+
+    def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 num_classes: int = 43, transformers: bool = True, base_width: int = BN_BASE_WIDTH,
+                 st_after: int = 1) -> None:
+        super().__init__()
+        channels, side = input_shape[0], input_shape[-1]
+        if input_shape[-2] != side or side % 8:
+            raise ValueError(f"input must be square with a side divisible by 8, got {tuple(input_shape)}")
+        if st_after not in (1, 2):
+            raise ValueError(f"st_after must be 1 or 2, got {st_after}")
+        widths = [base_width * factor for factor in BN_WIDTH_FACTORS]
+        self.st_after = st_after
+        self.input_transformer = SpatialTransformer(localisation(channels, side, standardize=True),
+                                                    "affine", align_corners=False) if transformers else None
+        self.normalize = Normalize(mean, std)
+        self.block1 = nn.Sequential(*bn_conv(channels, widths[0]), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(*bn_conv(widths[0], widths[1]), nn.MaxPool2d(2))
+        self.block3 = nn.Sequential(*bn_conv(widths[1], widths[2]), *bn_conv(widths[2], widths[3]), nn.MaxPool2d(2))
+        features, feature_side = widths[st_after - 1], side // 2 ** st_after  # what it transforms
+        self.feature_transformer = SpatialTransformer(localisation(features, feature_side, standardize=False),
+                                                      "affine", align_corners=False) if transformers else None
+        self.head = nn.Sequential(*bn_conv(widths[3], widths[4]), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(widths[4], num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transformer is not None:
+            x = self.input_transformer(x)  # samples the raw image: outside it is black
+        x = self.block1(self.normalize(x))
+        if self.feature_transformer is not None and self.st_after == 1:
+            x = self.feature_transformer(x)
+        x = self.block2(x)
+        if self.feature_transformer is not None and self.st_after == 2:
             x = self.feature_transformer(x)
         return self.head(self.block3(x))

@@ -6,7 +6,7 @@
       Test set: Average loss: 0.0412, Accuracy: 9871/10000 (99%)
 
   plus seconds per epoch, and a tqdm progress bar (quiet in quick mode).
-* A checkpoint after every epoch (model, optimiser, scheduler, epoch, history), written
+* A checkpoint after every epoch (model, optimiser, scheduler, loss scaler, epoch, history), written
   atomically and read with ``torch.load(weights_only=True)`` (:mod:`stn_course.checkpoints`). Calling :func:`fit` again
   with the same checkpoint resumes where the run stopped (e.g. after a Colab
   disconnect), or simply loads the finished model: "load if present, otherwise train".
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,9 @@ class History:
     log: list[str] = field(default_factory=list)  # the printed training log, line by line
     # share of the transformer's sampling points inside the input on the last test batch
     sampled_inside: list[float] = field(default_factory=list)
+    # what each epoch computed in (Precision.name): "float32", "float16 autocast" (CUDA) or
+    # "bfloat16 autocast" (CPU); empty in checkpoints from before it was recorded
+    precision: list[str] = field(default_factory=list)
     # epochs trained by the fit() call that returned this history (0: a finished run was
     # only loaded); not saved with the history
     trained_now: int = field(default=0, compare=False)
@@ -89,18 +93,21 @@ class ThetaDivergedError(CourseError, RuntimeError):
     message says what to change, so the command line shows it without a traceback)."""
 
 
-def evaluate(model: nn.Module, loader: BatchLoader) -> tuple[float, int, int]:
-    """Average cross-entropy loss, number correct and number of samples over ``loader``."""
+def evaluate(model: nn.Module, loader: BatchLoader, precision: Precision | None = None) -> tuple[float, int, int]:
+    """Average cross-entropy loss, number correct and number of samples over ``loader``,
+    under ``precision``'s evaluation autocast if given (:meth:`Precision.evaluation`)."""
     if loader.num_samples == 0:  # an average over nothing: refuse rather than divide by zero
         raise ValueError("cannot evaluate on an empty test set (0 samples)")
     model.eval()
-    total_loss, correct = 0.0, 0
-    with torch.no_grad():
+    # summed on the device, in float64 as Python's floats would be: one GPU sync at the end
+    total_loss = torch.zeros((), dtype=torch.float64, device=loader.device)
+    correct = torch.zeros((), dtype=torch.int64, device=loader.device)
+    with torch.no_grad(), (precision.evaluation() if precision is not None else nullcontext()):
         for images, labels in loader:
             logits = model(images)
-            total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-            correct += (logits.argmax(dim=1) == labels).sum().item()
-    return total_loss / loader.num_samples, correct, loader.num_samples
+            total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == labels).sum()
+    return total_loss.item() / loader.num_samples, int(correct.item()), loader.num_samples
 
 
 def format_train_log(epoch: int, seen: int, total: int, batch_index: int, batches: int, loss: float) -> str:
@@ -123,7 +130,8 @@ class FitOptions:
         checkpoint: file written after every epoch; if it exists and ``resume``, training
             continues after its last epoch (a finished run is just loaded).
         log_interval: print a ``Train Epoch`` line every this many batches; default: a few
-            lines an epoch (:func:`default_log_interval`).
+            lines an epoch (:func:`default_log_interval`). On a GPU the loss is also checked
+            for NaN only then: reading it waits for the GPU.
         max_grad_norm: clip the gradient norm (guards against θ blowing up).
         label_smoothing: of the cross-entropy loss.
         seed: base seed; epoch ``e`` runs with ``torch.manual_seed(seed * 1000 + e)``.
@@ -183,6 +191,19 @@ class Precision:
         dtype = torch.float16 if self.device_type == "cuda" else torch.bfloat16
         return torch.autocast(self.device_type, dtype=dtype, enabled=self.enabled)
 
+    @property
+    def name(self) -> str:
+        """What training computes in: ``"float32"``, or mixed precision's ``"float16 autocast"``
+        (CUDA) or ``"bfloat16 autocast"`` (CPU)."""
+        if not self.enabled:
+            return "float32"
+        return f"{'float16' if self.device_type == 'cuda' else 'bfloat16'} autocast"
+
+    def evaluation(self):
+        """Testing's autocast: training's on CUDA; none on the CPU, where runs were recorded
+        testing in float32 (and bfloat16 is slow on CPUs without native support)."""
+        return self.autocast() if self.device_type == "cuda" else nullcontext()
+
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchLoader,
         test_loader: BatchLoader, epochs: int, options: FitOptions | None = None, **overrides) -> History:
@@ -200,7 +221,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
     """
     options = replace(options or FitOptions(), **overrides)
     precision = Precision.for_device(next(model.parameters()).device, options.amp)
-    history, start_epoch = resume(model, optimizer, options, epochs)
+    if precision.device_type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest convolutions once
+    history, start_epoch = resume(model, optimizer, options, epochs, precision)
     global_step = (start_epoch - 1) * len(train_loader)
     if options.on_step is not None and global_step == 0:
         options.on_step(0, model)
@@ -208,16 +231,17 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         started = time.perf_counter()
         train_loss, global_step = train_one_epoch(model, optimizer, train_loader, epoch, epochs, global_step,
                                                   options, precision, history)
-        end_epoch(model, optimizer, test_loader, epoch, train_loss, started, options, history)
+        end_epoch(model, optimizer, test_loader, epoch, train_loss, started, options, history, precision)
         if options.stop_after_epoch is not None and epoch >= options.stop_after_epoch:
             break
     return history
 
 
 def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptions,
-           epochs: int) -> tuple[History, int]:
-    """Load ``options.checkpoint`` into model, optimiser and scheduler if it exists (and
-    ``options.resume``); returns the history so far and the first epoch still to train."""
+           epochs: int, precision: Precision | None = None) -> tuple[History, int]:
+    """Load ``options.checkpoint`` into model, optimiser, scheduler (and ``precision``'s
+    loss scaler, if it scales) if it exists (and ``options.resume``); returns the history
+    so far and the first epoch still to train."""
     checkpoint = Path(options.checkpoint) if options.checkpoint is not None else None
     if checkpoint is None or not options.resume or not checkpoint.exists():
         return History(), 1
@@ -226,9 +250,13 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptio
     optimizer.load_state_dict(state["optimizer"])
     if options.scheduler is not None and state.get("scheduler") is not None:
         options.scheduler.load_state_dict(state["scheduler"])
+    if precision is not None and precision.scaler.is_enabled() and state.get("scaler"):
+        precision.scaler.load_state_dict(state["scaler"])
     history = History(**state["history"])
     if state["epoch"] < epochs:
         print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
+        if precision is not None and history.precision and history.precision[-1] != precision.name:
+            print(f"Note: it trained in {history.precision[-1]}; here it goes on in {precision.name}.")
     else:
         print(f"Loaded the finished run {checkpoint.name} ({history.epochs} epoch{'s' * (history.epochs != 1)}, "
               f"test accuracy {100 * history.test_accuracy[-1]:.2f}% when it trained); to train it again, "
@@ -245,15 +273,22 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
     torch.manual_seed(options.seed * 1000 + epoch)
     loader.set_epoch(epoch)
     model.train()
-    scaler, scheduler, running_loss = precision.scaler, options.scheduler, 0.0
+    scaler, scheduler = precision.scaler, options.scheduler
+    # summed on the device in float64 (as Python's floats would be): no GPU sync per batch
+    running_loss = torch.zeros((), dtype=torch.float64, device=loader.device)
+    # loss.item() waits for a GPU, so there the finiteness check runs at the log interval (and
+    # on the last batch); on the CPU it costs nothing and runs every batch
+    log_interval = options.log_interval or default_log_interval(len(loader))
+    check_every = 1 if loader.device.type == "cpu" else log_interval
     progress = not is_quick() if options.progress is None else options.progress
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
-    log_interval = options.log_interval or default_log_interval(len(loader))
     for batch_index, (images, labels) in enumerate(bar):
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
             loss = F.cross_entropy(model(images), labels, label_smoothing=options.label_smoothing)
-        check_finite(loss.item(), epoch, batch_index)
+        running_loss += loss.detach().double() * labels.shape[0]  # non-finite once any loss is
+        if batch_index % check_every == 0 or batch_index == len(loader) - 1:
+            check_finite(running_loss.item(), epoch, batch_index)
         scaler.scale(loss).backward()
         if options.max_grad_norm is not None:
             scaler.unscale_(optimizer)
@@ -263,7 +298,6 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
         if scheduler is not None and options.step_scheduler_every_batch:
             scheduler.step()
         global_step += 1
-        running_loss += loss.item() * labels.shape[0]
         if batch_index % log_interval == 0:
             line = format_train_log(epoch, batch_index * loader.batch_size, loader.num_samples,
                                     batch_index, len(loader), loss.item())
@@ -271,7 +305,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
             history.log.append(line)
         if options.on_step is not None:
             options.on_step(global_step, model)
-    return running_loss / loader.num_samples, global_step
+    return running_loss.item() / loader.num_samples, global_step
 
 
 def default_log_interval(batches: int, lines: int = 5) -> int:
@@ -292,12 +326,14 @@ def check_finite(loss: float, epoch: int, batch_index: int) -> None:
 
 
 def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, test_loader: BatchLoader, epoch: int,
-              train_loss: float, started: float, options: FitOptions, history: History) -> None:
-    """After an epoch: step a per-epoch scheduler, test, log, record in ``history``, checkpoint."""
+              train_loss: float, started: float, options: FitOptions, history: History,
+              precision: Precision | None = None) -> None:
+    """After an epoch: step a per-epoch scheduler, test (under ``precision``'s evaluation
+    autocast), log, record in ``history``, checkpoint (with the loss scaler's state if it scales)."""
     lr = optimizer.param_groups[0]["lr"]
     if options.scheduler is not None and not options.step_scheduler_every_batch:
         options.scheduler.step()
-    test_loss, correct, total = evaluate(model, test_loader)
+    test_loss, correct, total = evaluate(model, test_loader, precision)
     seconds = time.perf_counter() - started
     log_epoch(model, epoch, format_test_log(test_loss, correct, total), seconds, history)
     history.train_loss.append(train_loss)
@@ -306,6 +342,8 @@ def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, test_loader: B
     history.test_correct.append(correct)
     history.seconds.append(seconds)
     history.lr.append(lr)
+    if precision is not None:
+        history.precision.append(precision.name)
     if options.checkpoint is not None:
         save_checkpoint(Path(options.checkpoint), {
             "model": model.state_dict(),
@@ -313,6 +351,8 @@ def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, test_loader: B
             "scheduler": options.scheduler.state_dict() if options.scheduler is not None else None,
             "epoch": epoch,
             "history": history.as_dict(),
+            **({"scaler": precision.scaler.state_dict()} if precision is not None and precision.scaler.is_enabled()
+               else {}),
         }, run=options.run)
     history.trained_now += 1
 

@@ -109,7 +109,8 @@ class VisionTransformer(nn.Module):
         self.patch_embedding = nn.Conv2d(channels, dim, kernel_size=patch_size, stride=patch_size)
         self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.position = nn.Parameter(torch.zeros(1, 1 + self.grid_size[0] * self.grid_size[1], dim))
-        # Small random starts, as in the ViT paper's code (truncated normal, std 0.02).
+        # Small random starts: a truncated normal with std 0.02, as timm's ViT (the ViT paper's
+        # code starts the class token at zero and the positions at normal(0.02)).
         nn.init.trunc_normal_(self.class_token, std=0.02)
         nn.init.trunc_normal_(self.position, std=0.02)
         self.blocks = nn.ModuleList(EncoderBlock(dim, heads, mlp_ratio) for _ in range(depth))
@@ -192,18 +193,22 @@ def vit_costs(side: int, patch: int, channels: int = 1, dim: int = 64, depth: in
 
     ``tokens`` (patches + class token); per image and forward pass, ``attention_flops``
     (``q kᵀ`` and the weighted sum of values: ``2 T² dim`` multiply-adds per block, 2 FLOPs
-    each), ``linear_flops`` (the blocks' projections and MLPs, linear in ``T``) and
-    ``attention_matrix`` entries per block and head (``T²``); ``parameters``, which grow
-    with the tokens only through the positional embeddings.
+    each), ``linear_flops`` (the blocks' projections and MLPs, linear in ``T``),
+    ``embedding_flops`` (the patch embedding, ``C P²`` inputs per token, and the head: together
+    a constant for a given image, as large as the blocks' linear layers at 224x224 with 32x32
+    patches) and ``attention_matrix`` entries per block and head (``T²``); ``parameters``, which
+    grow with the tokens only through the positional embeddings.
     """
     tokens = (side // patch) ** 2 + 1
     per_block_linear = tokens * (4 * dim * dim + 2 * mlp_ratio * dim * dim)
+    embedding_and_head = (tokens - 1) * channels * patch * patch * dim + dim * num_classes
     block_parameters = 4 * dim * dim + 4 * dim + 2 * mlp_ratio * dim * dim + (mlp_ratio + 1) * dim + 4 * dim
     return {
         "tokens": tokens,
         "attention_matrix": tokens ** 2,
         "attention_flops": depth * 2 * (2 * tokens * tokens * dim),
         "linear_flops": depth * 2 * per_block_linear,
+        "embedding_flops": 2 * embedding_and_head,
         "parameters": (channels * patch * patch * dim + dim) + dim + tokens * dim + depth * block_parameters
                       + 2 * dim + dim * num_classes + num_classes,
     }

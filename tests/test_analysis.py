@@ -60,3 +60,7 @@ def test_an_error_summary_in_words_gives_the_count_and_the_top_confusions():
     none = describe_error_summary({**summary, "errors": 0, "error_percent": 0.0, "error_percent_touching_edge": None,
                                    "confusions": []})
     assert len(none.splitlines()) == 1 and "- of the 300" in none
+
+
+def test_touches_edge_runs_on_the_images_device(meta):
+    assert touches_edge(torch.zeros(3, 1, 28, 28, device=meta)).device == meta

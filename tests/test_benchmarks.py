@@ -1,8 +1,12 @@
 """The benchmark scripts' measuring functions, on a few batches."""
 import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
+
+from stn_course.utils import data_root
 
 from .markers import requires_mnist
 
@@ -39,3 +43,201 @@ def test_widget_benchmark_times_each_redraw():
     spec.loader.exec_module(module)
     times = module.redraw_times(redraws=2, side=40)
     assert len(times) == 2 and all(0 < t < 60_000 for t in times)
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def gtsrb_selection(tmp_path, monkeypatch):
+    """benchmarks/gtsrb_selection.py, its records and checkpoints in a fresh (quick-mode) output folder."""
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))
+    monkeypatch.delenv("STN_COURSE_CHECKPOINTS", raising=False)
+    path = Path(__file__).parents[1] / "benchmarks" / "gtsrb_selection.py"
+    spec = importlib.util.spec_from_file_location("gtsrb_selection", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gtsrb_selection", module)  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gpu_check_stops_at_once_without_cuda(gpu_check, monkeypatch, capsys):
+    module = gpu_check
+    monkeypatch.setattr(module.torch.cuda, "is_available", lambda: False)
+    for step in ("check_tests", "check_notebooks", "time_epochs", "save_result"):  # none may start
+        monkeypatch.setattr(module, step, lambda *args, **kwargs: pytest.fail("ran without CUDA"))
+    assert module.main([]) == 2
+    assert capsys.readouterr().err.strip() == module.NO_CUDA
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the command on a machine without CUDA")
+def test_the_gpu_check_command_fails_fast_and_clearly_without_cuda():
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py"], cwd=root, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 2 and "needs a GPU" in done.stderr and done.stdout == ""
+    assert time.perf_counter() - started < 60
+
+
+def test_the_gpu_checks_runs_are_the_courses_and_its_test_summary_names_the_failures(gpu_check, monkeypatch):
+    from stn_course.recipes import default_config
+
+    for dataset, model in gpu_check.MAIN_MODELS.values():
+        default_config(dataset, model, epochs=1)  # raises for a renamed dataset or model
+    tail = "....F.\nFAILED tests/test_x.py::test_y - AssertionError\n1 failed, 5 passed in 3.0s\n"
+    monkeypatch.setattr(gpu_check, "run_step", lambda command, env, limit: {"status": "failed (exit 1)",
+                                                                            "seconds": 3.0, "output_tail": tail})
+    result = gpu_check.check_tests({}, 10)
+    assert result == {"status": "failed (exit 1)", "seconds": 3.0, "summary": "1 failed, 5 passed in 3.0s",
+                      "failed": ["tests/test_x.py::test_y"]}
+
+
+@requires_mnist
+def test_clinic_runs_record_each_case_and_resume_from_their_checkpoints(tmp_path, monkeypatch, capsys):
+    import json
+
+    from stn_course.utils import repo_root
+
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))  # quick mode: results and checkpoints there
+    monkeypatch.delenv("STN_COURSE_CHECKPOINTS", raising=False)
+    path = Path(__file__).parents[1] / "benchmarks" / "clinic_runs.py"
+    spec = importlib.util.spec_from_file_location("clinic_runs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tracked = sorted(p.name for p in (repo_root() / "results").glob("clinic_*.json"))
+    args = ["--cases", "align-corners", "integer-theta", "--steps", "4", "--train-limit", "128",
+            "--test-limit", "64", "--log-every", "2", "--checkpoint-every", "2"]
+    written = module.main(args)
+    assert [p.name for p in written] == ["clinic_align-corners.json", "clinic_integer-theta.json"]
+    assert all(p.parent == tmp_path / "results" for p in written)
+    record = json.loads(written[0].read_text())
+    assert record["command"] == "python benchmarks/clinic_runs.py " + " ".join(args)
+    assert record["machine"]["cpu_count"] >= 1 and record["quick_mode"] is True and record["finished_at"]
+    assert set(record["runs"]) == {"broken", "fixed"} and record["settings"]["broken"]["align_corners"] == [False, True]
+    broken, fixed = record["runs"]["broken"], record["runs"]["fixed"]
+    assert [entry["step"] for entry in broken["log"]] == [2, 4] and broken["steps"] == 4
+    mismatch = "align_corners is False in affine_grid but True in grid_sample"
+    assert any(mismatch in verdict for verdict in broken["health"]["verdicts"])
+    assert not any("align_corners" in v for v in fixed["health"]["verdicts"])
+    assert len(broken["theta_first_test_images"]) == 16 and 0 <= broken["test_accuracy"] <= 1
+    integer = json.loads(written[1].read_text())["runs"]["broken"]["health"]["verdicts"]
+    assert integer[0].startswith("θ holds only whole numbers")
+    assert (tmp_path / "checkpoints" / "clinic_align-corners_broken.pt").exists()
+    # the same command again resumes each finished run from its checkpoint: nothing retrained, same log
+    capsys.readouterr()
+    again = json.loads(module.main(["--cases", "align-corners", *args[3:]])[0].read_text())
+    assert "resuming at step 4" in capsys.readouterr().out
+    assert again["runs"]["broken"]["log"] == broken["log"]
+    assert sorted(p.name for p in (repo_root() / "results").glob("clinic_*.json")) == tracked
+
+
+def _never(command):
+    raise AssertionError(f"nothing should run: {command}")
+
+
+def test_gtsrb_selection_dry_run_prints_every_validation_command_and_runs_nothing(gtsrb_selection, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.delenv("STN_COURSE_QUICK", raising=False)  # the full runs' commands (a dry run writes nothing)
+    assert len(gtsrb_selection.CANDIDATES) <= 14, "at most 15 candidates, the combined one included"
+    assert gtsrb_selection.main(["--dry-run"], runner=_never) == 0
+    lines = capsys.readouterr().out.splitlines()
+    commands = [line for line in lines if line.startswith("to run   python -m stn_course train ")]
+    assert len(commands) == len(gtsrb_selection.CANDIDATES) == len(set(commands))
+    assert all("--dataset gtsrb-val " in line and line.endswith(" --record") for line in commands)
+    assert "--model gtsrb-bn-cnn " in commands[1] and all("--model gtsrb-bn-st-cnn " in c for c in commands[2:])
+    assert "--epochs 10 " in commands[0] and "--set amp=true" in commands[0] and "--ship" not in " ".join(commands)
+    assert lines[-1].startswith("The choice follows the validation runs; then the final runs")
+
+
+def _validation_record(selection, candidate, accuracy):
+    """A synthetic results record of ``candidate``'s validation run, where --record writes it."""
+    from dataclasses import asdict
+
+    from stn_course.utils import results_dir
+
+    config = selection.candidate_config(candidate)
+    record = {"name": config.name, "config": asdict(config), "test_accuracy": accuracy, "epochs": config.epochs,
+              "seconds_total": 60.0}
+    (results_dir(record=True) / f"{config.name}.json").write_text(json.dumps(record))
+
+
+def test_gtsrb_selection_chooses_from_validation_records_and_combines_the_changes_that_won(gtsrb_selection,
+                                                                                            monkeypatch):
+    Candidate = gtsrb_selection.Candidate
+    monkeypatch.setattr(gtsrb_selection, "BASE_SETTINGS", {"label_smoothing": 0.1})
+    candidates = (Candidate("base"), Candidate("cnn", model="gtsrb-bn-cnn"), Candidate("lr", {"lr": 0.004}),
+                  Candidate("no smoothing", {"label_smoothing": 0.0}), Candidate("smoothing 0.2", {"label_smoothing": 0.2}),
+                  Candidate("longer", {"epochs": 14}))
+    monkeypatch.setattr(gtsrb_selection, "CANDIDATES", candidates)
+    assert gtsrb_selection.choose(candidates) is None and gtsrb_selection.combined_candidate() is None
+    for candidate, accuracy in zip(candidates, (0.990, 0.999, 0.993, 0.991, 0.992, 0.989)):
+        _validation_record(gtsrb_selection, candidate, accuracy)
+    assert gtsrb_selection.choose(candidates).label == "lr", "the CNN's record does not compete"
+    combined = gtsrb_selection.combined_candidate()
+    assert combined.changes == {"lr": 0.004, "label_smoothing": 0.2}, "the better of two changes to one setting"
+    assert combined.label == "combined: lr, smoothing 0.2"
+    assert gtsrb_selection.choose([*candidates, combined]) is None, "chosen once the combined candidate has run"
+    _validation_record(gtsrb_selection, combined, 0.993)
+    assert gtsrb_selection.choose([*candidates, combined]).label == "lr", "a tie goes to the earlier candidate"
+    finals = gtsrb_selection.final_configs(combined)
+    assert [(c.dataset, c.model, c.seed, c.lr, c.label_smoothing) for c in finals[:2]] == [
+        ("gtsrb", "gtsrb-bn-st-cnn", 0, 0.004, 0.2), ("gtsrb", "gtsrb-bn-cnn", 0, 0.004, 0.2)]
+    assert [c.seed for c in finals] == [0, 0, 1, 1, 2, 2]
+    test_record = gtsrb_selection.candidate_config(candidates[0])
+    path = next(Path(gtsrb_selection.results_dir(record=True)).glob(f"{test_record.name}.json"))
+    path.write_text(path.read_text().replace('"gtsrb-val"', '"gtsrb"'))
+    with pytest.raises(ValueError, match="is not a validation run"):
+        gtsrb_selection.choose(candidates)
+
+
+@pytest.mark.skipif(not (data_root() / "GTSRB" / "gtsrb32.npz").exists(), reason="GTSRB is not under the data root")
+def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budget(gtsrb_selection, monkeypatch,
+                                                                                    capsys):
+    from stn_course.__main__ import main as course
+    from stn_course.report import selection_table
+    from stn_course.results import find_result
+
+    Candidate = gtsrb_selection.Candidate
+    monkeypatch.setattr(gtsrb_selection, "BASE_SETTINGS", {"base_width": 8, "brightness_contrast": 0.3})
+    monkeypatch.setattr(gtsrb_selection, "CANDIDATES", (Candidate("base"), Candidate("cnn", model="gtsrb-bn-cnn"),
+                                                        Candidate("narrow", {"base_width": 4})))
+    monkeypatch.setattr(gtsrb_selection, "FINAL_SEEDS", (0,))
+    ran = []
+
+    def in_process(command):
+        assert command[:3] == ["python", "-m", "stn_course"] and command[-1] == "--record"
+        ran.append(command[3])
+        assert course(command[3:]) == 0
+
+    assert gtsrb_selection.main([], runner=in_process) == 0
+    assert ran[:3] == ["train"] * 3 and ran[-4:] == ["train", "train", "jitter", "jitter"]
+    selection = json.loads(find_result("gtsrb_selection").read_text())
+    assert selection["command"] == "python benchmarks/gtsrb_selection.py" and selection["machine"]["cpu_count"] >= 1
+    chosen = next(row for row in selection["candidates"] if row["run"] == selection["chosen"])
+    finals = [json.loads(find_result(name).read_text()) for name in selection["final_runs"]]
+    assert [(r["config"]["dataset"], r["config"]["model"]) for r in finals] == [("gtsrb", "gtsrb-bn-st-cnn"),
+                                                                                ("gtsrb", "gtsrb-bn-cnn")]
+    assert all(r["config"]["base_width"] == chosen["changes"].get("base_width", 8) for r in finals)
+    assert all(find_result(f"jitter_{name}") for name in selection["final_runs"])
+    from stn_course.report import load_run_results
+
+    table = selection_table(selection, load_run_results(gtsrb_selection.results_dir(record=True)))
+    rows = table.splitlines()[2:5]
+    assert all("%" in row for row in rows) and sum("(chosen)" in row for row in rows) == 1
+    capsys.readouterr()
+    count = len(ran)
+    assert gtsrb_selection.main([], runner=in_process) == 0 and len(ran) == count, "finished runs are skipped"
+    assert gtsrb_selection.main(["--dry-run"], runner=_never) == 0
+    out = capsys.readouterr().out
+    assert "to run" not in out and out.count("done     python -m stn_course") == count

@@ -1,5 +1,4 @@
 """MNIST and CIFAR-10 as tensors: shapes, label order, subsets, and a clear error for a missing or damaged file."""
-import os
 import socket
 
 import pytest

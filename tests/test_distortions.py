@@ -112,3 +112,20 @@ def test_a_distorted_test_cache_of_another_seed_is_detected(empty_cache):
     file0.write_bytes(file1.read_bytes())
     with pytest.warns(CacheWarning, match=f"{file0} holds"):
         assert distorted_mnist_test("rot", seed=0, limit=40).images.equal(seed0.images)
+
+
+@pytest.mark.parametrize("kind", sorted(DISTORTIONS))
+def test_each_distortion_runs_on_the_images_device(meta, kind):
+    images = torch.zeros(4, 1, 28, 28, device=meta)
+    out = distortion(kind)(images, torch.Generator().manual_seed(0))  # no meta generator: a CPU one
+    assert out.device == meta and out.shape[:2] == (4, 1)
+
+
+def test_place_affine_and_moving_digit_run_on_the_digits_device(meta):
+    digit = torch.zeros(1, 1, 28, 28, device=meta)
+    placed = distortions.place_affine(digit.expand(3, -1, -1, -1), torch.zeros(3, device=meta),
+                                      torch.ones(3, device=meta), torch.zeros(3, 2, device=meta), 42)
+    assert placed.device == meta and placed.shape == (3, 1, 42, 42)
+    frames, params = distortions.moving_digit(digit, frames=4)
+    assert frames.device == meta and frames.shape == (4, 1, 42, 42)
+    assert {value.device.type for value in params.values()} == {"cpu"}  # ready to plot

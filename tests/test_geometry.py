@@ -129,3 +129,29 @@ def test_the_private_import_check_can_fail(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from .models import _secret\nfrom stn_course import sampler\nsampler._unnormalise_scale(3, True)\n")
     assert _private_imports(bad) == ["from .models import _secret", "sampler._unnormalise_scale"]
+
+
+def test_the_device_check_fails_a_tensor_made_without_a_device(meta):
+    points = torch.zeros(2, 16, 2, device=meta)
+    with pytest.raises(AssertionError, match="mixes devices"):
+        points - torch.zeros(16, 2)  # made on the CPU, as a forgotten device= would
+
+
+def test_every_geometry_function_runs_on_the_input_device(meta):
+    size = (2, 1, 12, 10)
+    assert geometry.base_grid(12, 10, False, device=meta).device == meta
+    theta = torch.zeros(2, 2, 3, device=meta, requires_grad=True)
+    matrix = torch.zeros(2, 3, 3, device=meta, requires_grad=True)
+    source = torch.zeros(2, 16, 2, device=meta, requires_grad=True)
+    corners = torch.zeros(2, 4, 2, device=meta)
+    control = geometry.tps_control_points().to(meta)
+    grids = [geometry.affine_grid(theta, size, False), geometry.projective_grid(matrix, size, True),
+             geometry.tps_grid(source, size, False),  # control points and system made here
+             geometry.tps_grid(source, size, False, control=control)]
+    for grid in grids:
+        assert grid.device == meta and grid.shape == (2, 12, 10, 2)
+        grid.sum().backward()
+    assert theta.grad.device == matrix.grad.device == source.grad.device == meta
+    assert geometry.tps_system_inverse(control).device == meta
+    assert geometry.homography_from_points(corners, corners).device == meta
+    assert geometry.tps_kernel(corners).device == meta

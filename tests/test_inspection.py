@@ -101,3 +101,13 @@ def test_decomposed_theta_reads_the_transformers_theta():
     np.testing.assert_allclose(params["scale"][0], [0.8] * 3, atol=1e-5)
     with pytest.raises(ValueError, match="affine"):
         inspection.decomposed_theta(build_classifier("cnn", (1, 28, 28), MEAN, STD), torch.rand(1, 1, 28, 28))
+
+
+def test_every_inspection_tool_takes_images_on_any_device_and_answers_on_the_cpu(meta):
+    model = build_classifier("st-cnn-aff", (1, 28, 28), (0.5,), (0.5,)).to(meta)
+    series = build_classifier("st-series", (1, 28, 28), (0.5,), (0.5,)).to(meta)
+    for images in (torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, 28, 28, device=meta)):
+        outputs = [*inspection.apply_transformer(model, images), inspection.grad_cam(model, images),
+                   *inspection.series_regions(series, images)]
+        assert {tensor.device.type for tensor in outputs} == {"cpu"}
+        assert inspection.decomposed_theta(model, images)["angle"].shape == (2,)

@@ -324,3 +324,16 @@ def test_spatial_transformer_samples_with_its_own_padding_mode(padding_mode):
     others = {"zeros", "border", "reflection"} - {padding_mode}
     for other in others:  # the modes really differ on this input, so the test can tell them apart
         assert not torch.allclose(expected, F.grid_sample(images, grid, padding_mode=other, align_corners=False))
+
+
+@pytest.mark.parametrize("transform", ["affine", "projective", "tps"])
+def test_a_spatial_transformer_trains_on_the_device_its_parameters_are_on(meta, transform):
+    transformer = SpatialTransformer(localisation_net((1, 20, 20), {"affine": 6, "projective": 8, "tps": 32}[transform]),
+                                     transform=transform, out_size=(12, 12)).to(meta)
+    images = torch.zeros(2, 1, 20, 20, device=meta, requires_grad=True)
+    output, params, grid = transformer.transform_input(images)
+    assert output.device == params.device == grid.device == meta and output.shape == (2, 1, 12, 12)
+    output.sum().backward()
+    assert images.grad.device == meta
+    composed = models.compose_affine(torch.zeros(2, 2, 3, device=meta), torch.zeros(2, 2, 3, device=meta))
+    assert composed.device == meta

@@ -73,3 +73,17 @@ def test_params_of_singular_theta_are_finite():
 def test_validation_errors_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_zoom_from_theta_is_two_for_a_zoom_in_by_two():
+    from stn_course.parameterisation import zoom_from_theta
+
+    assert zoom_from_theta(theta_from_params(scale=0.5)) == 2.0  # zoom in x2: the central half, twice as large
+    assert zoom_from_theta(theta_from_params(scale=2.0)) == 0.5
+    assert zoom_from_theta(np.eye(2, 3)) == 1.0
+    # rotation, shear and translation keep the size; a batch gives an array
+    batch = theta_from_params(angle=[30.0, -90.0], shear=[0.5, 0.0], translation=(0.3, -0.2), scale=0.25)
+    np.testing.assert_allclose(zoom_from_theta(batch), [4.0, 4.0])
+    assert zoom_from_theta(np.zeros((2, 3))) == np.inf
+    with pytest.raises(ValueError, match="shape"):
+        zoom_from_theta(np.zeros((3, 3)))

@@ -40,3 +40,12 @@ def test_the_paper_and_course_figures_reach_the_report():
     assert f"| rts-mnist (RTS) | test error | {best_rts}% (paper," in headline
     for model, accuracy in published.CIFAR10_REPORTED.items():
         assert f"| CIFAR-10, `{model}` | test accuracy | {accuracy:.0f}% (course material) |" in headline
+
+
+def test_the_published_gtsrb_figures_are_the_sources_numbers():
+    """Typed from the sources: Moodstocks' README (99.61% with two transformers; 98.85% for the same
+    network without them, trained on the whole training set, `-n -1`), IDSIA's committee, and
+    Arcos-García et al. (2018) with three transformers."""
+    accuracies = {row["name"].split(":")[0] + (" ST" if "transformers" in row["name"] and "without" not in row["name"]
+                                               else ""): row["accuracy"] for row in published.GTSRB_PUBLISHED}
+    assert accuracies == {"Moodstocks ST": 99.61, "Moodstocks": 98.85, "IDSIA": 99.46, "Arcos-García et al. ST": 99.71}

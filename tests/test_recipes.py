@@ -5,6 +5,7 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 
 from stn_course import recipes
 from stn_course.errors import CourseError
@@ -118,3 +119,38 @@ def test_valid_settings_and_every_recipe_are_accepted():
     sgd = default_config("cifar10", "cifar-resnet", 2)
     assert (sgd.optimizer, sgd.momentum, sgd.nesterov) == ("sgd", 0.9, True)
     replace(sgd, max_grad_norm=None, window=None, amp=None, train_limit=None, label_smoothing=0.0, lr=1)
+
+
+def test_brightness_contrast_follows_the_dataset_augmentation_names_the_run_and_needs_augment():
+    from stn_course.augment import random_affine
+    from stn_course.data import ImageTensors
+
+    images = ImageTensors(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), ("a",),
+                          (0.5,) * 3, (0.25,) * 3, "tiny")
+    splits = recipes.DatasetSplits(images, images, train_augment=random_affine)
+    config = default_config("gtsrb", "gtsrb-bn-st-cnn", 10)
+    assert recipes.training_augmentation(config, splits) is random_affine
+    assert recipes.training_augmentation(replace(config, augment=False), splits) is None
+    jittered = replace(config, brightness_contrast=0.3)
+    assert jittered.name == "gtsrb_gtsrb-bn-st-cnn_e10_s0_brightness_contrast=0.3"
+    assert jittered.command().endswith("--set brightness_contrast=0.3")
+    assert recipes.parse_setting("brightness_contrast=0.3") == ("brightness_contrast", 0.3)
+    batch = torch.full((64, 3, 8, 8), 0.5)
+    out = recipes.training_augmentation(jittered, splits)(batch, torch.Generator().manual_seed(0))
+    assert out.shape == batch.shape and out.std(dim=(1, 2, 3)).max() < 1e-6 < out.mean(dim=(1, 2, 3)).std()
+    with pytest.raises(InvalidSettingError, match="brightness_contrast jitters the training augmentation"):
+        replace(jittered, augment=False)
+    with pytest.raises(InvalidSettingError, match=r"brightness_contrast must be a finite number in \[0, 1\)"):
+        replace(config, brightness_contrast=1.0)
+
+
+def test_the_batch_norm_sign_networks_take_their_width_and_second_transformer_position():
+    config = replace(default_config("gtsrb", "gtsrb-bn-st-cnn", 10), base_width=48, st_after=2)
+    assert config.model_options.changed() == {"base_width": 48, "st_after": 2}
+    assert config.name == "gtsrb_gtsrb-bn-st-cnn_e10_s0_base_width=48_st_after=2"
+    assert MODEL_OPTIONS["base_width"] == ("gtsrb-bn-cnn", "gtsrb-bn-st-cnn")
+    assert MODEL_OPTIONS["st_after"] == ("gtsrb-bn-st-cnn",)
+    with pytest.raises(InvalidSettingError, match="st_after=2 is not an option of model 'gtsrb-bn-cnn'"):
+        replace(config, model="gtsrb-bn-cnn")
+    with pytest.raises(InvalidSettingError, match=r"st_after must be an integer in \[1, 2\]"):
+        replace(config, st_after=3)

@@ -297,3 +297,35 @@ def test_a_bad_error_analysis_is_named_and_left_out(results_copy):
     path.write_text(json.dumps(record))
     with pytest.warns(BadResultWarning, match=f"Skipping {path}: it lacks 'confusions'"):
         assert len(load_error_results(results_copy)) == good - 1
+
+
+def test_the_traffic_sign_table_names_brightness_and_contrast_jitter_where_a_run_used_it():
+    plain = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.99), "command": "plain"}
+    jittered = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.995, brightness_contrast=0.3), "command": "jittered"}
+    rows = {line.split(" | ")[-1]: line for line in report.gtsrb_table([plain, jittered]).splitlines()[-2:]}
+    assert "shift ±1.6 px) | 8 |" in rows["`plain` |"]
+    assert "shift ±1.6 px), brightness and contrast ×(1 ± 0.3) | 8 |" in rows["`jittered` |"]
+
+
+def test_the_selection_table_shows_each_candidates_validation_run_and_the_choice():
+    base = {"label_smoothing": 0.1, "amp": True}
+    runs = {label: _record("gtsrb-val", model, accuracy, **base, **changes) for label, model, accuracy, changes in [
+        ("base", "gtsrb-bn-st-cnn", 0.99, {}), ("cnn", "gtsrb-bn-cnn", 0.985, {}),
+        ("faster", "gtsrb-bn-st-cnn", 0.995, {"lr": 0.004})]}
+    test_run = _record("gtsrb", "gtsrb-bn-st-cnn", 0.5, **base)  # a test number of the same name is never shown
+    test_run["name"] = runs["base"]["name"]
+    selection = {"base": {"model": "gtsrb-bn-st-cnn", "epochs": 8, "settings": base}, "rule": "the best",
+                 "chosen": runs["faster"]["name"],
+                 "candidates": [{"label": "base", "model": "gtsrb-bn-st-cnn", "changes": {}, "run": runs["base"]["name"]},
+                                {"label": "cnn", "model": "gtsrb-bn-cnn", "changes": {}, "run": runs["cnn"]["name"]},
+                                {"label": "faster", "model": "gtsrb-bn-st-cnn", "changes": {"lr": 0.004},
+                                 "run": runs["faster"]["name"]},
+                                {"label": "longer", "model": "gtsrb-bn-st-cnn", "changes": {"epochs": 12},
+                                 "run": "not run yet"}]}
+    table = report.selection_table(selection, [test_run, *runs.values()]).splitlines()
+    assert table[0] == "| candidate | change from the base | model | epochs | validation accuracy | training time |"
+    assert table[2] == "| base | — | `gtsrb-bn-st-cnn` | 8 | 99.00% | 10 min |"
+    assert table[3] == "| cnn | — | `gtsrb-bn-cnn` | 8 | 98.50% | 10 min |"
+    assert table[4] == "| **faster** (chosen) | lr=0.004 | `gtsrb-bn-st-cnn` | 8 | **99.50%** | 10 min |"
+    assert table[5] == "| longer | epochs=12 | `gtsrb-bn-st-cnn` | 12 | — | — |"
+    assert table[7] == "Base: `gtsrb-bn-st-cnn`, 8 epochs, label_smoothing=0.1, amp=true. Chosen: the best."

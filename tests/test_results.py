@@ -29,3 +29,23 @@ def test_a_finished_run_is_described_from_its_results_file_or_else_its_history(m
     results.save_result("run", {"seconds_total": 246.0}, command="python -m stn_course train")
     described = results.describe_finished_run("run", history)
     assert described.startswith("2 epochs, test accuracy 99.44% (recorded), trained in 4.1 min on ")
+
+
+def test_a_run_result_records_what_its_training_computed_in(monkeypatch, tmp_path):
+    import torch
+
+    from stn_course.data import ImageTensors
+    from stn_course.experiments import Experiment
+    from stn_course.loader import BatchLoader
+    from stn_course.recipes import default_config
+
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path))
+    data = ImageTensors(images=torch.zeros(4, 1, 8, 8, dtype=torch.uint8), labels=torch.zeros(4, dtype=torch.long),
+                        classes=("0", "1"), mean=(0.5,), std=(0.5,), name="toy")
+    history = History(train_loss=[1.0, 0.9], test_loss=[1.0, 0.9], test_accuracy=[0.5, 0.75], test_correct=[2, 3],
+                      seconds=[1.0, 1.0], lr=[0.1, 0.1], precision=["float32", "float16 autocast"])
+    experiment = Experiment(config=default_config("mnist", "cnn", 2), model=torch.nn.Linear(2, 2),
+                            train_loader=BatchLoader(data, 2), test_loader=BatchLoader(data, 4), history=history)
+    record = json.loads(results.record_result(experiment, record=False).read_text())
+    assert record["precision"] == ["float16 autocast", "float32"]
+    assert record["history"]["precision"] == ["float32", "float16 autocast"]

@@ -11,7 +11,7 @@ from stn_course.gtsrb import load_gtsrb
 from stn_course.names import MODEL_NAMES
 from stn_course.recipes import default_config
 from stn_course.registry import build_classifier
-from stn_course.traffic_sign_models import TrafficSignNet
+from stn_course.traffic_sign_models import BNTrafficSignNet, TrafficSignNet
 from stn_course.utils import data_root, results_dir
 
 
@@ -81,3 +81,55 @@ def test_wide_models_have_moodstocks_widths_run_at_48_and_start_at_the_identity(
         assert torch.allclose(model.feature_transformer(features), features, atol=1e-5)
 
 
+
+
+def classifier_convolutions(model):
+    """The convolutions of a traffic-sign network outside its localisation networks, in order."""
+    inside = {id(m) for name, m in model.named_modules() if "transformer" in name}
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and id(m) not in inside]
+
+
+@pytest.mark.parametrize("options, widths", [({}, [64, 64, 128, 128, 256]), ({"base_width": 32}, [32, 32, 64, 64, 128])])
+def test_batch_norm_networks_have_five_3x3_convolutions_with_batch_norm_at_their_widths(options, widths):
+    from stn_course.names import ModelOptions
+
+    for name in ("gtsrb-bn-cnn", "gtsrb-bn-st-cnn"):
+        model = build_classifier(name, (3, 32, 32), (0.5,) * 3, (0.25,) * 3, num_classes=43,
+                                 options=ModelOptions(**options))
+        convolutions = classifier_convolutions(model)
+        assert [c.out_channels for c in convolutions] == widths and {c.kernel_size for c in convolutions} == {(3, 3)}
+        batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert [b.num_features for b in batch_norms] == widths
+        assert (model.input_transformer is None) == (name == "gtsrb-bn-cnn")
+        assert model(torch.rand(3, 3, 32, 32)).shape == (3, 43)
+
+
+@pytest.mark.parametrize("st_after, maps", [(1, (2, 64, 16, 16)), (2, (2, 64, 8, 8))])
+def test_batch_norm_st_cnn_starts_at_the_identity_after_the_block_it_is_given(st_after, maps):
+    from stn_course.names import ModelOptions
+
+    model = build_classifier("gtsrb-bn-st-cnn", (3, 32, 32), (0.5,) * 3, (0.25,) * 3, num_classes=43,
+                             options=ModelOptions(st_after=st_after)).eval()
+    images = torch.rand(2, 3, 32, 32)
+    seen = []
+    model.feature_transformer.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    with torch.no_grad():
+        assert torch.allclose(model.input_transformer(images), images, atol=1e-5)
+        logits = model(images)
+        assert seen == [maps]
+        features = model.block1(model.normalize(images))
+        features = features if st_after == 1 else model.block2(features)
+        assert torch.allclose(model.feature_transformer(features), features, atol=1e-5)
+        cnn = build_classifier("gtsrb-bn-cnn", (3, 32, 32), (0.5,) * 3, (0.25,) * 3, num_classes=43).eval()
+        cnn.load_state_dict({k: v for k, v in model.state_dict().items() if "transformer" not in k})
+        assert torch.allclose(cnn(images), logits, atol=1e-4), "at the identity it is its CNN"
+    with pytest.raises(ValueError, match="st_after must be 1 or 2"):
+        BNTrafficSignNet((3, 32, 32), (0.5,) * 3, (0.25,) * 3, st_after=3)
+
+
+def test_batch_norm_st_cnn_trains_a_quick_run_with_brightness_and_contrast_jitter():
+    config = replace(default_config("gtsrb-val", "gtsrb-bn-st-cnn", 10, quick=True), base_width=8,
+                     brightness_contrast=0.3, label_smoothing=0.1)
+    experiment = run_experiment(config, save=False, use_checkpoints=False, progress=False)
+    assert experiment.train_loader.augment is not None and experiment.history.epochs == 1
+    assert 0 <= experiment.history.test_accuracy[0] <= 1

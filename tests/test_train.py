@@ -1,5 +1,6 @@
 import re
 import time
+import warnings
 
 import pytest
 import torch
@@ -321,3 +322,46 @@ def test_every_epoch_draws_a_new_shuffle():
     assert epochs == [1, 2, 3], f"the training loop must call set_epoch(epoch): saw epochs {epochs}"
     orders = [order for _, order in train_loader.orders]
     assert orders[0] != orders[1] != orders[2]
+
+
+def test_a_loss_scalers_state_round_trips_through_a_checkpoint(tmp_path):
+    # On a GPU, float16 training scales the loss; a resumed run must go on with the scale it had.
+    # A CPU scaler (it scales too when enabled) stands in for the CUDA one here.
+    model, optimizer, _, (_, test_loader) = _setup()
+    scaler = torch.amp.GradScaler("cpu")
+    scaler.load_state_dict({"scale": 256.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 100,
+                            "_growth_tracker": 7})
+    options = train.FitOptions(checkpoint=tmp_path / "run.pt")
+    train.end_epoch(model, optimizer, test_loader, 1, 0.7, time.perf_counter(), options, train.History(),
+                    train.Precision("cpu", True, scaler))
+    fresh = train.Precision("cpu", True, torch.amp.GradScaler("cpu"))
+    assert fresh.scaler.state_dict() != scaler.state_dict()
+    train.resume(model, optimizer, options, epochs=2, precision=fresh)
+    assert fresh.scaler.state_dict() == scaler.state_dict()
+    # a run without loss scaling (every CPU run) stores none
+    train.end_epoch(model, optimizer, test_loader, 2, 0.7, time.perf_counter(), options, train.History(),
+                    train.Precision.for_device(torch.device("cpu"), True))
+    assert "scaler" not in load_checkpoint(tmp_path / "run.pt")
+
+
+def test_testing_runs_under_trainings_autocast_on_a_gpu_only():
+    cpu, ones = train.Precision.for_device(torch.device("cpu"), True), torch.ones(2, 2)
+    with cpu.autocast():
+        assert (ones @ ones).dtype == torch.bfloat16
+    with cpu.evaluation():  # CPU runs were recorded testing in float32
+        assert (ones @ ones).dtype == torch.float32
+    cuda = train.Precision("cuda", True, torch.amp.GradScaler("cuda", enabled=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # without CUDA, torch says it disables the autocast
+        evaluation = cuda.evaluation()
+    assert isinstance(evaluation, torch.autocast) and evaluation.fast_dtype == torch.float16
+
+
+def test_each_epoch_records_what_it_computed_in_and_a_resume_says_when_that_changes(tmp_path, capsys):
+    model, optimizer, _, loaders = _setup()
+    history = train.fit(model, optimizer, *loaders, epochs=2, checkpoint=tmp_path / "run.pt", stop_after_epoch=1)
+    assert history.precision == ["float32"]
+    history = train.fit(*_setup()[:2], *loaders, epochs=2, checkpoint=tmp_path / "run.pt", amp=True)
+    assert history.precision == ["float32", "bfloat16 autocast"]
+    assert "Note: it trained in float32; here it goes on in bfloat16 autocast." in capsys.readouterr().out
+    assert train.Precision("cuda", True, torch.amp.GradScaler("cuda", enabled=False)).name == "float16 autocast"

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -25,6 +26,12 @@ def test_get_device_prefers_cuda_only_when_available(monkeypatch):
     assert utils.get_device("cpu").type == "cpu"
     monkeypatch.setenv("STN_COURSE_DEVICE", "cpu")
     assert utils.get_device().type == "cpu"
+
+
+def test_the_tests_run_on_the_cpu_unless_a_gpu_run_asks():
+    # conftest.py pins the device for every test and notebook kernel; a test about the device unsets it
+    assert os.environ["STN_COURSE_DEVICE"] == os.environ.get("STN_COURSE_TEST_DEVICE", "cpu")
+    assert utils.get_device() == torch.device(os.environ.get("STN_COURSE_TEST_DEVICE", "cpu"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")

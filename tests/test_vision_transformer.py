@@ -139,3 +139,23 @@ def test_vit_and_st_vit_train_on_traffic_signs(name):
     assert classifier.head.out_features == 43 and classifier.patch_embedding.in_channels == 3
     history = experiment.history
     assert history.epochs == 1 and 0 < history.train_loss[0] < float("inf")
+
+
+def test_attention_tools_run_on_the_images_device(meta):
+    model = build_classifier("vit", (1, 28, 28), (0.5,), (0.5,)).to(meta)
+    images = torch.zeros(2, 1, 28, 28, device=meta)
+    for rollout in (True, False):
+        assert class_token_map(model, images, rollout=rollout).device == meta
+    assert attention_rollout(model.attention_maps(images)).device == meta
+    q = torch.zeros(2, 5, 8, device=meta)
+    assert {t.device for t in scaled_dot_product_attention(q, q, q)} == {meta}
+
+
+def test_vit_costs_count_the_patch_embedding_and_the_head():
+    from stn_course.vision_transformer import vit_costs
+
+    # the embedding reads every pixel once whatever the patch size: 2 H W C D FLOPs, plus the head's 2 D classes
+    for patch in (4, 7, 14):
+        assert vit_costs(28, patch)["embedding_flops"] == 2 * 28 * 28 * 64 + 2 * 64 * 10
+    photo = vit_costs(224, 32, channels=3)
+    assert 0.9 < photo["embedding_flops"] / photo["linear_flops"] < 1.1, "as large as the six blocks' linear layers"

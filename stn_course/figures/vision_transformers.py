@@ -49,7 +49,8 @@ def plot_patches(image, patch: int, title: str = "") -> Figure:
                 spine.set_color("0.6")
             _gray_or_rgb(ax, image[:, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch])
             ax.set_title(str(index + 1), fontsize=6, pad=1)
-    right.suptitle(f"{rows * cols} tokens, each {channels}x{patch}x{patch} = {channels * patch * patch} numbers",
+    right.suptitle(f"{rows * cols} patches of {channels}x{patch}x{patch} = {channels * patch * patch} pixel values, "
+                   f"each embedded as one token",
                    fontsize=10)
     return fig
 
