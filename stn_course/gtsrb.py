@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import cache_file, load_cached, save_cached
+from .cache import cache_file, code_version, files_identity, load_cached, save_cached
 from .data import ImageTensors, missing_data_error, quietly, spread_indices
 from .utils import data_root
 
@@ -111,9 +111,13 @@ def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) 
     bilinear with antialiasing), with :data:`GTSRB_META_COLUMNS` from its CSV files (the
     track from a training file's name ``<track>_<frame>.ppm``). Cached: decoded once."""
     split = "train" if train else "test"
-    path = cache_file(f"gtsrb{size}-torchvision-{split}-{limit or 'all'}")
-    key = {"dataset": "gtsrb", "source": "torchvision", "split": split, "size": size, "limit": limit}
-    cached = load_cached(path, key)
+    def key() -> dict:  # the code and the source files too (path, size and modification time)
+        return {"dataset": "gtsrb", "source": "torchvision", "split": split, "size": size, "limit": limit,
+                "code": code_version(_gtsrb_index, _decode_resized, spread_indices),
+                "files": files_identity(root / "gtsrb")}
+
+    stem = f"gtsrb{size}-torchvision-{split}-{limit or 'all'}"
+    cached = load_cached(cache_file(stem, key()), key())
     if cached is None:
         files, labels, meta = _gtsrb_index(_download_gtsrb(root, train, size), train)
         if limit is not None and limit < len(files):
@@ -121,7 +125,7 @@ def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) 
             files, labels, meta = [files[i] for i in keep], labels[keep], meta[keep]
         cached = {"images": _decode_resized(files, size), "labels": torch.from_numpy(labels),
                   "meta": torch.from_numpy(meta)}
-        save_cached(path, key, cached)
+        save_cached(cache_file(stem, key()), key(), cached)  # the files as decoded (a download adds them)
     data = ImageTensors(images=cached["images"], labels=cached["labels"], classes=GTSRB_CLASSES,
                         mean=GTSRB_MEAN, std=GTSRB_STD, name=f"gtsrb{size}-{split}")
     return GTSRBData(data, cached["meta"])

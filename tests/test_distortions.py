@@ -112,3 +112,45 @@ def test_a_distorted_test_cache_of_another_seed_is_detected(empty_cache):
     file0.write_bytes(file1.read_bytes())
     with pytest.warns(CacheWarning, match=f"{file0} holds"):
         assert distorted_mnist_test("rot", seed=0, limit=40).images.equal(seed0.images)
+
+
+@requires_mnist
+def test_a_changed_default_of_a_distortion_is_not_served_from_the_old_cache(empty_cache, monkeypatch):
+    import torch
+
+    from stn_course import distortions
+    from stn_course.data import load_mnist
+
+    wide = distorted_mnist_test_images("rot")
+    monkeypatch.setattr(distortions.random_rotation, "__defaults__", (10.0,))  # max_angle 90 → 10
+    narrow = distorted_mnist_test_images("rot")
+    digits = load_mnist(train=False, limit=40).images.float() / 255
+    expected = distortions.random_rotation(digits, torch.Generator().manual_seed(0), max_angle=10.0)
+    assert not narrow.equal(wide)
+    assert narrow.equal(expected.mul(255).round().clamp(0, 255).to(torch.uint8))
+
+
+def distorted_mnist_test_images(kind):
+    from stn_course.distortions import distorted_mnist_test
+
+    return distorted_mnist_test(kind, seed=0, limit=40).images
+
+
+@requires_mnist
+def test_distorted_caches_depend_on_the_mnist_files_they_were_made_from(empty_cache, tmp_path, monkeypatch):
+    from stn_course.data import MNIST_RAW_FILES
+    from stn_course.utils import data_root
+
+    before = distorted_mnist_test_images("rot")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_RAW_FILES:  # another data root: the test digits in reverse order
+        original = (data_root() / "MNIST" / "raw" / name).read_bytes()
+        header = 16 if "images" in name else 8
+        if name.startswith("t10k"):
+            size = 784 if "images" in name else 1
+            items = [original[i:i + size] for i in range(header, len(original), size)]
+            original = original[:header] + b"".join(reversed(items))
+        (raw / name).write_bytes(original)
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path / "data"))
+    assert not distorted_mnist_test_images("rot").equal(before)
