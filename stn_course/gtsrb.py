@@ -113,7 +113,7 @@ def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) 
     split = "train" if train else "test"
     def key() -> dict:  # the code and the source files too (path, size and modification time)
         return {"dataset": "gtsrb", "source": "torchvision", "split": split, "size": size, "limit": limit,
-                "code": code_version(_gtsrb_index, _decode_resized, spread_indices),
+                "code": code_version(*_GTSRB_CODE),
                 "files": files_identity(root / "gtsrb")}
 
     stem = f"gtsrb{size}-torchvision-{split}-{limit or 'all'}"
@@ -184,6 +184,10 @@ def _decode_resized(files: list[Path], size: int) -> torch.Tensor:
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL
         pixels = np.stack(list(pool.map(decode, files, chunksize=256)))
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+#: the code that makes a cache of the originals (its version is part of the cache's key)
+_GTSRB_CODE = (_gtsrb_index, _decode_resized, spread_indices)
 
 
 def split_tracks(data: GTSRBData, fraction: float = 0.1, seed: int = 0) -> tuple[GTSRBData, GTSRBData]:

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from stn_course import gtsrb
 from stn_course.gtsrb import GTSRB_CLASSES, GTSRB_META_COLUMNS, load_gtsrb, split_tracks
 from stn_course.utils import data_root
 
@@ -104,6 +105,9 @@ def test_originals_are_resized_to_48_with_tracks_and_boxes_from_the_csv_files(tm
     assert data.column("roi_y2").tolist() == [h - 3 for _, h in sizes] * 2
     assert data.data.images[4:, 1].float().mean().item() == pytest.approx(10, abs=1)  # class 1's green
     # the second load comes from the cache, not the files
-    for path in (tmp_path / "gtsrb").rglob("*.ppm"):
-        path.unlink()
+    monkeypatch.setattr(gtsrb, "_decode_resized", lambda *args: pytest.fail("decoded again"))
     assert torch.equal(load_gtsrb(train=True, root=tmp_path, size=48).data.images, data.data.images)
+    # unless a file changed: then the cache is of other data
+    next((tmp_path / "gtsrb").rglob("*.ppm")).unlink()
+    with pytest.raises(pytest.fail.Exception, match="decoded again"):
+        load_gtsrb(train=True, root=tmp_path, size=48)
