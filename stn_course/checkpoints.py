@@ -63,11 +63,13 @@ def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
     which predate it, their ``state["config"]``. Names must agree, and so must every config
     field both record (a field added to the config later is absent from older checkpoints).
     A checkpoint with no identity at all (written before checkpoints carried one) is trusted
-    by its file name, with a note saying so."""
-    stored = state.get("run") or ({"config": state["config"]} if isinstance(state.get("config"), dict) else None)
+    by its file name for viewing, with a note saying so: no result is recorded from it
+    (:func:`checkpoint_identity` is None), and training does not resume it."""
+    stored = checkpoint_identity(state)
     if stored is None:
         print(f"Note: {path.resolve()} does not record which run wrote it (it predates checkpoints that do); "
-              f"loading it as {run.get('name')}, by its file name. If it may be another run's, delete it.")
+              f"loading it as {run.get('name')}, by its file name, for viewing only: no result is recorded from "
+              f"it. To record {run.get('name')}, train it again (command line: add --restart).")
         return
     expected, found = run.get("config", {}), stored.get("config", {})
     differences = [f"{key}={found[key]!r} there, {expected[key]!r} here"
@@ -79,6 +81,24 @@ def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
             f"The checkpoint {path.resolve()} belongs to another run than {run.get('name')} "
             f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch (command line: "
             f"add --restart), or set STN_COURSE_CHECKPOINTS to another folder to keep it.")
+
+
+def checkpoint_identity(state: dict) -> dict | None:
+    """The run a loaded checkpoint says it belongs to (``{"name", "config"}``, or for the
+    course's shipped checkpoints ``{"config"}``), or None for one that does not say (written
+    before checkpoints carried their run): such a checkpoint may be viewed, never recorded."""
+    return state.get("run") or ({"config": state["config"]} if isinstance(state.get("config"), dict) else None)
+
+
+class UnidentifiedCheckpointError(CourseError):
+    """A checkpoint that does not record its run was to be resumed or turned into a result."""
+
+
+def unidentified_checkpoint_error(path: Path, name: str, what: str) -> UnidentifiedCheckpointError:
+    """The error for ``what`` (e.g. "resume it") with the checkpoint ``path`` of no recorded run."""
+    return UnidentifiedCheckpointError(
+        f"The checkpoint {Path(path).resolve()} does not record which run wrote it, so it cannot {what} for "
+        f"{name}: it may be another run's. Delete it to train {name} from scratch (command line: add --restart).")
 
 
 #: fields that change no weight (the log interval), left out of a checkpoint's identity

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint, run_identity
+from .checkpoints import checkpoint_identity, load_checkpoint, run_identity
 from .errors import CourseError
 from .loader import BatchLoader
 from .names import OPTIMIZER_NAMES, SCHEDULE_NAMES
@@ -97,7 +97,11 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
     # A finished run that was only loaded keeps the result recorded when it trained.
     already_recorded = only_loaded and (results_dir(record) / f"{config.name}.json").exists()
     if save and experiment.history.epochs == config.epochs and not already_recorded:
-        record_result(experiment, record=record)
+        if experiment.history.unidentified:  # loaded for viewing: its accuracy may be another run's
+            print(f"Not recording {config.name}: its checkpoint {checkpoint} does not record which run wrote it. "
+                  f"To record it, train it again (command line: add --restart).")
+        else:
+            record_result(experiment, record=record)
     return experiment
 
 
@@ -154,7 +158,7 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
     if state is None or state["epoch"] < config.epochs:
         raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
     experiment.model.load_state_dict(state["model"])
-    experiment.history = History(**state["history"])
+    experiment.history = History(**state["history"], unidentified=checkpoint_identity(state) is None)
     return experiment, False
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import checkpoint_identity, load_checkpoint, save_checkpoint, unidentified_checkpoint_error
 from .errors import CourseError
 from .loader import BatchLoader
 from .models import SpatialTransformer, transformer_of
@@ -55,6 +55,8 @@ class History:
     # epochs trained by the fit() call that returned this history (0: a finished run was
     # only loaded); not saved with the history
     trained_now: int = field(default=0, compare=False)
+    # loaded from a checkpoint that does not record its run: for viewing, never recorded; not saved
+    unidentified: bool = field(default=False, compare=False)
 
     @property
     def epochs(self) -> int:
@@ -62,7 +64,7 @@ class History:
 
     def as_dict(self) -> dict:
         record = asdict(self)
-        del record["trained_now"]
+        del record["trained_now"], record["unidentified"]
         return record
 
 
@@ -221,11 +223,14 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptio
     if checkpoint is None or not options.resume or not checkpoint.exists():
         return History(), 1
     state = load_checkpoint(checkpoint, map_location=next(model.parameters()).device, run=options.run)
+    unidentified = options.run is not None and checkpoint_identity(state) is None
+    if unidentified and state["epoch"] < epochs:  # training on would launder another run's weights
+        raise unidentified_checkpoint_error(checkpoint, options.run.get("name"), "resume")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if options.scheduler is not None and state.get("scheduler") is not None:
         options.scheduler.load_state_dict(state["scheduler"])
-    history = History(**state["history"])
+    history = History(**state["history"], unidentified=unidentified)
     if state["epoch"] < epochs:
         print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
     else:

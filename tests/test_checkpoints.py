@@ -94,20 +94,30 @@ def test_a_checkpoint_of_another_recipe_under_a_runs_name_is_refused(checkpoints
 
 
 @requires_mnist
-def test_a_checkpoint_without_identity_is_loaded_by_its_name_with_a_note(checkpoints, capsys):
-    import torch
+def test_a_checkpoint_without_identity_is_viewed_never_recorded_nor_resumed(checkpoints, capsys):
+    from stn_course.checkpoints import UnidentifiedCheckpointError
+    from stn_course.results import record_errors
 
-    config = default_config("mnist", "cnn", 1, quick=True)
-    experiments.run_experiment(config, use_shipped=False)
-    path = checkpoints / f"{config.name}.pt"
-    state = torch.load(path, weights_only=True)
-    del state["run"]
+    seed0, seed1 = (default_config("mnist", "cnn", 1, seed, quick=True) for seed in (0, 1))
+    experiments.run_experiment(seed1, use_shipped=False)
+    state = torch.load(checkpoints / f"{seed1.name}.pt", weights_only=True)
+    del state["run"]  # the older format, copied over seed 0's file
+    path = checkpoints / f"{seed0.name}.pt"
     torch.save(state, path)
     capsys.readouterr()
-    experiment = experiments.run_experiment(config, use_shipped=False)
-    assert experiment.history.trained_now == 0
+    experiment = experiments.run_experiment(seed0, use_shipped=False)
+    assert experiment.history.trained_now == 0 and experiment.history.unidentified
     out = capsys.readouterr().out
     assert f"Note: {path} does not record which run wrote it" in out and "Loaded the finished run" in out
+    assert f"Not recording {seed0.name}" in out
+    assert not (checkpoints.parent / "output" / "results" / f"{seed0.name}.json").exists()
+    with pytest.raises(UnidentifiedCheckpointError, match=f"{path} does not record which run.*--restart"):
+        record_errors(seed0)
+    assert not list((checkpoints.parent / "output").rglob(f"errors_{seed0.name}.json"))
+    longer = replace(seed0, epochs=2)  # an unfinished run is not trained on from it
+    torch.save(state, checkpoints / f"{longer.name}.pt")
+    with pytest.raises(UnidentifiedCheckpointError, match="cannot resume"):
+        experiments.run_experiment(longer, use_shipped=False)
 
 
 @pytest.mark.parametrize("content", ["empty", "random", "truncated", "tensor", "no model"])
