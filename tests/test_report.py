@@ -297,3 +297,45 @@ def test_a_bad_error_analysis_is_named_and_left_out(results_copy):
     path.write_text(json.dumps(record))
     with pytest.warns(BadResultWarning, match=f"Skipping {path}: it lacks 'confusions'"):
         assert len(load_error_results(results_copy)) == good - 1
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("test_accuracy", 5.0, r"'test_accuracy' is 5.0, not a number in \[0, 1\]"),
+    ("test_accuracy", float("nan"), r"'test_accuracy' is nan"),
+    ("test_accuracy", "0.99", r"'test_accuracy' is '0.99'"),
+    ("test_error_percent", 50.0, r"test error 50.0% disagrees with its test accuracy"),
+    ("epochs", 2.5, r"'epochs' is 2.5, not an integer"),
+    ("seconds_total", float("inf"), r"'seconds_total' is inf"),
+    ("seconds_per_epoch", [1.0, -3.0], r"'seconds_per_epoch' is -3.0"),
+    ("name", 7, r"'name' is not text"),
+    ("machine.cpu_count", "two", r"machine's 'cpu_count' is 'two'")])
+def test_an_impossible_value_in_a_results_file_is_named_and_never_published(results_copy, field, value, problem,
+                                                                             capsys):
+    from stn_course.report import BadResultWarning, results_table
+
+    path = results_copy / "mnist_st-cnn-aff_e5_s0.json"
+    record = json.loads(path.read_text())
+    if field.startswith("machine."):
+        record["machine"][field.split(".")[1]] = value
+    else:
+        record[field] = value
+    path.write_text(json.dumps(record))
+    with pytest.warns(BadResultWarning, match=rf"Skipping {path}: its .*{problem}"):
+        table = results_table(results_copy)
+    assert "nan%" not in table and "500.00%" not in table and "mnist_st-cnn-aff_e5_s0`" not in table
+    assert cli.main(["report", "--update-readme"]) == 1
+    assert f"Warning: Skipping {path}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value", [("error_percent", 150.0), ("errors", "3"), ("test_samples", 0),
+                                          ("errors_touching_edge", 10 ** 9), ("confusions", [{"true": 1}])])
+def test_an_impossible_value_in_an_error_analysis_is_named_and_left_out(results_copy, field, value):
+    from stn_course.report import BadResultWarning, load_error_results
+
+    good = len(load_error_results(results_copy))
+    path = next(results_copy.glob("errors_*.json"))
+    record = json.loads(path.read_text())
+    record[field] = value
+    path.write_text(json.dumps(record))
+    with pytest.warns(BadResultWarning, match=rf"Skipping {path}: its '{field}'"):
+        assert len(load_error_results(results_copy)) == good - 1
