@@ -133,17 +133,18 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     from dataclasses import replace
 
-    from .recipes import default_config, parse_setting
+    from .recipes import check_hand_settings, default_config, parse_setting
     from .utils import get_device, is_quick
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
-        settings = dict(parse_setting(setting) for setting in args.settings)
+        settings = [parse_setting(setting) for setting in args.settings]
     except ValueError as error:
         parser.error(f"--set: {error}")
-    # an allowed type but a value out of range (e.g. max_grad_norm=-1) raises InvalidSettingError,
-    # a CourseError: its message alone, before any data is loaded
-    config = replace(config, **settings)
+    # an allowed type but a value out of range (e.g. max_grad_norm=-1), or one that does not fit the
+    # model, raises InvalidSettingError, a CourseError: its message alone, before any data is loaded
+    config = replace(config, **dict(settings))
+    check_hand_settings(config, settings)
     device = get_device(args.device)
     if args.command == "errors":
         from .results import record_errors

@@ -8,6 +8,7 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from .results import record_result
 from .runlock import run_lock
 from .shipped import load_shipped_checkpoint
 from .train import History, fit, parameter_groups, print_log
-from .utils import checkpoint_dir, get_device, results_dir, set_seed
+from .utils import checkpoint_dir, get_device, results_dir, set_seed, shipped_checkpoint_dir
+from .validation import InvalidSettingError
 
 
 @dataclass
@@ -47,9 +49,17 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
         if len(images) == 0:  # caught here, not by a division by zero after a whole epoch
             raise CourseError(f"The {split} set of {config.dataset} ({images.name}) holds no images: "
                               f"nothing to train or test on.")
+    if config.batch_size > len(splits.train):  # one full batch an epoch would be another recipe
+        raise InvalidSettingError(f"Invalid run setting: batch_size={config.batch_size} is larger than the training "
+                                  f"set of {config.dataset} ({len(splits.train)} images); set batch_size <= "
+                                  f"{len(splits.train)}.")
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
-    model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
-                             num_classes=len(splits.train.classes), options=config.model_options).to(device)
+    try:
+        model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
+                                 num_classes=len(splits.train.classes), options=config.model_options).to(device)
+    except ValueError as error:  # RunConfig checked the model against DATASET_INPUTS: the data differ from them
+        raise InvalidSettingError(f"Invalid run setting: model {config.model!r} does not fit the images of "
+                                  f"{config.dataset} ({'x'.join(map(str, splits.test.image_shape))}): {error}.") from error
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Experiment(
@@ -64,8 +74,15 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
 
 def run_experiment(config: RunConfig, device: torch.device | None = None,
                    save: bool = True, **options) -> Experiment:
-    """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`."""
-    return train_experiment(build_experiment(config, device), save=save, **options)
+    """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`. A run
+    that will train takes its lock (:mod:`stn_course.runlock`) before its data loads, so that a
+    second copy of it is refused at once."""
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    shipped = options.get("use_shipped", True) and not checkpoint.exists() and \
+        (shipped_checkpoint_dir() / f"{config.name}.pt").exists()
+    early = options.get("use_checkpoints", True) and not shipped
+    with run_lock(checkpoint) if early else contextlib.nullcontext():
+        return train_experiment(build_experiment(config, device), save=save, **options)
 
 
 def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,

@@ -158,3 +158,18 @@ def test_the_config_reaches_the_training_loop(monkeypatch):
     assert (seen["label_smoothing"], seen["max_grad_norm"], seen["log_interval"], seen["seed"]) == (0.2, 3.0, 7, 2)
     assert seen["amp"] == config.amp and seen["epochs"] == config.epochs
     assert seen["lrs"] == pytest.approx([0.01, 0.005])
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_training(monkeypatch):
+    from stn_course.data import ImageTensors
+    from stn_course.validation import InvalidSettingError
+
+    def tiny(count):
+        return ImageTensors(torch.zeros(count, 1, 28, 28, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64),
+                            tuple("0123456789"), (0.5,), (0.5,), f"tiny[{count}]")
+
+    monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: recipes.DatasetSplits(tiny(100), tiny(10)))
+    with pytest.raises(InvalidSettingError, match=r"batch_size=128 is larger than the training set of mnist "
+                                                  r"\(100 images\); set batch_size <= 100"):
+        experiments.build_experiment(default_config("mnist", "cnn", 1))
+    assert len(experiments.build_experiment(replace(default_config("mnist", "cnn", 1), batch_size=100)).train_loader) == 1
