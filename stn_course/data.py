@@ -147,9 +147,15 @@ def load_mnist(train: bool = True, root: str | Path | None = None, limit: int | 
             source = MNIST(str(root), train=train, download=True)
     except Exception:  # urllib, HTTP and checksum errors all mean: not available
         raise missing_data_error("MNIST", root, f"{root / 'MNIST' / 'raw'} (the four IDX files)") from None
+    labels = source.targets.to(torch.int64)
+    if len(labels) and not (0 <= labels.min() and labels.max() <= 9):  # else an IndexError after a whole epoch
+        path = root / "MNIST" / "raw" / f"{'train' if train else 't10k'}-labels-idx1-ubyte"
+        raise DatasetCorruptError(f"The MNIST file {path} is corrupt: it holds labels from {labels.min().item()} to "
+                                  f"{labels.max().item()}, outside 0-9. Delete it (or copy it again) and run once "
+                                  f"with internet access, or point STN_COURSE_DATA at intact MNIST files.")
     data = ImageTensors(
         images=source.data.unsqueeze(1).contiguous(),
-        labels=source.targets.to(torch.int64),
+        labels=labels,
         classes=MNIST_CLASSES,
         mean=MNIST_MEAN,
         std=MNIST_STD,

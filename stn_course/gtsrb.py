@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .cache import cache_file, code_version, files_identity, load_cached, save_cached
-from .data import ImageTensors, missing_data_error, quietly, spread_indices
+from .data import DatasetCorruptError, ImageTensors, missing_data_error, quietly, spread_indices
 from .utils import data_root
 
 #: the official class names, index = class id
@@ -93,16 +93,46 @@ def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | 
     if size != 32 or not path.exists():
         return load_gtsrb_originals(train, root, limit, size)
     split = "train" if train else "test"
-    with np.load(path) as archive:
-        images = torch.from_numpy(archive[f"{split}_images"]).permute(0, 3, 1, 2).contiguous()
-        labels = torch.from_numpy(archive[f"{split}_labels"].astype(np.int64))
-        meta = torch.from_numpy(archive[f"{split}_meta"].astype(np.int64))
+    images, labels, meta = _read_npz(path, split)
     data = ImageTensors(images=images, labels=labels, classes=GTSRB_CLASSES, mean=GTSRB_MEAN,
                         std=GTSRB_STD, name=f"gtsrb-{split}")
     full = GTSRBData(data, meta)
     if limit is None or limit >= len(labels):
         return full
     return full.select(torch.from_numpy(spread_indices(len(labels), limit)), f"gtsrb-{split}[:{limit}]")
+
+
+def _read_npz(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(images uint8 (N, 3, 32, 32), labels int64 (N,), meta int64 (N, 7))`` of ``split`` from
+    ``gtsrb32.npz``; :class:`~stn_course.data.DatasetCorruptError` naming the file and what is
+    wrong with it (not a complete npz, an array missing, of the wrong type or shape, a label
+    outside 0-42)."""
+    import zipfile
+
+    fix = (f"Copy {path.name} again, or delete it: then the original photographs are read instead "
+           f"(downloaded where a network allows)")
+    names = [f"{split}_{part}" for part in ("images", "labels", "meta")]
+    try:
+        with np.load(path) as archive:
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise DatasetCorruptError(f"The GTSRB file {path} lacks the array(s) {', '.join(missing)}. {fix}.")
+            images, labels, meta = (archive[name] for name in names)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # truncated, not a zip, not an npz
+        raise DatasetCorruptError(f"The GTSRB file {path} cannot be read ({type(error).__name__}: {error}): it is "
+                                  f"truncated or not an npz archive. {fix}.") from error
+    count = len(images)
+    problem = None
+    if images.dtype != np.uint8 or images.shape[1:] != (32, 32, 3):
+        problem = f"{names[0]} is {images.dtype} {images.shape}, not uint8 (N, 32, 32, 3)"
+    elif labels.shape != (count,) or meta.shape != (count, 7) or labels.dtype.kind not in "iu" or meta.dtype.kind not in "iu":
+        problem = f"{names[1]} {labels.dtype} {labels.shape} and {names[2]} {meta.dtype} {meta.shape} must be integers ({count},) and ({count}, 7)"
+    elif count and not (0 <= labels.min() and labels.max() < len(GTSRB_CLASSES)):
+        problem = f"{names[1]} holds labels from {labels.min()} to {labels.max()}, outside 0-{len(GTSRB_CLASSES) - 1}"
+    if problem:
+        raise DatasetCorruptError(f"The GTSRB file {path} is corrupt: {problem}. {fix}.")
+    return (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels.astype(np.int64)),
+            torch.from_numpy(meta.astype(np.int64)))
 
 
 def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) -> GTSRBData:

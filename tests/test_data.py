@@ -214,3 +214,18 @@ def test_a_bad_cifar_folder_is_one_error_naming_the_file_or_folder(empty_cache, 
     assert isinstance(caught.value, CourseError)
     if damage == "wrong size":
         assert "30x28 pixels, not 32x32" in str(caught.value)
+
+
+@requires_mnist
+def test_mnist_labels_outside_0_to_9_are_named_before_training(mnist_copy):
+    from stn_course.data import DatasetCorruptError
+
+    path = mnist_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels = bytearray(path.resolve().read_bytes())
+    labels[8 + 3] = 12  # the fourth label
+    path.unlink()
+    path.write_bytes(bytes(labels))
+    with pytest.raises(DatasetCorruptError, match=f"The MNIST file {path} is corrupt: it holds labels from 0 to 12, "
+                                                  "outside 0-9"):
+        load_mnist(train=False, root=mnist_copy)
+    assert len(load_mnist(train=True, root=mnist_copy, limit=10)) == 10
