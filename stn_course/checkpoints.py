@@ -9,9 +9,10 @@ every epoch with these; the course's shipped checkpoints are :mod:`stn_course.sh
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -33,12 +34,17 @@ class CheckpointMismatchError(CourseError):
     """A checkpoint under a run's file name was written by another run."""
 
 
-def load_checkpoint(path: Path, map_location: torch.device | str = "cpu", run: dict | None = None) -> dict:
+#: what to do about a bad checkpoint of the learner's own run
+DELETE_FIX = "Delete it to train the run again (command line: add --restart)"
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu", run: dict | None = None,
+                    fix: str = DELETE_FIX) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
 
-    Raises CourseError naming the file if it is truncated, empty or not a checkpoint. With
-    ``run`` (the identity the caller expects, as passed to :func:`save_checkpoint`), the
-    checkpoint's own identity must match (:func:`check_checkpoint_run`)."""
+    Raises CourseError naming the file if it is truncated, empty or not a checkpoint, ending
+    with ``fix`` (what to do). With ``run`` (the identity the caller expects, as passed to
+    :func:`save_checkpoint`), the checkpoint's own identity must match (:func:`check_checkpoint_run`)."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -46,11 +52,11 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu", run: d
     except Exception as error:  # torch raises zip, unpickling, EOF or key errors for a bad file
         raise CourseError(f"The checkpoint {Path(path).resolve()} cannot be read ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else 'no details'}): it is truncated or "
-                          f"not a checkpoint. Delete it to train the run again.") from error
+                          f"not a checkpoint. {fix}.") from error
     if not isinstance(state, dict) or "model" not in state:
         raise CourseError(f"The checkpoint {Path(path).resolve()} holds no model (it is a "
                           f"{type(state).__name__}{' without a model' if isinstance(state, dict) else ''}): it is "
-                          f"not a checkpoint of a run. Delete it to train the run again.")
+                          f"not a checkpoint of a run. {fix}.")
     if run is not None:
         check_checkpoint_run(Path(path), state, run)
     return state
@@ -81,6 +87,37 @@ def check_checkpoint_run(path: Path, state: dict, run: dict) -> None:
             f"The checkpoint {path.resolve()} belongs to another run than {run.get('name')} "
             f"({'; '.join(differences)}). Delete it to train {run.get('name')} from scratch (command line: "
             f"add --restart), or set STN_COURSE_CHECKPOINTS to another folder to keep it.")
+
+
+class IncompatibleCheckpointError(CourseError):
+    """A checkpoint that is readable but does not fit the run (older code, another format)."""
+
+
+def resumable_problem(state: dict) -> str | None:
+    """What keeps a loaded checkpoint from being resumed or shown as a finished run (no
+    optimiser state, an epoch that is not a whole number >= 1, no history), or None."""
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        return f"its epoch is {epoch!r}, not a whole number >= 1"
+    if not isinstance(state.get("history"), dict):
+        return "it holds no training history"
+    if not isinstance(state.get("optimizer"), dict):
+        return "it holds no optimizer state"
+    return None
+
+
+@contextlib.contextmanager
+def restoring(path: Path, what: str, fix: str = DELETE_FIX) -> Iterator[None]:
+    """Turn the errors of restoring ``what`` (e.g. a model's weights) from the checkpoint
+    ``path`` into one :class:`IncompatibleCheckpointError` naming the file: a key renamed or
+    a layer resized since the checkpoint was written, or a field of another type."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise IncompatibleCheckpointError(
+            f"The checkpoint {Path(path).resolve()} does not fit {what}: it was written by other (older?) code "
+            f"({type(error).__name__}: {detail[:300]}). {fix}.") from error
 
 
 def checkpoint_identity(state: dict) -> dict | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import checkpoint_identity, load_checkpoint, run_identity
+from .checkpoints import checkpoint_identity, load_checkpoint, restoring, resumable_problem, run_identity
 from .errors import CourseError
 from .loader import BatchLoader
 from .names import OPTIMIZER_NAMES, SCHEDULE_NAMES
@@ -172,10 +172,13 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
         return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
     state = load_checkpoint(path, run=run_identity(config)) if path.exists() else None
-    if state is None or state["epoch"] < config.epochs:
-        raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
-    experiment.model.load_state_dict(state["model"])
-    experiment.history = History(**state["history"], unidentified=checkpoint_identity(state) is None)
+    with restoring(path, f"the model of {config.name}"):
+        if state is not None and resumable_problem(state):
+            raise ValueError(resumable_problem(state))
+        if state is None or state["epoch"] < config.epochs:
+            raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
+        experiment.model.load_state_dict(state["model"])
+        experiment.history = History(**state["history"], unidentified=checkpoint_identity(state) is None)
     return experiment, False
 
 

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import checkpoint_identity, load_checkpoint, save_checkpoint, unidentified_checkpoint_error
+from .checkpoints import (DELETE_FIX, IncompatibleCheckpointError, checkpoint_identity, load_checkpoint, restoring,
+                          resumable_problem, save_checkpoint, unidentified_checkpoint_error)
 from .errors import CourseError
 from .loader import BatchLoader
 from .models import SpatialTransformer, transformer_of
@@ -223,14 +224,19 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptio
     if checkpoint is None or not options.resume or not checkpoint.exists():
         return History(), 1
     state = load_checkpoint(checkpoint, map_location=next(model.parameters()).device, run=options.run)
+    problem = resumable_problem(state)
+    if problem:
+        raise IncompatibleCheckpointError(f"The checkpoint {checkpoint.resolve()} cannot be resumed: {problem} (it was "
+                                          f"written by other code). {DELETE_FIX}.")
     unidentified = options.run is not None and checkpoint_identity(state) is None
     if unidentified and state["epoch"] < epochs:  # training on would launder another run's weights
         raise unidentified_checkpoint_error(checkpoint, options.run.get("name"), "resume")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if options.scheduler is not None and state.get("scheduler") is not None:
-        options.scheduler.load_state_dict(state["scheduler"])
-    history = History(**state["history"], unidentified=unidentified)
+    with restoring(checkpoint, "this run's model, optimiser and history"):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if options.scheduler is not None and state.get("scheduler") is not None:
+            options.scheduler.load_state_dict(state["scheduler"])
+        history = History(**state["history"], unidentified=unidentified)
     if state["epoch"] < epochs:
         print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
     else:

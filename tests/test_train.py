@@ -353,3 +353,28 @@ def test_the_localisation_network_learns_in_its_own_group_at_the_lower_rate():
         assert torch.allclose(parameter.detach(), old - rate * grad, atol=1e-7)
         moved += id(parameter) in localisation and not torch.equal(parameter.detach(), old)
     assert moved > 0, "the localisation network's parameters change after a step"
+
+
+@pytest.mark.parametrize("damage", ["renamed key", "reshaped key", "no optimizer", "epoch 1.5", "no history"])
+def test_a_checkpoint_from_other_code_is_one_error_naming_it(tmp_path, damage):
+    from stn_course.checkpoints import IncompatibleCheckpointError
+
+    checkpoint = tmp_path / "run.pt"
+    _fit(*_setup(), checkpoint, stop_after_epoch=1, progress=False)
+    state = torch.load(checkpoint, weights_only=True)
+    model = state["model"]
+    if damage == "renamed key":
+        key = next(iter(model))
+        model["renamed." + key] = model.pop(key)
+    elif damage == "reshaped key":
+        key = next(key for key, value in model.items() if value.dim() == 2)
+        model[key] = torch.zeros(model[key].shape[0] + 1, model[key].shape[1])
+    elif damage == "no optimizer":
+        del state["optimizer"]
+    elif damage == "epoch 1.5":
+        state["epoch"] = 1.5
+    else:
+        del state["history"]
+    torch.save(state, checkpoint)
+    with pytest.raises(IncompatibleCheckpointError, match=f"The checkpoint {checkpoint} .*Delete it .*--restart"):
+        _fit(*_setup(), checkpoint, progress=False)
