@@ -27,7 +27,33 @@ def save_checkpoint(path: Path, state: dict, run: dict | None = None) -> None:
     """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file.
     ``run`` (the run's identity, ``{"name": ..., "config": {...}}``) is stored with it as
     ``state["run"]``, so that :func:`load_checkpoint` can tell a checkpoint of another run."""
-    save_atomically(state if run is None else {**state, "run": run}, path)
+    try:
+        save_atomically(state if run is None else {**state, "run": run}, path)
+    except (OSError, RuntimeError) as error:  # disk full: torch's writer says "unexpected pos"; read-only: EACCES
+        raise checkpoint_write_error(path, error) from error
+
+
+class CheckpointWriteError(CourseError):
+    """A checkpoint could not be written (disk full, read-only folder); nothing half-written is left."""
+
+
+def checkpoint_write_error(path: Path, error: BaseException) -> CheckpointWriteError:
+    """The error for a failed write of the checkpoint ``path``: what failed, and that the same
+    command resumes from the last complete checkpoint once there is room."""
+    import errno
+
+    code = getattr(error, "errno", None)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "unexpected pos" in text or "No space" in text:
+        reason = "the disk is full (or a file-size limit was reached)"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "its folder is not writable"
+    else:
+        reason = f"{type(error).__name__}: {text}"
+    return CheckpointWriteError(
+        f"Could not write the checkpoint {Path(path).resolve()}: {reason}. Nothing half-written was left. Free some "
+        f"space or make {Path(path).resolve().parent} writable (or set STN_COURSE_CHECKPOINTS to another folder), "
+        f"then run the same command again: it resumes from the last complete checkpoint.")
 
 
 class CheckpointMismatchError(CourseError):

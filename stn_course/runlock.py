@@ -95,4 +95,7 @@ def run_lock(checkpoint: Path) -> Iterator[Path]:
     finally:
         _HELD.discard(path.resolve())
         if _read_pid(path) == os.getpid():
-            path.unlink(missing_ok=True)
+            # a folder turned read-only must not hide the error that ended the run: a lock left
+            # behind names a process that has ended, and the next run takes it over
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)

@@ -134,3 +134,52 @@ def test_a_bad_checkpoint_names_the_file(tmp_path, content):
         path.write_bytes(b"" if content == "empty" else bytes(range(256)) * 40)
     with pytest.raises(CourseError, match=f"The checkpoint {path} (cannot be read|holds no model).*Delete it"):
         load_checkpoint(path)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_error_and_leaves_nothing_half_written(tmp_path):
+    """A file-size limit (in a child process) makes torch's writer fail as on a full disk."""
+    import subprocess
+    import sys
+
+    script = f"""
+import resource, signal, torch
+from pathlib import Path
+from stn_course.checkpoints import CheckpointWriteError, save_checkpoint
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+save_checkpoint(Path({str(tmp_path / 'small.pt')!r}), {{"model": {{"w": torch.zeros(10)}}, "epoch": 1}})
+try:
+    save_checkpoint(Path({str(tmp_path / 'run.pt')!r}), {{"model": {{"w": torch.zeros(1_000_000)}}, "epoch": 1}})
+except CheckpointWriteError as error:
+    print(error)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "run.pt"
+    assert done.stdout.startswith(f"Could not write the checkpoint {path}: the disk is full"), done.stdout
+    assert "run the same command again: it resumes" in done.stdout
+    assert sorted(file.name for file in tmp_path.iterdir()) == ["small.pt"], "nothing half-written"
+
+
+def test_a_read_only_checkpoint_folder_names_the_failed_write_not_the_lock(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from stn_course import files
+    from stn_course.checkpoints import CheckpointWriteError
+    from stn_course.runlock import lock_path, run_lock
+
+    path = tmp_path / "run.pt"
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+
+    with pytest.raises(CheckpointWriteError, match=f"Could not write the checkpoint {path}: its folder is not "
+                                                   f"writable.*same command again") as caught:
+        with run_lock(path):
+            monkeypatch.setattr(files.os, "replace", read_only)  # the folder turns read-only
+            monkeypatch.setattr(type(path), "unlink", read_only)
+            save_checkpoint(path, {"model": {}, "epoch": 1})
+    monkeypatch.undo()
+    assert lock_path(path).read_text().split()[0] == str(os.getpid()), "the lock stays: its process will end"
+    assert isinstance(caught.value.__cause__, PermissionError)
