@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(error, file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line (a TrainingInterrupted says where), status 130
+        if getattr(args, "debug", False):
+            raise
+        print(str(interrupt) or "Interrupted before training started: nothing was saved; the same command "
+                                "starts again.", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

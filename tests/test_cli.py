@@ -285,3 +285,24 @@ def test_cuda_on_a_machine_without_it_is_one_line_naming_the_option(outputs, cap
     assert len(err.strip().splitlines()) == 1
     with pytest.raises(RuntimeError):  # --debug: the traceback
         cli.main(["--debug"] + RUN + ["--device", "cuda"])
+
+
+@requires_mnist
+def test_ctrl_c_during_training_is_one_line_with_status_130_and_the_command_resumes(outputs, monkeypatch, capsys):
+    from stn_course import train
+
+    monkeypatch.setitem(recipes.DATASETS, "mnist", recipes._mnist)  # the fixture's dataset refuses to load
+    original = train.train_one_epoch
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    assert cli.main(RUN + ["--no-shipped"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("Interrupted during epoch 1 of 1: no epoch had finished") and "the same command" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["--debug"] + RUN + ["--no-shipped"])
+    monkeypatch.setattr(train, "train_one_epoch", original)
+    assert cli.main(RUN + ["--no-shipped"]) == 0
