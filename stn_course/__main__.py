@@ -6,8 +6,8 @@
     python -m stn_course errors --dataset rts-mnist --model st-cnn-aff --epochs 8   # what a finished run gets wrong
 
 Each run checkpoints every epoch in $STN_COURSE_CHECKPOINTS (default <data root>/checkpoints;
-rerun the same command to resume after an interruption, or add --restart to train from
-scratch) and writes its result,
+rerun the same command to resume after an interruption (Ctrl-C stops a run with one line and
+status 130), or add --restart to train from scratch) and writes its result,
 <dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json, to $STN_COURSE_OUTPUT/results (default
 <data root>/stn_course_output/results), outside the repository; --record writes it to the
 course's results/ instead. The recipe label names the variant and every setting changed with
