@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -134,12 +135,41 @@ def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Ex
     else:  # a RunConfig holds one of OPTIMIZER_NAMES: only a name added there without its optimiser gets here
         raise NotImplementedError(f"optimizer {config.optimizer!r} (one of {OPTIMIZER_NAMES}) has no optimiser here")
     scheduler = make_scheduler(config, optimizer, len(experiment.train_loader))
-    experiment.history = fit(
+    with interruptible(config, checkpoint):
+        experiment.history = fit(
         experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
         scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
-        log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
+            log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
+            seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
     return experiment
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the message says where it stopped and what resumes it."""
+
+
+@contextlib.contextmanager
+def interruptible(config: RunConfig, checkpoint: Path | None) -> Iterator[None]:
+    """Turn Ctrl-C while ``config`` trains into a :class:`TrainingInterrupted` (still a
+    KeyboardInterrupt) saying the epoch it stopped in, what its checkpoint holds, and that the
+    same command resumes (the command line prints it as one line, status 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, TrainingInterrupted):
+            raise
+        saved = 0
+        if checkpoint is not None and checkpoint.exists():
+            with contextlib.suppress(Exception):  # the last complete checkpoint's epoch, read without its tensors
+                saved = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+        if checkpoint is None:
+            kept = "nothing was saved (this run keeps no checkpoint)"
+        elif saved:
+            kept = f"its checkpoint {checkpoint.resolve()} holds epoch {saved}; the same command resumes from there"
+        else:
+            kept = "no epoch had finished, so nothing was saved; the same command starts it again"
+        raise TrainingInterrupted(f"Interrupted: {config.name} stopped during epoch {saved + 1} of "
+                                  f"{config.epochs}: {kept}.") from None
 
 
 def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer,

@@ -208,29 +208,12 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: BatchL
         options.on_step(0, model)
     for epoch in range(start_epoch, epochs + 1):
         started = time.perf_counter()
-        try:
-            train_loss, global_step = train_one_epoch(model, optimizer, train_loader, epoch, epochs, global_step,
-                                                      options, precision, history)
-            end_epoch(model, optimizer, test_loader, epoch, train_loss, started, options, history)
-        except KeyboardInterrupt:  # Ctrl-C: say where the run stopped and what resumes it
-            raise TrainingInterrupted(epoch, epochs, options.checkpoint) from None
+        train_loss, global_step = train_one_epoch(model, optimizer, train_loader, epoch, epochs, global_step,
+                                                  options, precision, history)
+        end_epoch(model, optimizer, test_loader, epoch, train_loss, started, options, history)
         if options.stop_after_epoch is not None and epoch >= options.stop_after_epoch:
             break
     return history
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C) during ``epoch``; the message says what was kept."""
-
-    def __init__(self, epoch: int, epochs: int, checkpoint: str | Path | None) -> None:
-        self.epoch, self.epochs, self.checkpoint = epoch, epochs, checkpoint
-        if checkpoint is None:
-            kept = "nothing was saved (this run keeps no checkpoint)"
-        elif epoch > 1:
-            kept = f"its checkpoint {Path(checkpoint).resolve()} holds epoch {epoch - 1}; the same command resumes from there"
-        else:
-            kept = "no epoch had finished, so nothing was saved; the same command starts it again"
-        super().__init__(f"Interrupted during epoch {epoch} of {epochs}: {kept}.")
 
 
 def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptions,

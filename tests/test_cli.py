@@ -300,7 +300,8 @@ def test_ctrl_c_during_training_is_one_line_with_status_130_and_the_command_resu
     monkeypatch.setattr(train, "train_one_epoch", interrupted)
     assert cli.main(RUN + ["--no-shipped"]) == 130
     err = capsys.readouterr().err
-    assert err.startswith("Interrupted during epoch 1 of 1: no epoch had finished") and "the same command" in err
+    assert err.startswith("Interrupted: mnist_cnn_e1_s0_train_limit=1024_test_limit=500 stopped during epoch 1 of 1: "
+                          "no epoch had finished") and "the same command" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     with pytest.raises(KeyboardInterrupt):
         cli.main(["--debug"] + RUN + ["--no-shipped"])

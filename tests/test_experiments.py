@@ -173,3 +173,29 @@ def test_a_batch_larger_than_the_training_set_is_refused_before_training(monkeyp
                                                   r"\(100 images\); set batch_size <= 100"):
         experiments.build_experiment(default_config("mnist", "cnn", 1))
     assert len(experiments.build_experiment(replace(default_config("mnist", "cnn", 1), batch_size=100)).train_loader) == 1
+
+
+@requires_mnist
+def test_ctrl_c_says_where_the_run_stopped_and_the_same_call_resumes(tmp_path, monkeypatch):
+    from stn_course import train
+
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "output"))
+    config = replace(default_config("mnist", "cnn", 2, quick=True), epochs=2)
+    original = train.train_one_epoch
+
+    def interrupted_in_epoch_2(model, optimizer, loader, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(model, optimizer, loader, epoch, *args)
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted_in_epoch_2)
+    checkpoint = tmp_path / "checkpoints" / f"{config.name}.pt"
+    with pytest.raises(experiments.TrainingInterrupted, match=rf"Interrupted: {config.name} stopped during epoch 2 "
+                                                              rf"of 2: its checkpoint {checkpoint} holds epoch 1; "
+                                                              rf"the same command resumes from there"):
+        experiments.run_experiment(config, use_shipped=False)
+    monkeypatch.setattr(train, "train_one_epoch", original)
+    history = experiments.run_experiment(config, use_shipped=False).history
+    assert history.epochs == 2 and history.trained_now == 1
+    assert issubclass(experiments.TrainingInterrupted, KeyboardInterrupt), "notebooks see a KeyboardInterrupt"

@@ -379,21 +379,3 @@ def test_a_checkpoint_from_other_code_is_one_error_naming_it(tmp_path, damage):
     with pytest.raises(IncompatibleCheckpointError, match=f"The checkpoint {checkpoint} .*Delete it .*--restart"):
         _fit(*_setup(), checkpoint, progress=False)
 
-
-def test_ctrl_c_says_where_training_stopped_and_the_same_call_resumes(tmp_path, monkeypatch):
-    checkpoint = tmp_path / "run.pt"
-    original = train.train_one_epoch
-
-    def interrupted_in_epoch_2(model, optimizer, loader, epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(model, optimizer, loader, epoch, *args)
-
-    monkeypatch.setattr(train, "train_one_epoch", interrupted_in_epoch_2)
-    with pytest.raises(train.TrainingInterrupted, match=rf"Interrupted during epoch 2 of 3: its checkpoint "
-                                                        rf"{checkpoint} holds epoch 1; the same command resumes"):
-        _fit(*_setup(), checkpoint, progress=False)
-    monkeypatch.undo()
-    history = _fit(*_setup(), checkpoint, progress=False)
-    assert history.epochs == 3 and history.trained_now == 2
-    assert isinstance(train.TrainingInterrupted(1, 3, None), KeyboardInterrupt), "notebooks see a KeyboardInterrupt"
