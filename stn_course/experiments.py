@@ -137,8 +137,8 @@ def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Ex
     scheduler = make_scheduler(config, optimizer, len(experiment.train_loader))
     with interruptible(config, checkpoint):
         experiment.history = fit(
-        experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
-        scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
+            experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
+            scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
             log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
             seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
     return experiment
