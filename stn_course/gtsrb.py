@@ -146,8 +146,8 @@ def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) 
                 "code": code_version(*_GTSRB_CODE),
                 "files": files_identity(root / "gtsrb")}
 
-    stem = f"gtsrb{size}-torchvision-{split}-{limit or 'all'}"
-    cached = load_cached(cache_file(stem, key()), key())
+    stem, first_key = f"gtsrb{size}-torchvision-{split}-{limit or 'all'}", key()
+    cached = load_cached(cache_file(stem, first_key), first_key)
     if cached is None:
         files, labels, meta = _gtsrb_index(_download_gtsrb(root, train, size), train)
         if limit is not None and limit < len(files):
@@ -155,7 +155,8 @@ def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) 
             files, labels, meta = [files[i] for i in keep], labels[keep], meta[keep]
         cached = {"images": _decode_resized(files, size), "labels": torch.from_numpy(labels),
                   "meta": torch.from_numpy(meta)}
-        save_cached(cache_file(stem, key()), key(), cached)  # the files as decoded (a download adds them)
+        final_key = key()  # the files as decoded (a download adds them)
+        save_cached(cache_file(stem, final_key), final_key, cached)
     data = ImageTensors(images=cached["images"], labels=cached["labels"], classes=GTSRB_CLASSES,
                         mean=GTSRB_MEAN, std=GTSRB_STD, name=f"gtsrb{size}-{split}")
     return GTSRBData(data, cached["meta"])
