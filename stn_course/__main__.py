@@ -8,8 +8,8 @@
     python -m stn_course diagnose --dataset rts-mnist --model st-cnn-aff --epochs 8   # its transformer's health
 
 Each run checkpoints every epoch in $STN_COURSE_CHECKPOINTS (default <data root>/checkpoints;
-rerun the same command to resume after an interruption, or add --restart to train from
-scratch) and writes its result,
+rerun the same command to resume after an interruption (Ctrl-C stops a run with one line and
+status 130), or add --restart to train from scratch) and writes its result,
 <dataset>_<model>_e<epochs>_s<seed>[_<recipe>].json, to $STN_COURSE_OUTPUT/results (default
 <data root>/stn_course_output/results), outside the repository; --record writes it to the
 course's results/ instead. The recipe label names the variant and every setting changed with
@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(error, file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line (a TrainingInterrupted says where), status 130
+        if getattr(args, "debug", False):
+            raise
+        print(str(interrupt) or "Interrupted before training started: nothing was saved; the same command "
+                                "starts again.", file=sys.stderr)
+        return 130
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -153,17 +159,18 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     from dataclasses import replace
 
-    from .recipes import default_config, parse_setting
+    from .recipes import check_hand_settings, default_config, parse_setting
     from .utils import get_device, is_quick
 
     config = default_config(args.dataset, args.model, args.epochs, args.seed, args.variant, quick=is_quick())
     try:
-        settings = dict(parse_setting(setting) for setting in args.settings)
+        settings = [parse_setting(setting) for setting in args.settings]
     except ValueError as error:
         parser.error(f"--set: {error}")
-    # an allowed type but a value out of range (e.g. max_grad_norm=-1) raises InvalidSettingError,
-    # a CourseError: its message alone, before any data is loaded
-    config = replace(config, **settings)
+    # an allowed type but a value out of range (e.g. max_grad_norm=-1), or one that does not fit the
+    # model, raises InvalidSettingError, a CourseError: its message alone, before any data is loaded
+    config = replace(config, **dict(settings))
+    check_hand_settings(config, settings)
     device = get_device(args.device)
     if args.command == "errors":
         import json
@@ -192,7 +199,8 @@ def _report(update_readme: bool) -> int:
     the README is not rewritten (it would silently lose the file's row)."""
     import warnings
 
-    from .report import BadResultWarning, results_table, update_readme_results
+    from .records import BadResultWarning
+    from .report import results_table, update_readme_results
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BadResultWarning)

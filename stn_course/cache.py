@@ -1,12 +1,19 @@
 """A cache of decoded tensors, so that an image is decoded once, ever.
 
-Cache files live under :func:`stn_course.utils.cache_dir`, one per dataset split and
-everything that made it (:func:`cache_file`). A cache file records its key (dataset, split,
-limit and every generation parameter, :func:`save_cached`); one that is damaged or holds
+Cache files live under :func:`stn_course.utils.cache_dir`, one per key (:func:`cache_file`).
+A key holds everything that determines the cached tensors: dataset, split, limit, seed, the
+generator's parameters, a version of the generating code (:func:`code_version`) and the
+identity of the source files (:func:`files_identity`: path, size and modification time), so
+that other parameters, changed code, another data root or edited data files never reuse a
+cache. A cache file records its key (:func:`save_cached`); one that is damaged or holds
 something else is rebuilt with a :class:`CacheWarning` (:func:`load_cached`).
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import os
 from pathlib import Path
 
 import torch
@@ -23,15 +30,53 @@ class CacheWarning(UserWarning):
 CACHE_FORMAT = 2
 
 
-def cache_file(stem: str) -> Path:
-    """``<cache dir>/<stem>.v<CACHE_FORMAT>.pt`` (:func:`stn_course.utils.cache_dir`)."""
-    return cache_dir() / f"{stem}.v{CACHE_FORMAT}.pt"
+def cache_file(stem: str, key: dict | None = None) -> Path:
+    """``<cache dir>/<stem>-<digest of key>.v<CACHE_FORMAT>.pt`` (:func:`stn_course.utils.cache_dir`):
+    one file per key, so that caches of other data (e.g. another data root) never share one."""
+    digest = "" if key is None else "-" + _digest(json.dumps(key, sort_keys=True, default=str))[:12]
+    return cache_dir() / f"{stem}{digest}.v{CACHE_FORMAT}.pt"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def files_identity(*paths: Path) -> str:
+    """A fingerprint of the source files under ``paths`` (a folder is walked, in sorted order):
+    every file's path, size and modification time, and every folder's path (so that an emptied
+    folder counts too). A missing path counts as missing. It changes when a file is added,
+    deleted, replaced or edited, or when the paths are another data root's."""
+    entries = []
+    for path in map(Path, paths):
+        entries.append(f"root {path.resolve()} {'folder' if path.is_dir() else 'file' if path.exists() else 'missing'}")
+        if path.is_file():
+            stat = path.stat()
+            entries.append(f"{path.name} {stat.st_size} {stat.st_mtime_ns}")
+        for folder, folders, files in os.walk(path):
+            folders.sort()
+            entries.append(f"dir {os.path.relpath(folder, path)}")
+            for name in sorted(files):
+                stat = os.stat(os.path.join(folder, name))
+                entries.append(f"{os.path.relpath(os.path.join(folder, name), path)} {stat.st_size} {stat.st_mtime_ns}")
+    return _digest("\n".join(entries))[:16]
+
+
+def code_version(*code: object) -> str:
+    """A fingerprint of the source code of ``code`` (functions or modules) and of the functions'
+    signatures (their default parameters): it changes when the generating code does."""
+    parts = []
+    for item in code:
+        parts.append(inspect.getsource(item))
+        if callable(item) and not inspect.ismodule(item):
+            parts.append(str(inspect.signature(item)))
+    return _digest("\n".join(parts))[:16]
 
 
 def save_cached(path: Path, key: dict, tensors: dict[str, torch.Tensor]) -> None:
     """Cache ``tensors`` (e.g. ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``) at
-    ``path`` with ``key``: everything that made them (dataset, split, limit, seed and every
-    generation parameter; plain str / int / float / bool / None values), checked by :func:`load_cached`."""
+    ``path`` with ``key``: everything that made them (dataset, split, limit, seed, every
+    generation parameter, :func:`code_version` of the generating code and :func:`files_identity`
+    of the source files; plain str / int / float / bool / None values), checked by :func:`load_cached`."""
     save_atomically({"key": dict(key), **tensors}, path)
 
 

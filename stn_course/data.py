@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .cache import cache_file, load_cached, save_cached
+from .cache import cache_file, code_version, files_identity, load_cached, save_cached
 from .errors import CourseError
 from .utils import data_root
 
@@ -164,9 +164,15 @@ def load_mnist(train: bool = True, root: str | Path | None = None, limit: int | 
             source = MNIST(str(root), train=train, download=True)
     except Exception:  # urllib, HTTP and checksum errors all mean: not available
         raise missing_data_error("MNIST", root, f"{root / 'MNIST' / 'raw'} (the four IDX files)") from None
+    labels = source.targets.to(torch.int64)
+    if len(labels) and not (0 <= labels.min() and labels.max() <= 9):  # else an IndexError after a whole epoch
+        path = root / "MNIST" / "raw" / f"{'train' if train else 't10k'}-labels-idx1-ubyte"
+        raise DatasetCorruptError(f"The MNIST file {path} is corrupt: it holds labels from {labels.min().item()} to "
+                                  f"{labels.max().item()}, outside 0-9. Delete it (or copy it again) and run once "
+                                  f"with internet access, or point STN_COURSE_DATA at intact MNIST files.")
     data = ImageTensors(
         images=source.data.unsqueeze(1).contiguous(),
-        labels=source.targets.to(torch.int64),
+        labels=labels,
         classes=MNIST_CLASSES,
         mean=MNIST_MEAN,
         std=MNIST_STD,
@@ -192,9 +198,8 @@ def load_cifar10(train: bool = True, root: str | Path | None = None, limit: int 
     split = "train" if train else "test"
     folder = root / "CIFAR10" / split
     source = "imagefolder" if folder.is_dir() else "torchvision"
-    path = cache_file(f"cifar10-{source}-{split}-{limit or 'all'}")
-    key = {"dataset": "cifar10", "source": source, "split": split, "limit": limit}
-    cached = load_cached(path, key)
+    key = _cifar10_key(root, source, split, limit)
+    cached = load_cached(cache_file(f"cifar10-{source}-{split}-{limit or 'all'}", key), key)
     if cached is not None:
         images, labels = cached["images"], cached["labels"]
     else:
@@ -202,25 +207,59 @@ def load_cifar10(train: bool = True, root: str | Path | None = None, limit: int 
             images, labels = _decode_image_folder(folder, limit)
         else:
             images, labels = _download_cifar10(root, train, limit)
-        save_cached(path, key, {"images": images, "labels": labels})
+        key = _cifar10_key(root, source, split, limit)  # the files as decoded (a download adds them)
+        save_cached(cache_file(f"cifar10-{source}-{split}-{limit or 'all'}", key), key,
+                    {"images": images, "labels": labels})
     return ImageTensors(images=images, labels=labels, classes=CIFAR10_CLASSES,
                         mean=CIFAR10_MEAN, std=CIFAR10_STD, name=f"cifar10-{split}")
 
 
+def _cifar10_key(root: Path, source: str, split: str, limit: int | None) -> dict:
+    """What a cache of CIFAR-10 depends on: split, limit, the decoding code and the source
+    files (path, size and modification time of every image, or of torchvision's batches)."""
+    files = root / "CIFAR10" / split if source == "imagefolder" else root / "cifar-10-batches-py"
+    return {"dataset": "cifar10", "source": source, "split": split, "limit": limit,
+            "code": code_version(*_CIFAR10_CODE[source]), "files": files_identity(files)}
+
+
+def _image_folder_samples(folder: Path) -> list[tuple[str, int]]:
+    """``(path, label)`` of every image under ``folder`` (one folder per CIFAR-10 class, in
+    ImageFolder's order); :class:`DatasetCorruptError` naming an extra, missing or empty folder."""
+    from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    found = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    extra, missing = sorted(set(found) - set(CIFAR10_CLASSES)), sorted(set(CIFAR10_CLASSES) - set(found))
+    fix = "Copy the CIFAR10 folder again, or point STN_COURSE_DATA at an intact copy."
+    if extra or missing:
+        raise DatasetCorruptError(
+            f"The CIFAR-10 folder {folder} must hold exactly one folder per class {', '.join(CIFAR10_CLASSES)}; "
+            + "; ".join(([f"it has the extra folder(s) {', '.join(str(folder / name) for name in extra)}"] if extra else [])
+                        + ([f"it lacks {', '.join(missing)}"] if missing else [])) + f". Remove the extra folders. {fix}")
+    for name in CIFAR10_CLASSES:
+        if not any(has_file_allowed_extension(file.name, IMG_EXTENSIONS) for file in (folder / name).iterdir()):
+            raise DatasetCorruptError(f"The CIFAR-10 class folder {folder / name} holds no image. {fix}")
+    return ImageFolder(str(folder)).samples
+
+
 def _decode_image_folder(folder: Path, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
-    from torchvision.datasets import ImageFolder
 
-    index = ImageFolder(str(folder))
-    if tuple(index.classes) != CIFAR10_CLASSES:
-        raise ValueError(f"{folder} must hold one folder per CIFAR-10 class {CIFAR10_CLASSES}, found {index.classes}")
-    samples = index.samples
+    samples = _image_folder_samples(folder)
     if limit is not None and limit < len(samples):
         samples = [samples[i] for i in spread_indices(len(samples), limit)]
 
     def decode(path: str) -> np.ndarray:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError) as error:  # not an image, truncated (PIL's errors are OSErrors)
+            raise DatasetCorruptError(f"The CIFAR-10 image {path} cannot be read ({error}). Replace it with an "
+                                      f"intact copy or delete it.") from error
+        if pixels.shape != (32, 32, 3):
+            raise DatasetCorruptError(f"The CIFAR-10 image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels, "
+                                      f"not 32x32. Replace it with an intact copy or delete it.")
+        return pixels
 
     # PIL releases the GIL while decoding, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -248,6 +287,11 @@ def _download_cifar10(root: Path, train: bool, limit: int | None) -> tuple[torch
         keep = torch.from_numpy(spread_indices(len(labels), limit))
         images, labels = images[keep], labels[keep]
     return images, labels
+
+
+#: the code that makes a CIFAR-10 cache, per source (its version is part of the cache's key)
+_CIFAR10_CODE = {"imagefolder": (_image_folder_samples, _decode_image_folder, spread_indices),
+                 "torchvision": (_download_cifar10, spread_indices)}
 
 
 class DatasetCorruptError(CourseError, ValueError):

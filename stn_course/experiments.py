@@ -8,13 +8,15 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint, run_identity
+from .checkpoints import checkpoint_identity, load_checkpoint, restoring, resumable_problem, run_identity
 from .errors import CourseError
 from .loader import BatchLoader
 from .names import OPTIMIZER_NAMES, SCHEDULE_NAMES
@@ -24,7 +26,8 @@ from .results import record_result
 from .runlock import run_lock
 from .shipped import load_shipped_checkpoint
 from .train import History, fit, parameter_groups, print_log
-from .utils import checkpoint_dir, get_device, results_dir, set_seed
+from .utils import checkpoint_dir, get_device, results_dir, set_seed, shipped_checkpoint_dir
+from .validation import InvalidSettingError
 
 
 @dataclass
@@ -47,9 +50,17 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
         if len(images) == 0:  # caught here, not by a division by zero after a whole epoch
             raise CourseError(f"The {split} set of {config.dataset} ({images.name}) holds no images: "
                               f"nothing to train or test on.")
+    if config.batch_size > len(splits.train):  # one full batch an epoch would be another recipe
+        raise InvalidSettingError(f"Invalid run setting: batch_size={config.batch_size} is larger than the training "
+                                  f"set of {config.dataset} ({len(splits.train)} images); set batch_size <= "
+                                  f"{len(splits.train)}.")
     # The model sees what the test set looks like (e.g. a 42x42 canvas for RTS).
-    model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
-                             num_classes=len(splits.train.classes), options=config.model_options).to(device)
+    try:
+        model = build_classifier(config.model, splits.test.image_shape, splits.train.mean, splits.train.std,
+                                 num_classes=len(splits.train.classes), options=config.model_options).to(device)
+    except ValueError as error:  # RunConfig checked the model against DATASET_INPUTS: the data differ from them
+        raise InvalidSettingError(f"Invalid run setting: model {config.model!r} does not fit the images of "
+                                  f"{config.dataset} ({'x'.join(map(str, splits.test.image_shape))}): {error}.") from error
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return Experiment(
@@ -64,8 +75,15 @@ def build_experiment(config: RunConfig, device: torch.device | None = None) -> E
 
 def run_experiment(config: RunConfig, device: torch.device | None = None,
                    save: bool = True, **options) -> Experiment:
-    """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`."""
-    return train_experiment(build_experiment(config, device), save=save, **options)
+    """Build and train ``config``: :func:`build_experiment` then :func:`train_experiment`. A run
+    that will train takes its lock (:mod:`stn_course.runlock`) before its data loads, so that a
+    second copy of it is refused at once."""
+    checkpoint = checkpoint_dir() / f"{config.name}.pt"
+    shipped = options.get("use_shipped", True) and not checkpoint.exists() and \
+        (shipped_checkpoint_dir() / f"{config.name}.pt").exists()
+    early = options.get("use_checkpoints", True) and not shipped
+    with run_lock(checkpoint) if early else contextlib.nullcontext():
+        return train_experiment(build_experiment(config, device), save=save, **options)
 
 
 def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,
@@ -97,7 +115,11 @@ def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints:
     # A finished run that was only loaded keeps the result recorded when it trained.
     already_recorded = only_loaded and (results_dir(record) / f"{config.name}.json").exists()
     if save and experiment.history.epochs == config.epochs and not already_recorded:
-        record_result(experiment, record=record)
+        if experiment.history.unidentified:  # loaded for viewing: its accuracy may be another run's
+            print(f"Not recording {config.name}: its checkpoint {checkpoint} does not record which run wrote it. "
+                  f"To record it, train it again (command line: add --restart).")
+        else:
+            record_result(experiment, record=record)
     return experiment
 
 
@@ -113,12 +135,41 @@ def _train(experiment: Experiment, checkpoint: Path | None, **fit_options) -> Ex
     else:  # a RunConfig holds one of OPTIMIZER_NAMES: only a name added there without its optimiser gets here
         raise NotImplementedError(f"optimizer {config.optimizer!r} (one of {OPTIMIZER_NAMES}) has no optimiser here")
     scheduler = make_scheduler(config, optimizer, len(experiment.train_loader))
-    experiment.history = fit(
-        experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
-        scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
-        log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
-        seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
+    with interruptible(config, checkpoint):
+        experiment.history = fit(
+            experiment.model, optimizer, experiment.train_loader, experiment.test_loader, config.epochs,
+            scheduler=scheduler, step_scheduler_every_batch=True, max_grad_norm=config.max_grad_norm,
+            log_interval=config.log_interval, label_smoothing=config.label_smoothing, checkpoint=checkpoint,
+            seed=config.seed, run=run_identity(config), **{"amp": config.amp, **fit_options})
     return experiment
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the message says where it stopped and what resumes it."""
+
+
+@contextlib.contextmanager
+def interruptible(config: RunConfig, checkpoint: Path | None) -> Iterator[None]:
+    """Turn Ctrl-C while ``config`` trains into a :class:`TrainingInterrupted` (still a
+    KeyboardInterrupt) saying the epoch it stopped in, what its checkpoint holds, and that the
+    same command resumes (the command line prints it as one line, status 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, TrainingInterrupted):
+            raise
+        saved = 0
+        if checkpoint is not None and checkpoint.exists():
+            with contextlib.suppress(Exception):  # the last complete checkpoint's epoch, read without its tensors
+                saved = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+        if checkpoint is None:
+            kept = "nothing was saved (this run keeps no checkpoint)"
+        elif saved:
+            kept = f"its checkpoint {checkpoint.resolve()} holds epoch {saved}; the same command resumes from there"
+        else:
+            kept = "no epoch had finished, so nothing was saved; the same command starts it again"
+        raise TrainingInterrupted(f"Interrupted: {config.name} stopped during epoch {saved + 1} of "
+                                  f"{config.epochs}: {kept}.") from None
 
 
 def make_scheduler(config: RunConfig, optimizer: torch.optim.Optimizer,
@@ -151,10 +202,13 @@ def load_trained(config: RunConfig, device: torch.device | None = None) -> tuple
         return experiment, True
     path = checkpoint_dir() / f"{config.name}.pt"
     state = load_checkpoint(path, run=run_identity(config)) if path.exists() else None
-    if state is None or state["epoch"] < config.epochs:
-        raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
-    experiment.model.load_state_dict(state["model"])
-    experiment.history = History(**state["history"])
+    with restoring(path, f"the model of {config.name}"):
+        if state is not None and resumable_problem(state):
+            raise ValueError(resumable_problem(state))
+        if state is None or state["epoch"] < config.epochs:
+            raise RunNotFinishedError(f"{config.name} has not finished training; train it with\n  {config.command()}")
+        experiment.model.load_state_dict(state["model"])
+        experiment.history = History(**state["history"], unidentified=checkpoint_identity(state) is None)
     return experiment, False
 
 

@@ -8,6 +8,7 @@ place, then renamed), and a redrawn picture that looks the same leaves the old f
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -27,7 +28,8 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder turned read-only must not hide the failed write
+            tmp.unlink(missing_ok=True)
         raise
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import cache_file, load_cached, save_cached
-from .data import ImageTensors, missing_data_error, quietly, spread_indices
+from .cache import cache_file, code_version, files_identity, load_cached, save_cached
+from .data import DatasetCorruptError, ImageTensors, missing_data_error, quietly, spread_indices
 from .utils import data_root
 
 #: the official class names, index = class id
@@ -93,10 +93,7 @@ def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | 
     if size != 32 or not path.exists():
         return load_gtsrb_originals(train, root, limit, size)
     split = "train" if train else "test"
-    with np.load(path) as archive:
-        images = torch.from_numpy(archive[f"{split}_images"]).permute(0, 3, 1, 2).contiguous()
-        labels = torch.from_numpy(archive[f"{split}_labels"].astype(np.int64))
-        meta = torch.from_numpy(archive[f"{split}_meta"].astype(np.int64))
+    images, labels, meta = _read_npz(path, split)
     data = ImageTensors(images=images, labels=labels, classes=GTSRB_CLASSES, mean=GTSRB_MEAN,
                         std=GTSRB_STD, name=f"gtsrb-{split}")
     full = GTSRBData(data, meta)
@@ -105,15 +102,52 @@ def load_gtsrb(train: bool = True, root: str | Path | None = None, limit: int | 
     return full.select(torch.from_numpy(spread_indices(len(labels), limit)), f"gtsrb-{split}[:{limit}]")
 
 
+def _read_npz(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(images uint8 (N, 3, 32, 32), labels int64 (N,), meta int64 (N, 7))`` of ``split`` from
+    ``gtsrb32.npz``; :class:`~stn_course.data.DatasetCorruptError` naming the file and what is
+    wrong with it (not a complete npz, an array missing, of the wrong type or shape, a label
+    outside 0-42)."""
+    import zipfile
+
+    fix = (f"Copy {path.name} again, or delete it: then the original photographs are read instead "
+           f"(downloaded where a network allows)")
+    names = [f"{split}_{part}" for part in ("images", "labels", "meta")]
+    try:
+        with np.load(path) as archive:
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise DatasetCorruptError(f"The GTSRB file {path} lacks the array(s) {', '.join(missing)}. {fix}.")
+            images, labels, meta = (archive[name] for name in names)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # truncated, not a zip, not an npz
+        raise DatasetCorruptError(f"The GTSRB file {path} cannot be read ({type(error).__name__}: {error}): it is "
+                                  f"truncated or not an npz archive. {fix}.") from error
+    count = len(images)
+    problem = None
+    if images.dtype != np.uint8 or images.shape[1:] != (32, 32, 3):
+        problem = f"{names[0]} is {images.dtype} {images.shape}, not uint8 (N, 32, 32, 3)"
+    elif labels.shape != (count,) or meta.shape != (count, 7) or labels.dtype.kind not in "iu" or meta.dtype.kind not in "iu":
+        problem = f"{names[1]} {labels.dtype} {labels.shape} and {names[2]} {meta.dtype} {meta.shape} must be integers ({count},) and ({count}, 7)"
+    elif count and not (0 <= labels.min() and labels.max() < len(GTSRB_CLASSES)):
+        problem = f"{names[1]} holds labels from {labels.min()} to {labels.max()}, outside 0-{len(GTSRB_CLASSES) - 1}"
+    if problem:
+        raise DatasetCorruptError(f"The GTSRB file {path} is corrupt: {problem}. {fix}.")
+    return (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels.astype(np.int64)),
+            torch.from_numpy(meta.astype(np.int64)))
+
+
 def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) -> GTSRBData:
     """GTSRB from torchvision's download of the originals under ``<root>/gtsrb`` (fetched
     if missing and a network allows), each photograph resized to ``(size, size)`` (PIL,
     bilinear with antialiasing), with :data:`GTSRB_META_COLUMNS` from its CSV files (the
     track from a training file's name ``<track>_<frame>.ppm``). Cached: decoded once."""
     split = "train" if train else "test"
-    path = cache_file(f"gtsrb{size}-torchvision-{split}-{limit or 'all'}")
-    key = {"dataset": "gtsrb", "source": "torchvision", "split": split, "size": size, "limit": limit}
-    cached = load_cached(path, key)
+    def key() -> dict:  # the code and the source files too (path, size and modification time)
+        return {"dataset": "gtsrb", "source": "torchvision", "split": split, "size": size, "limit": limit,
+                "code": code_version(*_GTSRB_CODE),
+                "files": files_identity(root / "gtsrb")}
+
+    stem, first_key = f"gtsrb{size}-torchvision-{split}-{limit or 'all'}", key()
+    cached = load_cached(cache_file(stem, first_key), first_key)
     if cached is None:
         files, labels, meta = _gtsrb_index(_download_gtsrb(root, train, size), train)
         if limit is not None and limit < len(files):
@@ -121,7 +155,8 @@ def load_gtsrb_originals(train: bool, root: Path, limit: int | None, size: int) 
             files, labels, meta = [files[i] for i in keep], labels[keep], meta[keep]
         cached = {"images": _decode_resized(files, size), "labels": torch.from_numpy(labels),
                   "meta": torch.from_numpy(meta)}
-        save_cached(path, key, cached)
+        final_key = key()  # the files as decoded (a download adds them)
+        save_cached(cache_file(stem, final_key), final_key, cached)
     data = ImageTensors(images=cached["images"], labels=cached["labels"], classes=GTSRB_CLASSES,
                         mean=GTSRB_MEAN, std=GTSRB_STD, name=f"gtsrb{size}-{split}")
     return GTSRBData(data, cached["meta"])
@@ -180,6 +215,10 @@ def _decode_resized(files: list[Path], size: int) -> torch.Tensor:
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL
         pixels = np.stack(list(pool.map(decode, files, chunksize=256)))
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+#: the code that makes a cache of the originals (its version is part of the cache's key)
+_GTSRB_CODE = (_gtsrb_index, _decode_resized, spread_indices)
 
 
 def split_tracks(data: GTSRBData, fraction: float = 0.1, seed: int = 0) -> tuple[GTSRBData, GTSRBData]:

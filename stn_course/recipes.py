@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from typing import Callable
 
 from .augment import Augmentation, random_crop_flip, with_brightness_contrast
@@ -79,6 +80,67 @@ DATASETS: dict[str, Callable[[int | None, int | None, int], DatasetSplits]] = {
 require_names("recipes.DATASETS", DATASETS, DATASET_NAMES, "DATASET_NAMES")
 
 
+#: each dataset's input ``(C, H, W)`` as its models see it (the test set's images) and its
+#: number of classes: a config's model is built for these once (:func:`model_problem`), so that
+#: a model option that does not fit the input (e.g. ``window=100`` on 28x28 digits) is refused
+#: before any data is loaded (tests/test_recipes.py checks them against the data)
+DATASET_INPUTS: dict[str, tuple[tuple[int, int, int], int]] = {
+    "mnist": ((1, 28, 28), 10), "rot-mnist": ((1, 28, 28), 10), "rts-mnist": ((1, 42, 42), 10),
+    "proj-mnist": ((1, 28, 28), 10), "elastic-mnist": ((1, 28, 28), 10), "clutter-mnist": ((1, 60, 60), 10),
+    "two-digit-mnist": ((1, 32, 64), 100), "cifar10": ((3, 32, 32), 10), "gtsrb": ((3, 32, 32), 43),
+    "gtsrb-val": ((3, 32, 32), 43), "gtsrb48": ((3, 48, 48), 43),
+}
+require_names("recipes.DATASET_INPUTS", DATASET_INPUTS, DATASET_NAMES, "DATASET_NAMES")
+
+
+@lru_cache(maxsize=512)
+def model_problem(model: str, dataset: str, options: ModelOptions) -> str | None:
+    """Why ``model`` with ``options`` cannot be built for ``dataset``'s inputs (:data:`DATASET_INPUTS`),
+    or None: the builder's own message. Built once per combination, on the meta device (no memory)."""
+    import torch
+
+    from .registry import build_classifier
+
+    shape, classes = DATASET_INPUTS[dataset]
+    try:
+        with torch.device("meta"):
+            build_classifier(model, shape, (0.5,) * shape[0], (0.25,) * shape[0], num_classes=classes, options=options)
+    except (ValueError, RuntimeError) as error:
+        return str(error).rstrip(".")
+    return None
+
+
+@lru_cache(maxsize=64)
+def has_transformer(model: str, dataset: str) -> bool:
+    """Whether ``model`` (built for ``dataset``) holds a spatial transformer, whose localisation
+    network ``localisation_lr_scale`` slows."""
+    import torch
+
+    from .models import SpatialTransformer
+    from .registry import build_classifier
+
+    shape, classes = DATASET_INPUTS[dataset]
+    with torch.device("meta"):
+        built = build_classifier(model, shape, (0.5,) * shape[0], (0.25,) * shape[0], num_classes=classes)
+    return any(isinstance(module, SpatialTransformer) for module in built.modules())
+
+
+def check_hand_settings(config: RunConfig, settings: list[tuple[str, object]]) -> None:
+    """Refuse settings given by hand (``--set``) that would be lost or change nothing while
+    naming the run as if they did: a field set twice, or ``localisation_lr_scale`` for a model
+    without a spatial transformer (:class:`~stn_course.validation.InvalidSettingError`)."""
+    names = [name for name, _ in settings]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidSettingError(f"Invalid run setting: {', '.join(repeated)} set more than once (--set "
+                                  f"{' --set '.join(f'{n}={v}' for n, v in settings if n in repeated)}); "
+                                  f"give each field once.")
+    if "localisation_lr_scale" in names and not has_transformer(config.model, config.dataset):
+        raise InvalidSettingError(f"Invalid run setting: localisation_lr_scale changes nothing for model "
+                                  f"{config.model!r}, which has no spatial transformer (no localisation network); "
+                                  f"leave it out, or choose a model with one (st-*).")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run; ``name`` keys its checkpoint and results file."""
@@ -130,6 +192,17 @@ class RunConfig:
         if self.nesterov and self.momentum == 0:
             raise InvalidSettingError("Invalid run setting: nesterov=true needs momentum > 0 "
                                       "(Nesterov momentum without momentum is meaningless; torch refuses it).")
+        if self.train_limit is not None and self.batch_size > self.train_limit:
+            raise InvalidSettingError(f"Invalid run setting: batch_size={self.batch_size} is larger than the training "
+                                      f"set (train_limit={self.train_limit}); set batch_size <= {self.train_limit}.")
+        problem = model_problem(self.model, self.dataset, self.model_options)
+        if problem:
+            shape, classes = DATASET_INPUTS[self.dataset]
+            options = "".join(f", {option}={value!r}" for option, value in self.model_options.changed().items())
+            raise InvalidSettingError(
+                f"Invalid run setting: model {self.model!r}{options} does not fit dataset {self.dataset!r} "
+                f"({'x'.join(map(str, shape))} inputs, {classes} classes): {problem}. Change "
+                f"{'the model, the dataset or ' + ', '.join(self.model_options.changed()) if options else 'the model or the dataset'}.")
 
     @property
     def model_options(self) -> ModelOptions:
@@ -205,11 +278,11 @@ CONFIG_RULES: dict[str, Allowed] = {
     "epochs": Allowed(int, low=1),
     "batch_size": Allowed(int, low=1),
     "optimizer": Allowed(str, choices=lambda: OPTIMIZER_NAMES),
-    "lr": Allowed(float, low=0, low_open=True),
+    "lr": Allowed(float, low=0, low_open=True, high=10),  # more overflows the optimiser's float32 step
     "momentum": Allowed(float, low=0, high=1, high_open=True),
     "nesterov": Allowed(bool),
     "schedule": Allowed(str, choices=lambda: SCHEDULE_NAMES),
-    "localisation_lr_scale": Allowed(float, low=0),
+    "localisation_lr_scale": Allowed(float, low=0, high=10),
     "weight_decay": Allowed(float, low=0),
     "max_grad_norm": Allowed(float, low=0, low_open=True, optional=True, none_means="no clipping"),
     "label_smoothing": Allowed(float, low=0, high=1, high_open=True),

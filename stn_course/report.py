@@ -6,98 +6,21 @@ by hand. ``python -m stn_course report --update-readme`` rewrites the README's g
 blocks (``<!-- NAME:start -->`` … ``<!-- NAME:end -->``) and ``RESULTS.md``.
 
 A results file that cannot be read or lacks what the tables need is never used: it is left
-out with a :class:`BadResultWarning` naming it (and ``--update-readme`` then refuses to run).
+out with a :class:`~stn_course.records.BadResultWarning` naming it (and ``--update-readme`` then refuses to run).
 """
 from __future__ import annotations
 
 import json
 import re
 import statistics
-import warnings
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .published import CIFAR10_REPORTED, GTSRB_PUBLISHED, PAPER_TABLE1
-from .recipes import FINAL_DROP_AT, RunConfig, recipe_config, recipe_parts
+from .records import config_of, load_error_results, load_run_results
+from .recipes import FINAL_DROP_AT, recipe_config, recipe_parts
 from .utils import repo_root
-
-
-class BadResultWarning(UserWarning):
-    """A results file that cannot be read or lacks what a table needs: left out, and named."""
-
-
-#: what a training result (:func:`stn_course.results.record_result`) must hold to be tabled
-RUN_RESULT_KEYS = ("name", "command", "finished_at", "machine", "config", "test_accuracy", "test_error_percent",
-                   "epochs", "seconds_total")
-#: what its ``machine`` (:func:`stn_course.utils.machine_info`) must hold
-MACHINE_KEYS = ("cuda", "cpu_count", "torch")
-#: what an error analysis (:func:`stn_course.results.record_errors`) must hold
-ERROR_RESULT_KEYS = ("run", "weights", "errors", "error_percent", "test_samples", "images_touching_edge",
-                     "errors_touching_edge", "error_percent_touching_edge", "error_percent_inside", "confusions")
-
-
-def read_result(path: Path) -> dict | None:
-    """The JSON object in ``path``, or None, with a :class:`BadResultWarning` naming the file,
-    if it cannot be read (e.g. truncated by an interrupted write)."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        warnings.warn(f"Skipping {path}: it cannot be read as JSON ({error}).", BadResultWarning, stacklevel=2)
-        return None
-    if not isinstance(record, dict):
-        warnings.warn(f"Skipping {path}: it holds a {type(record).__name__}, not a record.", BadResultWarning,
-                      stacklevel=2)
-        return None
-    return record
-
-
-def run_result_problem(record: dict) -> str | None:
-    """What makes a training result unusable in the tables, or None."""
-    missing = [key for key in RUN_RESULT_KEYS if key not in record]
-    if missing:
-        return f"it lacks {', '.join(map(repr, missing))}"
-    if not isinstance(record["machine"], dict) or any(key not in record["machine"] for key in MACHINE_KEYS):
-        return f"its 'machine' lacks one of {', '.join(map(repr, MACHINE_KEYS))}"
-    try:
-        config_of(record)
-    except (TypeError, ValueError, AttributeError) as error:  # InvalidSettingError is a ValueError
-        return f"its config is invalid ({error})"
-    return None
-
-
-def load_run_results(folder: Path | None = None) -> list[dict]:
-    """Every training result (``results/*.json`` with a test accuracy or a config), sorted by
-    name. A file that cannot be read or lacks what the tables need is left out, with a
-    :class:`BadResultWarning` naming it: a bad record is never used."""
-    folder = folder or repo_root() / "results"
-    records = []
-    for path in sorted(folder.glob("*.json")):
-        record = read_result(path)
-        if record is None or not ("test_accuracy" in record or "config" in record):
-            continue  # unreadable (named), or not a training result (benchmarks, error analyses)
-        problem = run_result_problem(record)
-        if problem:
-            warnings.warn(f"Skipping {path}: {problem}.", BadResultWarning, stacklevel=2)
-        else:
-            records.append(record)
-    return records
-
-
-def load_error_results(folder: Path | None = None) -> list[dict]:
-    """Every error analysis (``results/errors_*.json``, :func:`stn_course.results.record_errors`), sorted by run;
-    a bad file is left out with a :class:`BadResultWarning` naming it."""
-    folder = folder or repo_root() / "results"
-    records = []
-    for path in sorted(folder.glob("errors_*.json")):
-        record = read_result(path)
-        missing = [key for key in ERROR_RESULT_KEYS if record is not None and key not in record]
-        if missing:
-            warnings.warn(f"Skipping {path}: it lacks {', '.join(map(repr, missing))}.", BadResultWarning,
-                          stacklevel=2)
-        elif record is not None:
-            records.append(record)
-    return records
 
 
 def errors_table(records: list[dict], confusions: int = 3) -> str:
@@ -411,12 +334,6 @@ TABLE1_ROWS: list[tuple[str, str, dict]] = [
     ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True}),
     ("st-cnn-aff", "window-28", {"amp": True, "channels_last": True, "label_smoothing": 0.1}),
     ("st-cnn-proj", "", {}), ("st-cnn-tps", "", {})]
-
-
-def config_of(record: dict) -> RunConfig:
-    """The :class:`RunConfig` of a results record (fields added since it was written take their defaults)."""
-    known = {field.name for field in fields(RunConfig)}
-    return RunConfig(**{key: value for key, value in record["config"].items() if key in known})
 
 
 def longest_runs(records: list[dict], seed: int = 0) -> dict[tuple[str, str, str], dict]:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .analysis import collect_errors, error_summary
+from .checkpoints import unidentified_checkpoint_error
 from .files import write_atomically
 from .models import count_parameters
-from .utils import is_quick, machine_info, output_root, recorded_results_dir, results_dir
+from .utils import checkpoint_dir, is_quick, machine_info, output_root, recorded_results_dir, results_dir
 
 if TYPE_CHECKING:
     from .experiments import Experiment
@@ -73,6 +74,8 @@ def record_errors(config: RunConfig, device: torch.device | None = None, record:
     from .experiments import load_trained  # here: experiments records its results with this module
 
     experiment, shipped = load_trained(config, device)
+    if experiment.history.unidentified:  # its errors may be another run's
+        raise unidentified_checkpoint_error(checkpoint_dir() / f"{config.name}.pt", config.name, "be recorded")
     summary = error_summary(collect_errors(experiment.model, experiment.test_loader))
     weights = "shipped float16" if shipped else "trained"
     return save_result(f"errors_{config.name}", {"run": config.name, "weights": weights, **summary},

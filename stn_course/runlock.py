@@ -75,13 +75,27 @@ def remove_stale_temporaries(checkpoint: Path) -> list[Path]:
     return removed
 
 
+#: the lock files this process holds now (a run locks before loading its data, then again to train)
+_HELD: set[Path] = set()
+
+
 @contextlib.contextmanager
 def run_lock(checkpoint: Path) -> Iterator[Path]:
-    """Hold the lock of ``checkpoint`` for the duration of a run, cleaning stale temporaries."""
+    """Hold the lock of ``checkpoint`` for the duration of a run, cleaning stale temporaries.
+    Re-entrant: a lock this process already holds is held on, and released by its first holder."""
+    path = lock_path(checkpoint)
+    if path.resolve() in _HELD:
+        yield path
+        return
     path = acquire(checkpoint)
+    _HELD.add(path.resolve())
     try:
         remove_stale_temporaries(checkpoint)
         yield path
     finally:
+        _HELD.discard(path.resolve())
         if _read_pid(path) == os.getpid():
-            path.unlink(missing_ok=True)
+            # a folder turned read-only must not hide the error that ended the run: a lock left
+            # behind names a process that has ended, and the next run takes it over
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .checkpoints import load_checkpoint, run_identity, save_checkpoint
+from .checkpoints import load_checkpoint, restoring, run_identity, save_checkpoint
 from .results import describe_finished_run
 from .train import History
 from .utils import checkpoint_dir, has_repository, repo_root, repo_url, shipped_checkpoint_dir
@@ -76,12 +76,16 @@ def load_shipped_checkpoint(experiment: Experiment, instead: str | None = None) 
     instead = instead or f"training it instead, {epochs} epoch{'s' if epochs != 1 else ''}"
     if not shipped.exists() and not fetch_shipped_checkpoint(name, instead):
         return False
-    state = load_checkpoint(shipped, run=run_identity(experiment.config, shipped=True))
+    # a damaged shipped file is the repository's (tracked): restore it or train, never delete it
+    fix = (f"Restore it (git checkout -- checkpoints/{name}.pt), or train the run yourself: pass use_shipped=False "
+           f"(command line: --no-shipped)")
+    state = load_checkpoint(shipped, run=run_identity(experiment.config, shipped=True), fix=fix)
     model = experiment.model
     device = next(model.parameters()).device
-    model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
-                           for key, value in state["model"].items()})
-    experiment.history = History(**state["history"])
+    with restoring(shipped, f"the model of {name}", fix):
+        model.load_state_dict({key: value.to(device=device, dtype=model.state_dict()[key].dtype)
+                               for key, value in state["model"].items()})
+        experiment.history = History(**state["history"])
     # relative inside the repository: notebooks store this line, and it must not name the reader's folders
     shown = shipped.relative_to(repo_root()) if shipped.is_relative_to(repo_root()) else shipped
     print(f"Loaded the trained model shipped with the course, {shown}: {describe_finished_run(name, experiment.history)}.")

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import (DELETE_FIX, IncompatibleCheckpointError, checkpoint_identity, load_checkpoint, restoring,
+                          resumable_problem, save_checkpoint, unidentified_checkpoint_error)
 from .errors import CourseError
 from .loader import BatchLoader
 from .models import SpatialTransformer, transformer_of
@@ -59,6 +60,8 @@ class History:
     # epochs trained by the fit() call that returned this history (0: a finished run was
     # only loaded); not saved with the history
     trained_now: int = field(default=0, compare=False)
+    # loaded from a checkpoint that does not record its run: for viewing, never recorded; not saved
+    unidentified: bool = field(default=False, compare=False)
 
     @property
     def epochs(self) -> int:
@@ -66,7 +69,7 @@ class History:
 
     def as_dict(self) -> dict:
         record = asdict(self)
-        del record["trained_now"]
+        del record["trained_now"], record["unidentified"]
         return record
 
 
@@ -246,13 +249,21 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer, options: FitOptio
     if checkpoint is None or not options.resume or not checkpoint.exists():
         return History(), 1
     state = load_checkpoint(checkpoint, map_location=next(model.parameters()).device, run=options.run)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if options.scheduler is not None and state.get("scheduler") is not None:
-        options.scheduler.load_state_dict(state["scheduler"])
-    if precision is not None and precision.scaler.is_enabled() and state.get("scaler"):
-        precision.scaler.load_state_dict(state["scaler"])
-    history = History(**state["history"])
+    problem = resumable_problem(state)
+    if problem:
+        raise IncompatibleCheckpointError(f"The checkpoint {checkpoint.resolve()} cannot be resumed: {problem} (it was "
+                                          f"written by other code). {DELETE_FIX}.")
+    unidentified = options.run is not None and checkpoint_identity(state) is None
+    if unidentified and state["epoch"] < epochs:  # training on would launder another run's weights
+        raise unidentified_checkpoint_error(checkpoint, options.run.get("name"), "resume")
+    with restoring(checkpoint, "this run's model, optimiser and history"):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if options.scheduler is not None and state.get("scheduler") is not None:
+            options.scheduler.load_state_dict(state["scheduler"])
+        if precision is not None and precision.scaler.is_enabled() and state.get("scaler"):
+            precision.scaler.load_state_dict(state["scaler"])
+        history = History(**state["history"], unidentified=unidentified)
     if state["epoch"] < epochs:
         print(f"Resuming from {checkpoint.name}: epoch {state['epoch']} of {epochs} done.")
         if precision is not None and history.precision and history.precision[-1] != precision.name:

@@ -40,6 +40,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .errors import CourseError
+
 #: Where the course is published: Colab installs the package and downloads shipped
 #: checkpoints from here. A fork (or a test) points both elsewhere with ``STN_COURSE_REPO_URL``.
 DEFAULT_REPO_URL = "https://github.com/stn-course/stn-course"
@@ -239,6 +241,10 @@ def set_seed(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
+class DeviceNotAvailableError(CourseError, RuntimeError):
+    """A device was asked for that this machine does not have (e.g. cuda without CUDA)."""
+
+
 def get_device(prefer: str | None = None):
     """The device every notebook uses: CUDA when available, else the CPU.
 
@@ -248,9 +254,19 @@ def get_device(prefer: str | None = None):
 
     choice = prefer or os.environ.get("STN_COURSE_DEVICE")
     if choice:
-        device = torch.device(choice)
+        where = "--device" if prefer else "STN_COURSE_DEVICE"
+        try:
+            device = torch.device(choice)
+        except RuntimeError:  # e.g. "gpu"
+            raise DeviceNotAvailableError(f"The device {choice!r} ({where}) is not a device: use cpu or cuda "
+                                          f"(or cuda:0, cuda:1, …).") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available")
+            raise DeviceNotAvailableError(f"The device {choice!r} was asked for ({where}), but CUDA is not available "
+                                          f"on this machine: use cpu{' (unset STN_COURSE_DEVICE)' if not prefer else ''}"
+                                          f", or leave the device out to use CUDA where there is one.")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceNotAvailableError(f"The device {choice!r} ({where}) does not exist: this machine has "
+                                          f"{torch.cuda.device_count()} CUDA device(s); use cuda or cuda:0.")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -230,7 +230,7 @@ def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budge
                                                                                 ("gtsrb", "gtsrb-bn-cnn")]
     assert all(r["config"]["base_width"] == chosen["changes"].get("base_width", 8) for r in finals)
     assert all(find_result(f"jitter_{name}") for name in selection["final_runs"])
-    from stn_course.report import load_run_results
+    from stn_course.records import load_run_results
 
     table = selection_table(selection, load_run_results(gtsrb_selection.results_dir(record=True)))
     rows = table.splitlines()[2:5]

@@ -51,3 +51,33 @@ def test_a_corrupt_cache_file_is_named_and_rebuilt(empty_cache, tmp_path, fake_c
         path.write_bytes({"truncated": path.read_bytes()[:150], "empty": b"", "random": bytes(range(256)) * 9}[damage])
     with pytest.warns(CacheWarning, match=f"{path} .*rebuilding it"):
         assert load_cifar10(train=False, root=tmp_path, limit=5).images.unique().tolist() == [2]
+
+
+def test_files_identity_changes_with_any_file_or_folder(tmp_path):
+    import os
+
+    from stn_course.cache import files_identity
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"12345")
+    first = files_identity(tmp_path)
+    assert files_identity(tmp_path) == first
+    (tmp_path / "b").mkdir()  # an empty folder counts
+    second = files_identity(tmp_path)
+    (tmp_path / "a" / "x.png").write_bytes(b"54321")  # same size, another time
+    os.utime(tmp_path / "a" / "x.png", ns=(1, 1))
+    third = files_identity(tmp_path)
+    assert len({first, second, third}) == 3
+    assert files_identity(tmp_path / "a") != files_identity(tmp_path / "b")  # another root
+    assert files_identity(tmp_path / "missing") != files_identity(tmp_path / "b")
+
+
+def test_code_version_changes_with_the_code_and_its_defaults(monkeypatch):
+    from stn_course import distortions
+    from stn_course.cache import code_version
+
+    rotation = code_version(distortions.random_rotation)
+    assert code_version(distortions.random_rotation) == rotation
+    assert code_version(distortions.random_rts) != rotation
+    monkeypatch.setattr(distortions.random_rotation, "__defaults__", (10.0,))
+    assert code_version(distortions.random_rotation) != rotation

@@ -94,20 +94,30 @@ def test_a_checkpoint_of_another_recipe_under_a_runs_name_is_refused(checkpoints
 
 
 @requires_mnist
-def test_a_checkpoint_without_identity_is_loaded_by_its_name_with_a_note(checkpoints, capsys):
-    import torch
+def test_a_checkpoint_without_identity_is_viewed_never_recorded_nor_resumed(checkpoints, capsys):
+    from stn_course.checkpoints import UnidentifiedCheckpointError
+    from stn_course.results import record_errors
 
-    config = default_config("mnist", "cnn", 1, quick=True)
-    experiments.run_experiment(config, use_shipped=False)
-    path = checkpoints / f"{config.name}.pt"
-    state = torch.load(path, weights_only=True)
-    del state["run"]
+    seed0, seed1 = (default_config("mnist", "cnn", 1, seed, quick=True) for seed in (0, 1))
+    experiments.run_experiment(seed1, use_shipped=False)
+    state = torch.load(checkpoints / f"{seed1.name}.pt", weights_only=True)
+    del state["run"]  # the older format, copied over seed 0's file
+    path = checkpoints / f"{seed0.name}.pt"
     torch.save(state, path)
     capsys.readouterr()
-    experiment = experiments.run_experiment(config, use_shipped=False)
-    assert experiment.history.trained_now == 0
+    experiment = experiments.run_experiment(seed0, use_shipped=False)
+    assert experiment.history.trained_now == 0 and experiment.history.unidentified
     out = capsys.readouterr().out
     assert f"Note: {path} does not record which run wrote it" in out and "Loaded the finished run" in out
+    assert f"Not recording {seed0.name}" in out
+    assert not (checkpoints.parent / "output" / "results" / f"{seed0.name}.json").exists()
+    with pytest.raises(UnidentifiedCheckpointError, match=f"{path} does not record which run.*--restart"):
+        record_errors(seed0)
+    assert not list((checkpoints.parent / "output").rglob(f"errors_{seed0.name}.json"))
+    longer = replace(seed0, epochs=2)  # an unfinished run is not trained on from it
+    torch.save(state, checkpoints / f"{longer.name}.pt")
+    with pytest.raises(UnidentifiedCheckpointError, match="cannot resume"):
+        experiments.run_experiment(longer, use_shipped=False)
 
 
 @pytest.mark.parametrize("content", ["empty", "random", "truncated", "tensor", "no model"])
@@ -124,3 +134,52 @@ def test_a_bad_checkpoint_names_the_file(tmp_path, content):
         path.write_bytes(b"" if content == "empty" else bytes(range(256)) * 40)
     with pytest.raises(CourseError, match=f"The checkpoint {path} (cannot be read|holds no model).*Delete it"):
         load_checkpoint(path)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_error_and_leaves_nothing_half_written(tmp_path):
+    """A file-size limit (in a child process) makes torch's writer fail as on a full disk."""
+    import subprocess
+    import sys
+
+    script = f"""
+import resource, signal, torch
+from pathlib import Path
+from stn_course.checkpoints import CheckpointWriteError, save_checkpoint
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+save_checkpoint(Path({str(tmp_path / 'small.pt')!r}), {{"model": {{"w": torch.zeros(10)}}, "epoch": 1}})
+try:
+    save_checkpoint(Path({str(tmp_path / 'run.pt')!r}), {{"model": {{"w": torch.zeros(1_000_000)}}, "epoch": 1}})
+except CheckpointWriteError as error:
+    print(error)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "run.pt"
+    assert done.stdout.startswith(f"Could not write the checkpoint {path}: the disk is full"), done.stdout
+    assert "run the same command again: it resumes" in done.stdout
+    assert sorted(file.name for file in tmp_path.iterdir()) == ["small.pt"], "nothing half-written"
+
+
+def test_a_read_only_checkpoint_folder_names_the_failed_write_not_the_lock(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from stn_course import files
+    from stn_course.checkpoints import CheckpointWriteError
+    from stn_course.runlock import lock_path, run_lock
+
+    path = tmp_path / "run.pt"
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+
+    with pytest.raises(CheckpointWriteError, match=f"Could not write the checkpoint {path}: its folder is not "
+                                                   f"writable.*same command again") as caught:
+        with run_lock(path):
+            monkeypatch.setattr(files.os, "replace", read_only)  # the folder turns read-only
+            monkeypatch.setattr(type(path), "unlink", read_only)
+            save_checkpoint(path, {"model": {}, "epoch": 1})
+    monkeypatch.undo()
+    assert lock_path(path).read_text().split()[0] == str(os.getpid()), "the lock stays: its process will end"
+    assert isinstance(caught.value.__cause__, PermissionError)

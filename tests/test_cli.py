@@ -241,19 +241,20 @@ INVALID_SETTINGS = {
     "max_grad_norm=-1": "max_grad_norm must be a finite number > 0, or none",
     "max_grad_norm=0": "max_grad_norm must be a finite number > 0",
     "label_smoothing=-0.5": r"label_smoothing must be a finite number in \[0, 1\)",
-    "localisation_lr_scale=-1": "localisation_lr_scale must be a finite number >= 0",
+    "localisation_lr_scale=-1": r"localisation_lr_scale must be a finite number in \[0, 10\]",
     "test_limit=0": "test_limit must be an integer >= 1, or none",
     "train_limit=0": "train_limit must be an integer >= 1",
     "train_limit=-5": "train_limit must be an integer >= 1",
     "batch_size=0": "batch_size must be an integer >= 1",
     "window=-5": "window must be an integer >= 1, or none",
     "dropout=1.5": r"dropout must be a finite number in \[0, 1\)",
-    "lr=-1": "lr must be a finite number > 0",
-    "lr=nan": "lr must be a finite number > 0",
-    "lr=inf": "lr must be a finite number > 0",
+    "lr=-1": r"lr must be a finite number in \(0, 10\]",
+    "lr=nan": r"lr must be a finite number in \(0, 10\]",
+    "lr=inf": r"lr must be a finite number in \(0, 10\]",
     "optimizer=foo": "optimizer must be one of 'adamw', 'sgd'",
     "schedule=cosine": "schedule must be one of 'onecycle'",
     "momentum=1.5": "momentum",
+    "lr=1e308": r"lr must be a finite number in \(0, 10\]",  # AdamW's float32 step would overflow
 }
 
 
@@ -288,3 +289,62 @@ def test_a_setting_of_the_wrong_type_is_an_argparse_error_naming_the_field(outpu
         cli.main(RUN + ["--set", "lr=fast"])
     assert exit_.value.code == 2
     assert "--set: lr takes a float, got 'fast'" in capsys.readouterr().err
+
+
+
+#: settings that fit no model or dataset, or that would be lost (model, settings), with the
+#: words the message must hold
+MISFITTING_SETTINGS = [
+    ("st-cnn-aff", ["window=3"], r"model 'st-cnn-aff', window=3 does not fit dataset 'mnist' \(1x28x28 inputs.*4"),
+    ("st-cnn-aff", ["window=100"], r"window=100 does not fit dataset 'mnist'.*input's side 28, got 100"),
+    ("st-vit", ["window=5"], r"window=5 does not fit.*multiples of patch_size"),
+    ("cnn", ["window=8"], r"window=8 is not an option of model 'cnn'"),
+    ("vit", ["dropout=0.5"], r"dropout=0.5 is not an option of model 'vit'"),
+    ("cnn", ["localisation_lr_scale=5"], r"localisation_lr_scale changes nothing for model 'cnn'"),
+    ("cnn", ["lr=0.1", "lr=0.2"], r"lr set more than once \(--set lr=0.1 --set lr=0.2\); give each field once"),
+    ("cnn", ["batch_size=100000"], r"batch_size=100000 is larger than the training set \(train_limit=1024\)"),
+    ("st-parallel", [], r"model 'st-parallel' does not fit dataset 'mnist'.*100 classes"),
+]
+
+
+@pytest.mark.parametrize("model, settings, words", MISFITTING_SETTINGS,
+                         ids=[f"{model} {' '.join(settings)}" for model, settings, _ in MISFITTING_SETTINGS])
+def test_a_setting_that_does_not_fit_the_model_is_refused_before_any_data(model, settings, words, outputs, capsys):
+    run = ["train", "--dataset", "mnist", "--model", model, "--epochs", "2", "--set", "train_limit=1024"]
+    assert cli.main(run + [argument for setting in settings for argument in ("--set", setting)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Invalid run setting: ") and len(err.strip().splitlines()) == 1, err
+    assert re.search(words, err), err
+    assert [path for path in outputs.rglob("*") if path.is_file()] == []
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line_naming_the_option(outputs, capsys):
+    assert cli.main(RUN + ["--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("The device 'cuda' was asked for (--device), but CUDA is not available")
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(RuntimeError):  # --debug: the traceback
+        cli.main(["--debug"] + RUN + ["--device", "cuda"])
+
+
+@requires_mnist
+def test_ctrl_c_during_training_is_one_line_with_status_130_and_the_command_resumes(outputs, monkeypatch, capsys):
+    from stn_course import train
+
+    monkeypatch.setitem(recipes.DATASETS, "mnist", recipes._mnist)  # the fixture's dataset refuses to load
+    original = train.train_one_epoch
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    assert cli.main(RUN + ["--no-shipped"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("Interrupted: mnist_cnn_e1_s0_train_limit=1024_test_limit=500 stopped during epoch 1 of 1: "
+                          "no epoch had finished") and "the same command" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["--debug"] + RUN + ["--no-shipped"])
+    monkeypatch.setattr(train, "train_one_epoch", original)
+    assert cli.main(RUN + ["--no-shipped"]) == 0

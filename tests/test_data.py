@@ -1,4 +1,5 @@
 """MNIST and CIFAR-10 as tensors: shapes, label order, subsets, and a clear error for a missing or damaged file."""
+import os
 import socket
 
 import pytest
@@ -146,3 +147,96 @@ def test_intact_mnist_files_pass_the_check(mnist_copy):
 
     check_mnist_files(mnist_copy)
     assert len(load_mnist(train=False, root=mnist_copy, limit=10)) == 10
+
+
+# --- a CIFAR-10 cache belongs to the files it was decoded from ------------------------------
+
+def _cifar_folder(root, per_class=2):
+    """A CIFAR10/test ImageFolder under ``root``: ``per_class`` 32x32 PNGs per class, image
+    ``i`` of class ``c`` filled with ``10 * c + i``."""
+    import numpy as np
+    from PIL import Image
+
+    from stn_course.data import CIFAR10_CLASSES
+
+    for label, name in enumerate(CIFAR10_CLASSES):
+        folder = root / "CIFAR10" / "test" / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((32, 32, 3), 10 * label + i, np.uint8)).save(folder / f"{i}.png")
+    return root / "CIFAR10" / "test"
+
+
+def test_a_cifar_cache_of_one_data_root_is_not_used_for_another(empty_cache, tmp_path):
+    from stn_course.data import DatasetCorruptError
+
+    good = _cifar_folder(tmp_path / "good")
+    assert len(load_cifar10(train=False, root=tmp_path / "good")) == 20
+    bad = _cifar_folder(tmp_path / "bad")
+    (bad / "cat" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetCorruptError, match=f"image {bad / 'cat' / '0.png'} cannot be read"):
+        load_cifar10(train=False, root=tmp_path / "bad")
+    (bad / "cat" / "0.png").unlink()
+    (bad / "cat" / "1.png").unlink()  # an empty class folder
+    with pytest.raises(DatasetCorruptError, match=f"class folder {bad / 'cat'} holds no image"):
+        load_cifar10(train=False, root=tmp_path / "bad")
+    assert good.is_dir()
+
+
+def test_a_cifar_cache_is_rebuilt_when_images_are_deleted_or_replaced(empty_cache, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = _cifar_folder(tmp_path, per_class=4)
+    assert len(load_cifar10(train=False, root=tmp_path)) == 40
+    for name in ("airplane", "bird", "cat"):
+        for i in range(3):
+            (folder / name / f"{i}.png").unlink()  # 9 deleted
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(folder / "airplane" / "0new.png")  # 1 new
+    reloaded = load_cifar10(train=False, root=tmp_path)
+    assert len(reloaded) == 40 - 9 + 1
+    assert reloaded.images[0].unique().tolist() == [200]
+    Image.fromarray(np.full((32, 32, 3), 201, np.uint8)).save(folder / "airplane" / "0new.png")  # replaced
+    os.utime(folder / "airplane" / "0new.png", ns=(1, 1))  # same size: the time tells
+    assert load_cifar10(train=False, root=tmp_path).images[0].unique().tolist() == [201]
+
+
+@pytest.mark.parametrize("damage", ["not an image", "wrong size", "extra class folder", "empty class folder"])
+def test_a_bad_cifar_folder_is_one_error_naming_the_file_or_folder(empty_cache, tmp_path, damage):
+    import numpy as np
+    from PIL import Image
+
+    from stn_course.data import DatasetCorruptError
+
+    folder = _cifar_folder(tmp_path)
+    named = {"not an image": folder / "dog" / "1.png", "wrong size": folder / "dog" / "1.png",
+             "extra class folder": folder / "zebra", "empty class folder": folder / "frog"}[damage]
+    if damage == "not an image":
+        named.write_text("hello")
+    elif damage == "wrong size":
+        Image.fromarray(np.zeros((28, 30, 3), np.uint8)).save(named)
+    elif damage == "extra class folder":
+        named.mkdir()
+    else:
+        for file in named.iterdir():
+            file.unlink()
+    with pytest.raises(DatasetCorruptError, match=str(named)) as caught:
+        load_cifar10(train=False, root=tmp_path)
+    assert isinstance(caught.value, CourseError)
+    if damage == "wrong size":
+        assert "30x28 pixels, not 32x32" in str(caught.value)
+
+
+@requires_mnist
+def test_mnist_labels_outside_0_to_9_are_named_before_training(mnist_copy):
+    from stn_course.data import DatasetCorruptError
+
+    path = mnist_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels = bytearray(path.resolve().read_bytes())
+    labels[8 + 3] = 12  # the fourth label
+    path.unlink()
+    path.write_bytes(bytes(labels))
+    with pytest.raises(DatasetCorruptError, match=f"The MNIST file {path} is corrupt: it holds labels from 0 to 12, "
+                                                  "outside 0-9"):
+        load_mnist(train=False, root=mnist_copy)
+    assert len(load_mnist(train=True, root=mnist_copy, limit=10)) == 10

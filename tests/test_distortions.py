@@ -129,3 +129,45 @@ def test_place_affine_and_moving_digit_run_on_the_digits_device(meta):
     frames, params = distortions.moving_digit(digit, frames=4)
     assert frames.device == meta and frames.shape == (4, 1, 42, 42)
     assert {value.device.type for value in params.values()} == {"cpu"}  # ready to plot
+
+
+@requires_mnist
+def test_a_changed_default_of_a_distortion_is_not_served_from_the_old_cache(empty_cache, monkeypatch):
+    import torch
+
+    from stn_course import distortions
+    from stn_course.data import load_mnist
+
+    wide = distorted_mnist_test_images("rot")
+    monkeypatch.setattr(distortions.random_rotation, "__defaults__", (10.0,))  # max_angle 90 → 10
+    narrow = distorted_mnist_test_images("rot")
+    digits = load_mnist(train=False, limit=40).images.float() / 255
+    expected = distortions.random_rotation(digits, torch.Generator().manual_seed(0), max_angle=10.0)
+    assert not narrow.equal(wide)
+    assert narrow.equal(expected.mul(255).round().clamp(0, 255).to(torch.uint8))
+
+
+def distorted_mnist_test_images(kind):
+    from stn_course.distortions import distorted_mnist_test
+
+    return distorted_mnist_test(kind, seed=0, limit=40).images
+
+
+@requires_mnist
+def test_distorted_caches_depend_on_the_mnist_files_they_were_made_from(empty_cache, tmp_path, monkeypatch):
+    from stn_course.data import MNIST_RAW_FILES
+    from stn_course.utils import data_root
+
+    before = distorted_mnist_test_images("rot")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_RAW_FILES:  # another data root: the test digits in reverse order
+        original = (data_root() / "MNIST" / "raw" / name).read_bytes()
+        header = 16 if "images" in name else 8
+        if name.startswith("t10k"):
+            size = 784 if "images" in name else 1
+            items = [original[i:i + size] for i in range(header, len(original), size)]
+            original = original[:header] + b"".join(reversed(items))
+        (raw / name).write_bytes(original)
+    monkeypatch.setenv("STN_COURSE_DATA", str(tmp_path / "data"))
+    assert not distorted_mnist_test_images("rot").equal(before)

@@ -123,3 +123,79 @@ def test_an_empty_split_is_refused_before_training(monkeypatch):
     monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: recipes.DatasetSplits(tiny(8), tiny(0)))
     with pytest.raises(CourseError, match=r"The test set of mnist \(tiny\[0\]\) holds no images"):
         experiments.build_experiment(default_config("mnist", "cnn", 1, quick=True))
+
+
+@requires_mnist
+@pytest.mark.parametrize("dataset", ["rts-mnist", "cifar10"])
+def test_the_test_loader_never_augments(dataset):
+    from .markers import _has_cifar_folder
+
+    if dataset == "cifar10" and not _has_cifar_folder():
+        pytest.skip("no CIFAR-10 folder")
+    model = "cnn" if dataset == "rts-mnist" else "cifar-net-b"
+    experiment = experiments.build_experiment(default_config(dataset, model, 1, quick=True), torch.device("cpu"))
+    assert experiment.train_loader.augment is not None, "the training set is augmented"
+    loader = experiment.test_loader
+    for epoch in (1, 2):
+        loader.set_epoch(epoch)
+        images = torch.cat([batch for batch, _ in loader])
+        assert torch.equal(images, loader.data.images.float() / 255), "test images as they are, every epoch"
+
+
+@requires_mnist
+def test_the_config_reaches_the_training_loop(monkeypatch):
+    seen = {}
+
+    def fake_fit(model, optimizer, train_loader, test_loader, epochs, **options):
+        seen.update(options, epochs=epochs, lrs=[group["lr"] for group in optimizer.param_groups])
+        raise KeyboardInterrupt  # stop here: nothing to train
+
+    monkeypatch.setattr(experiments, "fit", fake_fit)
+    config = replace(default_config("rts-mnist", "st-cnn-aff", 3, seed=2, quick=True), label_smoothing=0.2,
+                     max_grad_norm=3.0, log_interval=7, localisation_lr_scale=0.5, lr=0.01, schedule="constant")
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiment(config, save=False, use_checkpoints=False)
+    assert (seen["label_smoothing"], seen["max_grad_norm"], seen["log_interval"], seen["seed"]) == (0.2, 3.0, 7, 2)
+    assert seen["amp"] == config.amp and seen["epochs"] == config.epochs
+    assert seen["lrs"] == pytest.approx([0.01, 0.005])
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_training(monkeypatch):
+    from stn_course.data import ImageTensors
+    from stn_course.validation import InvalidSettingError
+
+    def tiny(count):
+        return ImageTensors(torch.zeros(count, 1, 28, 28, dtype=torch.uint8), torch.zeros(count, dtype=torch.int64),
+                            tuple("0123456789"), (0.5,), (0.5,), f"tiny[{count}]")
+
+    monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: recipes.DatasetSplits(tiny(100), tiny(10)))
+    with pytest.raises(InvalidSettingError, match=r"batch_size=128 is larger than the training set of mnist "
+                                                  r"\(100 images\); set batch_size <= 100"):
+        experiments.build_experiment(default_config("mnist", "cnn", 1))
+    assert len(experiments.build_experiment(replace(default_config("mnist", "cnn", 1), batch_size=100)).train_loader) == 1
+
+
+@requires_mnist
+def test_ctrl_c_says_where_the_run_stopped_and_the_same_call_resumes(tmp_path, monkeypatch):
+    from stn_course import train
+
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("STN_COURSE_OUTPUT", str(tmp_path / "output"))
+    config = replace(default_config("mnist", "cnn", 2, quick=True), epochs=2)
+    original = train.train_one_epoch
+
+    def interrupted_in_epoch_2(model, optimizer, loader, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(model, optimizer, loader, epoch, *args)
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted_in_epoch_2)
+    checkpoint = tmp_path / "checkpoints" / f"{config.name}.pt"
+    with pytest.raises(experiments.TrainingInterrupted, match=rf"Interrupted: {config.name} stopped during epoch 2 "
+                                                              rf"of 2: its checkpoint {checkpoint} holds epoch 1; "
+                                                              rf"the same command resumes from there"):
+        experiments.run_experiment(config, use_shipped=False)
+    monkeypatch.setattr(train, "train_one_epoch", original)
+    history = experiments.run_experiment(config, use_shipped=False).history
+    assert history.epochs == 2 and history.trained_now == 1
+    assert issubclass(experiments.TrainingInterrupted, KeyboardInterrupt), "notebooks see a KeyboardInterrupt"

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from stn_course import gtsrb
 from stn_course.gtsrb import GTSRB_CLASSES, GTSRB_META_COLUMNS, load_gtsrb, split_tracks
 from stn_course.utils import data_root
 
@@ -104,6 +105,54 @@ def test_originals_are_resized_to_48_with_tracks_and_boxes_from_the_csv_files(tm
     assert data.column("roi_y2").tolist() == [h - 3 for _, h in sizes] * 2
     assert data.data.images[4:, 1].float().mean().item() == pytest.approx(10, abs=1)  # class 1's green
     # the second load comes from the cache, not the files
-    for path in (tmp_path / "gtsrb").rglob("*.ppm"):
-        path.unlink()
+    monkeypatch.setattr(gtsrb, "_decode_resized", lambda *args: pytest.fail("decoded again"))
     assert torch.equal(load_gtsrb(train=True, root=tmp_path, size=48).data.images, data.data.images)
+    # unless a file changed: then the cache is of other data
+    next((tmp_path / "gtsrb").rglob("*.ppm")).unlink()
+    with pytest.raises(pytest.fail.Exception, match="decoded again"):
+        load_gtsrb(train=True, root=tmp_path, size=48)
+
+
+def _write_npz(path, **changes):
+    import numpy as np
+
+    arrays = {}
+    for split in ("train", "test"):
+        arrays.update({f"{split}_images": np.zeros((5, 32, 32, 3), np.uint8),
+                       f"{split}_labels": np.arange(5, dtype=np.int64) * 10,
+                       f"{split}_meta": np.zeros((5, 7), np.int64)})
+    arrays.update(changes)
+    arrays = {name: value for name, value in arrays.items() if value is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("truncated", "cannot be read .*truncated or not an npz archive"),
+    ("not a zip", "cannot be read .*truncated or not an npz archive"),
+    ("no test_meta", "lacks the array.s. test_meta"),
+    ("float images", r"test_images is float32 \(5, 32, 32, 3\), not uint8"),
+    ("label 43", "holds labels from 0 to 43, outside 0-42"),
+    ("label -1", "holds labels from -1 to 40, outside 0-42"),
+])
+def test_a_bad_gtsrb_npz_is_one_error_naming_it(tmp_path, damage, words):
+    import numpy as np
+
+    from stn_course.data import DatasetCorruptError
+    from stn_course.errors import CourseError
+
+    path = tmp_path / "GTSRB" / "gtsrb32.npz"
+    labels = np.arange(5, dtype=np.int64) * 10
+    _write_npz(path, **{"no test_meta": {"test_meta": None},
+                        "float images": {"test_images": np.zeros((5, 32, 32, 3), np.float32)},
+                        "label 43": {"test_labels": np.where(labels == 40, 43, labels)},
+                        "label -1": {"test_labels": np.where(labels == 0, -1, labels)}}.get(damage, {}))
+    if damage in ("truncated", "not a zip"):
+        assert len(load_gtsrb(train=False, root=tmp_path).data.labels) == 5  # intact before the damage
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:3000])
+    elif damage == "not a zip":
+        path.write_text("hello")
+    with pytest.raises(DatasetCorruptError, match=f"The GTSRB file {path} .*{words}.*delete it") as caught:
+        load_gtsrb(train=False, root=tmp_path)
+    assert isinstance(caught.value, CourseError)

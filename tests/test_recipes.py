@@ -114,7 +114,9 @@ def test_run_config_refuses_each_invalid_field_when_built(field, value):
 def test_valid_settings_and_every_recipe_are_accepted():
     for dataset in recipes.DATASETS:
         for variant in ["", *recipes.VARIANTS]:
-            model = "cifar-net-a" if variant == "momentum" else "st-cnn-aff"  # momentum: SGD only
+            if variant == "momentum" and dataset != "cifar10":
+                continue  # momentum: SGD only, the recipe of the CIFAR-10 networks (which take 3x32x32 images)
+            model = "cifar-net-a" if variant == "momentum" else "st-cnn-aff"
             default_config(dataset, model, 3, variant=variant, quick=True)
     sgd = default_config("cifar10", "cifar-resnet", 2)
     assert (sgd.optimizer, sgd.momentum, sgd.nesterov) == ("sgd", 0.9, True)
@@ -154,3 +156,36 @@ def test_the_batch_norm_sign_networks_take_their_width_and_second_transformer_po
         replace(config, model="gtsrb-bn-cnn")
     with pytest.raises(InvalidSettingError, match=r"st_after must be an integer in \[1, 2\]"):
         replace(config, st_after=3)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "rts-mnist", "clutter-mnist", "two-digit-mnist", "cifar10", "gtsrb"])
+def test_dataset_inputs_are_what_the_models_see(dataset):
+    """The shapes that configs are checked against are the test sets' (where the data is here)."""
+    from .markers import _has_cifar_folder, _has_mnist
+
+    if not (_has_cifar_folder() if dataset == "cifar10" else _has_mnist() if "mnist" in dataset else True):
+        pytest.skip("data not under the data root")
+    try:
+        splits = recipes.DATASETS[dataset](64, 64, 0)
+    except CourseError:
+        pytest.skip(f"{dataset} is not under the data root")
+    assert (splits.test.image_shape, len(splits.test.classes)) == recipes.DATASET_INPUTS[dataset]
+
+
+def test_a_model_that_does_not_fit_the_dataset_is_refused_when_the_config_is_built():
+    with pytest.raises(InvalidSettingError, match=r"model 'st-cnn-aff', window=50 does not fit dataset 'rts-mnist' "
+                                                  r"\(1x42x42 inputs, 10 classes\).*Change the model, the dataset or window"):
+        replace(default_config("rts-mnist", "st-cnn-aff", 1), window=50)
+    assert replace(default_config("rts-mnist", "st-cnn-aff", 1), window=42).window == 42
+    with pytest.raises(InvalidSettingError, match="model 'cifar-resnet' does not fit dataset 'mnist'"):
+        default_config("mnist", "cifar-resnet", 1)
+
+
+def test_settings_given_by_hand_twice_or_without_effect_are_refused():
+    config = default_config("mnist", "cnn", 1)
+    recipes.check_hand_settings(config, [("lr", 0.1), ("seed", 1)])
+    with pytest.raises(InvalidSettingError, match="lr set more than once"):
+        recipes.check_hand_settings(config, [("lr", 0.1), ("lr", 0.2)])
+    with pytest.raises(InvalidSettingError, match="localisation_lr_scale changes nothing for model 'cnn'"):
+        recipes.check_hand_settings(config, [("localisation_lr_scale", 5.0)])
+    recipes.check_hand_settings(default_config("mnist", "st-cnn-aff", 1), [("localisation_lr_scale", 5.0)])

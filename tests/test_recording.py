@@ -94,7 +94,7 @@ def test_notebook_05_loads_the_recording_and_trains_nothing(monkeypatch, tmp_pat
 
 
 def test_the_recordings_results_file_is_not_taken_for_a_training_run():
-    from stn_course.report import load_run_results
+    from stn_course.records import load_run_results
 
     names = [record["name"] for record in load_run_results()]
     assert not any(name.endswith("_evolution") for name in names)

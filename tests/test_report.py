@@ -4,8 +4,7 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from stn_course import __main__ as cli
-from stn_course import report
+from stn_course import records, report
 from stn_course.recipes import recipe_config
 from stn_course.utils import repo_root
 
@@ -117,7 +116,7 @@ def test_errors_table_reads_each_error_analysis(tmp_path):
                              {"true": 7, "predicted": 2, "count": 6}, {"true": 1, "predicted": 7, "count": 5}]}
     (tmp_path / "errors_proj-mnist_cnn_e8_s0.json").write_text(json.dumps(record))
     (tmp_path / "proj-mnist_cnn_e8_s0.json").write_text(json.dumps(_record("proj-mnist", "cnn", 0.985)))
-    assert report.load_error_results(tmp_path) == [record], "only the error analyses"
+    assert records.load_error_results(tmp_path) == [record], "only the error analyses"
     lines = report.errors_table([record, {**record, "weights": "shipped float16"}]).splitlines()
     assert lines[2] == ("| `proj-mnist_cnn_e8_s0` | 1.50% (150) | 25.0% | 3.60% (90) | 0.80% (60) "
                         "| 2→7 (8), 3→5 (7), 7→2 (6) |")
@@ -231,73 +230,7 @@ def test_update_writes_the_readme_blocks_and_the_results_page(tmp_path, monkeypa
         report.update_readme_results(readme, tmp_path / "RESULTS.md")
 
 
-def test_every_recorded_run_has_a_valid_config():
-    """Nothing in results/ comes from a run with an invalid setting."""
-    from stn_course.report import config_of
-    from stn_course.utils import recorded_results_dir
-
-    records = [json.loads(path.read_text()) for path in sorted(recorded_results_dir().glob("*.json"))]
-    configs = [record for record in records if "config" in record]
-    assert len(configs) > 20
-    for record in configs:
-        config_of(record)  # raises InvalidSettingError for an invalid one
-
-
 # --- a bad results file is named and left out ----------------------------------------------
-
-@pytest.fixture
-def results_copy(tmp_path, monkeypatch):
-    """A copy of the repository's results/ (report reads <repo>/results) with one good record."""
-    import shutil
-
-    from stn_course.utils import recorded_results_dir
-
-    folder = tmp_path / "results"
-    shutil.copytree(recorded_results_dir(), folder)
-    monkeypatch.setattr(report, "repo_root", lambda: tmp_path)
-    return folder
-
-
-@pytest.mark.parametrize("damage", ["truncated", "no machine", "invalid config", "a list"])
-def test_report_names_a_bad_results_file_and_goes_on_with_the_others(results_copy, damage, capsys):
-    from stn_course.report import BadResultWarning, load_run_results
-
-    good = len(load_run_results(results_copy))
-    path = results_copy / "mnist_st-cnn-aff_e5_s0.json"
-    record = json.loads(path.read_text())
-    if damage == "truncated":
-        path.write_text(path.read_text()[:300])
-    elif damage == "no machine":
-        del record["machine"]
-        path.write_text(json.dumps(record))
-    elif damage == "invalid config":
-        record["config"]["max_grad_norm"] = -1
-        path.write_text(json.dumps(record))
-    else:
-        path.write_text("[1, 2]")
-    with pytest.warns(BadResultWarning, match=f"Skipping {path}: "):
-        records = load_run_results(results_copy)
-    assert len(records) == good - 1 and path.stem not in {record["name"] for record in records}
-    assert cli.main(["report"]) == 0
-    out, err = capsys.readouterr()
-    assert f"Warning: Skipping {path}" in err and "Traceback" not in err
-    assert "`rts-mnist_cnn_e8_s0`" in out and "`mnist_st-cnn-aff_e5_s0`" not in out
-    # the README is not regenerated without the bad file's row
-    assert cli.main(["report", "--update-readme"]) == 1
-    assert "Not updating the README" in capsys.readouterr().err
-
-
-def test_a_bad_error_analysis_is_named_and_left_out(results_copy):
-    from stn_course.report import BadResultWarning, load_error_results
-
-    good = len(load_error_results(results_copy))
-    path = next(results_copy.glob("errors_*.json"))
-    record = json.loads(path.read_text())
-    del record["confusions"]
-    path.write_text(json.dumps(record))
-    with pytest.warns(BadResultWarning, match=f"Skipping {path}: it lacks 'confusions'"):
-        assert len(load_error_results(results_copy)) == good - 1
-
 
 def test_the_traffic_sign_table_names_brightness_and_contrast_jitter_where_a_run_used_it():
     plain = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.99), "command": "plain"}
@@ -329,3 +262,5 @@ def test_the_selection_table_shows_each_candidates_validation_run_and_the_choice
     assert table[4] == "| **faster** (chosen) | lr=0.004 | `gtsrb-bn-st-cnn` | 8 | **99.50%** | 10 min |"
     assert table[5] == "| longer | epochs=12 | `gtsrb-bn-st-cnn` | 12 | — | — |"
     assert table[7] == "Base: `gtsrb-bn-st-cnn`, 8 epochs, label_smoothing=0.1, amp=true. Chosen: the best."
+
+

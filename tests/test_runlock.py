@@ -76,3 +76,30 @@ def test_training_refuses_a_locked_run(tmp_path, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_copy_of_a_run_is_refused_before_its_data_loads(tmp_path, monkeypatch):
+    from stn_course import experiments as ex
+    from stn_course import recipes
+    from stn_course.recipes import RunConfig
+
+    monkeypatch.setattr(ex, "checkpoint_dir", lambda: tmp_path)
+    monkeypatch.setitem(recipes.DATASETS, "mnist", lambda *args: pytest.fail("the data loaded before the lock"))
+    config = RunConfig(model="cnn", epochs=1)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        runlock.lock_path(tmp_path / f"{config.name}.pt").write_text(f"{holder.pid}\n")
+        with pytest.raises(CourseError, match="in progress"):
+            ex.run_experiment(config, use_shipped=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_lock_is_reentrant_and_released_by_its_first_holder(tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    with runlock.run_lock(checkpoint) as path:
+        with runlock.run_lock(checkpoint):
+            assert path.exists()
+        assert path.exists(), "the inner holder leaves the lock to the outer one"
+    assert not path.exists()

@@ -118,7 +118,7 @@ def test_a_failed_download_says_in_one_line_what_failed_and_that_notebook_02s_ru
 def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes():
     import torch
 
-    from stn_course.report import config_of
+    from stn_course.records import config_of
     from stn_course.checkpoints import load_checkpoint, run_identity
     from stn_course.utils import shipped_checkpoint_dir
 
@@ -134,3 +134,32 @@ def test_every_shipped_checkpoint_matches_the_recipe_of_its_name_in_both_modes()
             load_checkpoint(path, run=run_identity(wanted, shipped=True))
         with pytest.raises(CourseError, match="belongs to another run"):
             load_checkpoint(path, run=run_identity(replace(recipe, seed=7), shipped=True))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "renamed key"])
+def test_a_damaged_shipped_checkpoint_suggests_no_shipped_never_deleting_it(tmp_path, monkeypatch, damage):
+    from stn_course.data import ImageTensors
+    from stn_course.experiments import Experiment, train_experiment
+    from stn_course.loader import BatchLoader
+    from stn_course.recipes import RunConfig
+    from stn_course.registry import build_classifier
+    from stn_course.train import History
+
+    monkeypatch.setattr(shipped, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path / "runs"))
+    data = ImageTensors(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.arange(4), tuple("0123456789"),
+                        (0.1,), (0.3,), "tiny")
+    experiment = Experiment(RunConfig(epochs=2), build_classifier("st-cnn-aff", (1, 28, 28), (0.1,), (0.3,)),
+                            BatchLoader(data, 2), BatchLoader(data, 2))
+    experiment.history = History(train_loss=[1.0, 0.5], test_loss=[1.0, 0.4], test_accuracy=[0.5, 0.75],
+                                 test_correct=[2, 3], seconds=[1.0, 1.0], lr=[0.1, 0.1])
+    path = shipped.ship_checkpoint(experiment)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:5000])
+    else:  # written before a layer was renamed
+        state = torch.load(path, weights_only=True)
+        state["model"] = {key.replace("transformer.", "stn."): value for key, value in state["model"].items()}
+        torch.save(state, path)
+    with pytest.raises(CourseError, match=rf"{path}.*Restore it \(git checkout -- checkpoints/.*--no-shipped") as caught:
+        train_experiment(experiment, save=False)
+    assert "Delete it" not in str(caught.value)

@@ -365,3 +365,74 @@ def test_each_epoch_records_what_it_computed_in_and_a_resume_says_when_that_chan
     assert history.precision == ["float32", "bfloat16 autocast"]
     assert "Note: it trained in float32; here it goes on in bfloat16 autocast." in capsys.readouterr().out
     assert train.Precision("cuda", True, torch.amp.GradScaler("cuda", enabled=False)).name == "float16 autocast"
+
+
+def test_label_smoothing_changes_the_training_loss_as_its_formula_says():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 2))
+    data = _toy_data(48, 4)
+    loader = BatchLoader(data, 16)
+    images, labels = data.images.float() / 255, data.labels
+    with torch.no_grad():
+        log_p = model(images).log_softmax(dim=1)
+    smoothing = 0.3
+    # (1 - ε) · cross-entropy with the label + ε · mean over classes of cross-entropy with each class
+    expected = ((1 - smoothing) * -log_p[torch.arange(len(labels)), labels] + smoothing * -log_p.mean(dim=1)).mean()
+    plain = -log_p[torch.arange(len(labels)), labels].mean()
+    assert abs(expected - plain) > 0.01
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # the model stays as it is: the loss is the formula's
+    history = train.fit(model, frozen, loader, loader, epochs=1, label_smoothing=smoothing, progress=False)
+    assert history.train_loss[0] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_localisation_network_learns_in_its_own_group_at_the_lower_rate():
+    from stn_course.models import SpatialTransformer
+
+    torch.manual_seed(0)
+    model = build_classifier("st-cnn-aff", (1, 16, 16), (0.3,), (0.3,), num_classes=2)
+    localisation = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer)
+                    for p in m.localisation.parameters()}
+    groups = train.parameter_groups(model, lr=0.1, localisation_lr_scale=0.25)
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters()), "every parameter in exactly one group"
+    by_name = {group["name"]: group for group in groups}
+    assert {id(p) for p in by_name["localisation"]["params"]} == localisation and localisation
+    assert by_name["localisation"]["lr"] == pytest.approx(0.025) and by_name["classifier"]["lr"] == 0.1
+    optimizer = torch.optim.SGD(groups, lr=0.1)
+    images, labels = next(iter(BatchLoader(_toy_data(32, 5), 32)))
+    nn.functional.cross_entropy(model(images), labels).backward()
+    before = {id(p): (p.detach().clone(), p.grad.clone()) for p in model.parameters()}
+    optimizer.step()
+    moved = 0
+    for parameter in model.parameters():
+        old, grad = before[id(parameter)]
+        rate = 0.025 if id(parameter) in localisation else 0.1
+        assert torch.allclose(parameter.detach(), old - rate * grad, atol=1e-7)
+        moved += id(parameter) in localisation and not torch.equal(parameter.detach(), old)
+    assert moved > 0, "the localisation network's parameters change after a step"
+
+
+@pytest.mark.parametrize("damage", ["renamed key", "reshaped key", "no optimizer", "epoch 1.5", "no history"])
+def test_a_checkpoint_from_other_code_is_one_error_naming_it(tmp_path, damage):
+    from stn_course.checkpoints import IncompatibleCheckpointError
+
+    checkpoint = tmp_path / "run.pt"
+    _fit(*_setup(), checkpoint, stop_after_epoch=1, progress=False)
+    state = torch.load(checkpoint, weights_only=True)
+    model = state["model"]
+    if damage == "renamed key":
+        key = next(iter(model))
+        model["renamed." + key] = model.pop(key)
+    elif damage == "reshaped key":
+        key = next(key for key, value in model.items() if value.dim() == 2)
+        model[key] = torch.zeros(model[key].shape[0] + 1, model[key].shape[1])
+    elif damage == "no optimizer":
+        del state["optimizer"]
+    elif damage == "epoch 1.5":
+        state["epoch"] = 1.5
+    else:
+        del state["history"]
+    torch.save(state, checkpoint)
+    with pytest.raises(IncompatibleCheckpointError, match=f"The checkpoint {checkpoint} .*Delete it .*--restart"):
+        _fit(*_setup(), checkpoint, progress=False)
+

@@ -35,9 +35,21 @@ def test_the_tests_run_on_the_cpu_unless_a_gpu_run_asks():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
-def test_get_device_refuses_missing_cuda():
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+def test_get_device_refuses_missing_cuda(monkeypatch):
+    from stn_course.errors import CourseError
+
+    with pytest.raises(CourseError, match=r"The device 'cuda' was asked for \(--device\), but CUDA is not available.*use cpu"):
         utils.get_device("cuda")
+    monkeypatch.setenv("STN_COURSE_DEVICE", "cuda:1")
+    with pytest.raises(CourseError, match=r"\(STN_COURSE_DEVICE\), but CUDA is not available.*unset STN_COURSE_DEVICE"):
+        utils.get_device()
+
+
+def test_get_device_refuses_a_name_that_is_no_device():
+    from stn_course.errors import CourseError
+
+    with pytest.raises(CourseError, match=r"The device 'gpu' \(--device\) is not a device: use cpu or cuda"):
+        utils.get_device("gpu")
 
 
 def test_data_root_follows_environment(monkeypatch, tmp_path):
