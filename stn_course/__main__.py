@@ -221,7 +221,8 @@ def _report_own_runs() -> None:
     the course's; a bad file there is named on stderr and left out (it never blocks the README)."""
     import warnings
 
-    from .report import BadResultWarning, errors_table, load_error_results, results_table
+    from .records import BadResultWarning, load_error_results
+    from .report import errors_table, results_table
     from .utils import results_dir
 
     folder = results_dir(record=False)
