@@ -186,6 +186,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from .health import diagnose_run
 
         print("\n\n".join(str(report) for report in diagnose_run(config, device=device)))
+        return 0
     if args.command == "jitter":
         from .gtsrb_jitter import record_jitter
 
