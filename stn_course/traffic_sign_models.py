@@ -169,10 +169,10 @@ class BNTrafficSignNet(nn.Module):
         if st_after not in (1, 2):
             raise ValueError(f"st_after must be 1 or 2, got {st_after}")
         widths = [base_width * factor for factor in BN_WIDTH_FACTORS]
-        self.st_after = st_after
+        self.feature_block = st_after  # TrafficSignNet.forward's name for it
         self.input_transformer = SpatialTransformer(localisation(channels, side, standardize=True),
                                                     "affine", align_corners=False) if transformers else None
-        self.normalize = Normalize(mean, std)
+        self.standardize = Normalize(mean, std)  # by the dataset's statistics, not each image's
         self.block1 = nn.Sequential(*bn_conv(channels, widths[0]), nn.MaxPool2d(2))
         self.block2 = nn.Sequential(*bn_conv(widths[0], widths[1]), nn.MaxPool2d(2))
         self.block3 = nn.Sequential(*bn_conv(widths[1], widths[2]), *bn_conv(widths[2], widths[3]), nn.MaxPool2d(2))
@@ -182,13 +182,6 @@ class BNTrafficSignNet(nn.Module):
         self.head = nn.Sequential(*bn_conv(widths[3], widths[4]), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(widths[4], num_classes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_transformer is not None:
-            x = self.input_transformer(x)  # samples the raw image: outside it is black
-        x = self.block1(self.normalize(x))
-        if self.feature_transformer is not None and self.st_after == 1:
-            x = self.feature_transformer(x)
-        x = self.block2(x)
-        if self.feature_transformer is not None and self.st_after == 2:
-            x = self.feature_transformer(x)
-        return self.head(self.block3(x))
+    # the same order as TrafficSignNet's: input transformer, standardise, block 1, the feature
+    # transformer after block ``feature_block`` (= st_after), blocks 2 and 3, head
+    forward = TrafficSignNet.forward

@@ -117,7 +117,7 @@ def test_batch_norm_st_cnn_starts_at_the_identity_after_the_block_it_is_given(st
         assert torch.allclose(model.input_transformer(images), images, atol=1e-5)
         logits = model(images)
         assert seen == [maps]
-        features = model.block1(model.normalize(images))
+        features = model.block1(model.standardize(images))
         features = features if st_after == 1 else model.block2(features)
         assert torch.allclose(model.feature_transformer(features), features, atol=1e-5)
         cnn = build_classifier("gtsrb-bn-cnn", (3, 32, 32), (0.5,) * 3, (0.25,) * 3, num_classes=43).eval()
