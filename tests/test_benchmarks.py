@@ -1,6 +1,7 @@
 """The benchmark scripts' measuring functions, on a few batches."""
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -241,3 +242,31 @@ def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budge
     assert gtsrb_selection.main(["--dry-run"], runner=_never) == 0
     out = capsys.readouterr().out
     assert "to run" not in out and out.count("done     python -m stn_course") == count
+
+
+@pytest.fixture(scope="module")
+def full_mode_check():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "full_mode_check.py"
+    sys.path.insert(0, str(path.parent))  # it imports run_step from gpu_check, beside it
+    spec = importlib.util.spec_from_file_location("full_mode_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_full_mode_check_takes_the_short_main_notebooks_from_their_run_time_records(full_mode_check, tmp_path):
+    for name, seconds in (("00_a", 20.0), ("03_b", 3000.0), ("solutions/00_a_solutions", 10.0), ("07_c", None)):
+        record = {"notebook": f"notebooks/{name}.ipynb", "full_mode_nbconvert_wall_seconds": seconds}
+        (tmp_path / f"run_time_{name.replace('/', '_')}.json").write_text(json.dumps(record))
+    assert full_mode_check.short_notebooks(tmp_path) == ["notebooks/00_a.ipynb"]
+    assert "notebooks/02_stn_on_mnist.ipynb" in full_mode_check.short_notebooks()
+
+
+def test_the_full_mode_check_finds_a_stored_error_and_a_changed_file(full_mode_check, tmp_path):
+    notebook = tmp_path / "x.ipynb"
+    cells = [{"cell_type": "code", "outputs": [{"output_type": "stream", "text": "ok"}]},
+             {"cell_type": "code", "outputs": [{"output_type": "error", "ename": "ValueError"}]}]
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert full_mode_check.stored_errors(notebook) == ["cell 1: ValueError"]
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    assert full_mode_check.changed_files(tmp_path) == ["?? x.ipynb"]
