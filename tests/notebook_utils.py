@@ -22,3 +22,16 @@ def assert_stored_from_a_full_run_without_errors(path: Path) -> None:
             text = "".join(output.get("text", ""))
             for marker in ("STN_COURSE_QUICK", "stn_course_test_", "/work/", "/tmp/", "/root/", "/home/"):
                 assert marker not in text, f"{path.name}: an output shows {marker!r}: {source(cell)[:80]}"
+
+
+def code_cell(path: Path, start: str) -> str:
+    """The source of the one code cell of ``path`` whose source starts with ``start``."""
+    found = [source(c) for c in cells(path) if c["cell_type"] == "code" and source(c).startswith(start)]
+    assert len(found) == 1, f"{path.name}: {len(found)} code cells start with {start!r}"
+    return found[0]
+
+
+def planted(code: str, mistake: str, instead: str) -> str:
+    """``code`` with the learner's mistake planted: ``mistake`` (which must occur once) replaced by ``instead``."""
+    assert code.count(mistake) == 1, f"{mistake!r} occurs {code.count(mistake)} times"
+    return code.replace(mistake, instead)
