@@ -21,7 +21,7 @@ results file), ``recording`` (θ recorded while a transformer trains), ``runlock
 back and checked) and ``report`` (the tables), ``plot``
 (drawing primitives), the ``figures`` package (each notebook's
 figures: ``figures.concepts``, ``figures.sampling``, ``figures.training``, ``figures.visualising``,
-``figures.traffic_signs``, ``figures.vision_transformers``) and ``widgets``
+``figures.traffic_signs``, ``figures.vision_transformers``, ``figures.clinic``) and ``widgets``
 (the θ explorer).
 """
 __version__ = "0.1.0"

@@ -193,8 +193,12 @@ def health_check(model: nn.Module, images: torch.Tensor, transformer: nn.Module 
     Args:
         model: a trained or training classifier (run in eval mode; its mode is given back).
         images: a batch of test images (a few hundred is plenty).
-        transformer: the module that samples; default :func:`find_transformer`'s choice.
+        transformer: the module that samples; default :func:`find_transformer`'s choice (after
+            one forward pass if need be: a module may set ``last_theta`` only when it runs).
     """
+    if transformer is None and not any(hasattr(module, "last_theta") for module in model.modules()):
+        with evaluating(model), torch.no_grad():
+            model(images[:1])
     transformer = transformer or find_transformer(model)
     inputs, outputs = _run(model, transformer, images)
     raw = transformer.last_theta.detach().cpu()

@@ -262,3 +262,25 @@ def test_a_theta_the_same_for_every_image_is_a_saturated_bound_or_a_localisation
         saturated.localisation[-1].bias.copy_(torch.tensor([1e3, -1e3, -1e3, 1e3, -1e3, 1e3]))
     report = check(classifier_with(saturated))
     assert health.SATURATED.format(share=1.0) in report.verdicts and health.CONSTANT not in report.verdicts
+
+
+class _SetsThetaWhenItRuns(nn.Module):
+    """A learner's transformer that creates ``last_theta`` in its forward pass only (notebook 08's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = (torch.eye(2, 3) * self.scale).expand(len(x), 2, 3)
+        self.last_theta = theta.detach()
+        return F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+
+
+def test_a_transformer_that_sets_last_theta_only_when_it_runs_is_found_before_its_first_forward():
+    model = _SetsThetaWhenItRuns()
+    report = health_check(model, blobs(8)[0])
+    assert report.transformer == "" and report.transformers == 1
+    assert report.zoom == (1.0,) * 5 and report.verdicts[0].startswith("θ is exactly the identity")
+    with pytest.raises(ValueError, match="last_theta"):  # a model with no transformer at all still says so
+        health_check(ConvClassifier((1, 28, 28), MEAN, STD), blobs(8)[0])

@@ -21,6 +21,8 @@ module                                    notebooks
 :mod:`stn_course.figures.traffic_signs`   06 (GTSRB's classes, sizes, zoom, per-class errors)
 :mod:`stn_course.figures.vision_transformers`  07 (patches, positional similarity, where a ViT
                                           and a spatial transformer look, deformable sampling)
+:mod:`stn_course.figures.clinic`          08 (a clinic case: its runs over training, the regions
+                                          their θ sample, their outputs; every case's accuracy)
 ========================================  ======================================================
 
 Saving a figure: :func:`stn_course.files.save_figure`.
