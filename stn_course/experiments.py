@@ -9,6 +9,7 @@ and the command that reproduces it is stored beside it in ``results/<run>.json``
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -24,9 +25,10 @@ from .recipes import DATASETS, FINAL_DROP_AT, RunConfig, training_augmentation
 from .registry import build_classifier
 from .results import record_result
 from .runlock import run_lock
-from .shipped import load_shipped_checkpoint
+from .shipped import fetch_shipped_checkpoint, load_shipped_checkpoint
 from .train import History, fit, parameter_groups, print_log
-from .utils import checkpoint_dir, get_device, results_dir, set_seed, shipped_checkpoint_dir
+from .utils import (checkpoint_dir, get_device, has_repository, recorded_results_dir, results_dir, set_seed,
+                    shipped_checkpoint_dir)
 from .validation import InvalidSettingError
 
 
@@ -84,6 +86,40 @@ def run_experiment(config: RunConfig, device: torch.device | None = None,
     early = options.get("use_checkpoints", True) and not shipped
     with run_lock(checkpoint) if early else contextlib.nullcontext():
         return train_experiment(build_experiment(config, device), save=save, **options)
+
+
+def run_if_available(config: RunConfig, device: torch.device | None = None, train_if_missing: bool = False,
+                     **options) -> Experiment | None:
+    """"Load if present, otherwise train, if asked": :func:`run_experiment` when the run's model
+    is shipped with the course (downloaded on Colab), or has a checkpoint of yours (finished or
+    interrupted), or in quick mode, or when ``train_if_missing``; otherwise print one line, the
+    training it would take (from the course's record of the run) and the flag that allows it,
+    and return None. For runs too long to start unannounced (notebooks 03 and 04)."""
+    name = config.name
+    present = (checkpoint_dir() / f"{name}.pt").exists() or (shipped_checkpoint_dir() / f"{name}.pt").exists()
+    if present or train_if_missing or config.quick:
+        return run_experiment(config, device, **options)
+    cost = training_cost(config)
+    if fetch_shipped_checkpoint(name, instead=f"not training it ({cost}; set TRAIN_IF_MISSING = True to train it)"):
+        return run_experiment(config, device, **options)
+    if has_repository():  # else the failed download said it, in one line
+        print(f"{name} is not shipped with the course and has no checkpoint here: not training it ({cost}). "
+              f"Set TRAIN_IF_MISSING = True at the top to train it here.")
+    return None
+
+
+def training_cost(config: RunConfig) -> str:
+    """What training ``config`` takes, from the course's record of the run if there is one:
+    ``"the course's run took 47 min on a 2-core CPU, 60 epochs"``; else its epochs."""
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    path = recorded_results_dir() / f"{config.name}.json"
+    try:
+        record = json.loads(path.read_text())
+        machine = record["machine"]
+        where = machine["cuda"] if machine.get("cuda") else f"a {machine['cpu_count']}-core CPU"
+        return f"the course's run took {record['seconds_total'] / 60:.0f} min on {where}, {epochs}"
+    except (OSError, ValueError, KeyError, TypeError):  # no record (or not a run's): the epochs alone
+        return f"{epochs} to train"
 
 
 def train_experiment(experiment: Experiment, save: bool = True, use_checkpoints: bool = True,

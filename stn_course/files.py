@@ -4,7 +4,8 @@ place, then renamed), and a redrawn picture that looks the same leaves the old f
 * :func:`write_atomically`: call a writer on a temporary file, then rename it into place;
 * :func:`save_atomically`: ``torch.save`` through :func:`write_atomically` (checkpoints, caches);
 * :func:`save_figure`: a figure into the output folder's ``plots/`` (:func:`stn_course.utils.plots_dir`);
-* :func:`replace_if_changed`, :func:`images_look_the_same`: keep a picture file unless it changed.
+* :func:`replace_if_changed`, :func:`images_look_the_same`: keep a picture file unless it changed;
+* :func:`show_course_figure`: show the course's own figure ``plots/<name>`` (a run not shipped).
 """
 from __future__ import annotations
 
@@ -48,6 +49,22 @@ def save_figure(fig, name: str, dpi: int = 100):
 
     replace_if_changed(plots_dir() / name, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
     return fig
+
+
+def show_course_figure(name: str) -> None:
+    """Display the course's own figure ``plots/<name>``, drawn by its run of a model that is not
+    shipped (so a notebook can show it without training), or say where it is when the
+    repository is not here (Colab)."""
+    from IPython.display import Image, display
+
+    from .utils import has_repository, repo_root
+
+    path = repo_root() / "plots" / name
+    if not has_repository() or not path.exists():
+        print(f"The course's figure of this run is plots/{name} in the course's repository.")
+        return
+    print(f"The course's figure, drawn from its own run of the model (plots/{name}):")
+    display(Image(filename=str(path)))
 
 
 def images_look_the_same(first, second, level: int = 16, share: float = 1e-3) -> bool:

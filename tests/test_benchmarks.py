@@ -153,8 +153,12 @@ def test_gtsrb_selection_dry_run_prints_every_validation_command_and_runs_nothin
     assert len(gtsrb_selection.CANDIDATES) <= 14, "at most 15 candidates, the combined one included"
     assert gtsrb_selection.main(["--dry-run"], runner=_never) == 0
     lines = capsys.readouterr().out.splitlines()
-    commands = [line for line in lines if line.startswith("to run   python -m stn_course train ")]
+    commands = [line[9:] for line in lines if line.startswith(("to run   python -m stn_course train ",
+                                                                "done     python -m stn_course train "))]
     assert len(commands) == len(gtsrb_selection.CANDIDATES) == len(set(commands))
+    for line in lines[1:1 + len(commands)]:  # done exactly when its record is in results/ (the runs go on)
+        name = gtsrb_selection.candidate_config(gtsrb_selection.CANDIDATES[lines.index(line) - 1]).name
+        assert line.startswith("done" if gtsrb_selection.recorded(name) else "to run"), line
     assert all("--dataset gtsrb-val " in line and line.endswith(" --record") for line in commands)
     assert "--model gtsrb-bn-cnn " in commands[1] and all("--model gtsrb-bn-st-cnn " in c for c in commands[2:])
     assert "--epochs 10 " in commands[0] and "--set amp=true" in commands[0] and "--ship" not in " ".join(commands)

@@ -199,3 +199,52 @@ def test_ctrl_c_says_where_the_run_stopped_and_the_same_call_resumes(tmp_path, m
     history = experiments.run_experiment(config, use_shipped=False).history
     assert history.epochs == 2 and history.trained_now == 1
     assert issubclass(experiments.TrainingInterrupted, KeyboardInterrupt), "notebooks see a KeyboardInterrupt"
+
+
+# --- run_if_available: runs too long to start unannounced (notebooks 03 and 04) ---
+
+UNSHIPPED = default_config("clutter-mnist", "st-cnn-aff", 8)  # recorded in results/, not shipped
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("run_if_available trained or loaded a run it should have announced")
+
+
+def test_a_run_not_shipped_is_announced_with_its_minutes_and_not_trained(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(experiments, "run_experiment", _must_not_run)
+    assert not (experiments.shipped_checkpoint_dir() / f"{UNSHIPPED.name}.pt").exists()
+    assert experiments.run_if_available(UNSHIPPED) is None
+    lines = capsys.readouterr().out.splitlines()
+    record = json.loads((experiments.recorded_results_dir() / f"{UNSHIPPED.name}.json").read_text())
+    minutes = f"{record['seconds_total'] / 60:.0f} min"
+    assert len(lines) == 1 and lines[0].startswith(f"{UNSHIPPED.name} is not shipped with the course")
+    assert f"the course's run took {minutes} on a 2-core CPU, 8 epochs" in lines[0]
+    assert "Set TRAIN_IF_MISSING = True" in lines[0]
+
+
+def test_a_run_with_a_checkpoint_the_flag_or_quick_mode_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(experiments, "run_experiment", lambda config, device=None, **options: ("ran", options))
+    assert experiments.run_if_available(UNSHIPPED, train_if_missing=True, replay_log=True) == ("ran", {"replay_log": True})
+    assert experiments.run_if_available(replace(UNSHIPPED, quick=True)) == ("ran", {})
+    (tmp_path / f"{UNSHIPPED.name}.pt").write_bytes(b"")  # yours, finished or interrupted
+    assert experiments.run_if_available(UNSHIPPED) == ("ran", {})
+
+
+def test_without_the_repository_a_failed_download_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """Colab: the run is looked for online first; when that fails, one line says what failed
+    and that nothing trains without the flag."""
+    from stn_course import shipped
+
+    monkeypatch.setenv("STN_COURSE_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("STN_COURSE_REPO_URL", "http://127.0.0.1:9/nowhere")  # refused at once
+    monkeypatch.setattr(shipped, "has_repository", lambda: False)
+    monkeypatch.setattr(experiments, "has_repository", lambda: False)
+    monkeypatch.setattr(experiments, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setattr(shipped, "shipped_checkpoint_dir", lambda: tmp_path / "shipped")
+    monkeypatch.setattr(experiments, "run_experiment", _must_not_run)
+    assert experiments.run_if_available(UNSHIPPED) is None
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Could not download the shipped model {UNSHIPPED.name}")
+    assert "not training it (the course's run took" in lines[0] and "set TRAIN_IF_MISSING = True" in lines[0]
