@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import SeriesSTClassifier, SpatialTransformer, compose_affine, transformer_of
-from .parameterisation import params_from_theta
+from .parameterisation import params_from_theta, zoom_from_theta
 from .utils import evaluating
 
 
@@ -66,7 +66,7 @@ def last_classifier_conv(model: nn.Module) -> nn.Conv2d:
 
 
 def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = None,
-             target: torch.Tensor | None = None) -> torch.Tensor:
+             target: torch.Tensor | None = None, normalise: bool = True) -> torch.Tensor:
     """Grad-CAM heat maps (Selvaraju et al., 2017): where ``layer`` looks for the class.
 
     Args:
@@ -75,8 +75,11 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
         layer: a convolution of the model (default :func:`last_classifier_conv`). For an
             ST-CNN that layer sees the *transformed* image, so the map is in its coordinates.
         target: classes ``(N,)`` to explain; default the predicted ones.
+        normalise: scale each map to a maximum of 1 (for drawing). Set False to compare maps'
+            strengths, e.g. one image's maps for two classes.
     Returns:
-        ``(N, H_l, W_l)`` maps in [0, 1] at the layer's resolution, on the CPU.
+        ``(N, H_l, W_l)`` maps at the layer's resolution, on the CPU: in [0, 1] if
+        ``normalise``, else in the units of activation x gradient (>= 0).
     """
     layer = layer or last_classifier_conv(model)
     captured: list[torch.Tensor] = []
@@ -92,6 +95,8 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
         handle.remove()
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * activations).sum(dim=1)).detach()
+    if not normalise:
+        return cam.cpu()
     peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12).view(-1, 1, 1)
     return (cam / peak).cpu()
 
@@ -99,9 +104,11 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module | None = N
 def decomposed_theta(model: nn.Module, images: torch.Tensor) -> dict:
     """The affine θ the model's transformer predicts for ``images`` ``(N, C, H, W)``,
     decomposed into angle (degrees), scale, shear and translation, arrays of ``N``
-    (:func:`stn_course.parameterisation.params_from_theta`)."""
+    (:func:`stn_course.parameterisation.params_from_theta`), and its ``zoom``
+    (:func:`stn_course.parameterisation.zoom_from_theta`: 1/√|det A|, above 1 magnifies)."""
     transformer = transformer_of(model)
     if transformer is None or transformer.transform != "affine":
         raise ValueError("decomposed_theta needs a model with an affine SpatialTransformer")
     _, params, _ = apply_transformer(model, images)
-    return params_from_theta(params.view(-1, 2, 3).double().numpy())
+    theta = params.view(-1, 2, 3).double().numpy()
+    return {**params_from_theta(theta), "zoom": zoom_from_theta(theta)}

@@ -57,18 +57,22 @@ def test_histories_figure_draws_one_line_per_run_in_both_panels():
 
 
 def test_theta_distributions_histogram_each_model_and_mark_the_identity():
-    from stn_course.parameterisation import params_from_theta, theta_from_params
+    from stn_course.parameterisation import params_from_theta, theta_from_params, zoom_from_theta
 
-    zoomed = params_from_theta(np.stack([theta_from_params(angle=10, scale=0.5, translation=(0.2, 0.0))] * 5))
-    identity = params_from_theta(np.stack([np.eye(2, 3)] * 5))
+    def decomposed(theta):  # what stn_course.inspection.decomposed_theta returns
+        return {**params_from_theta(theta), "zoom": zoom_from_theta(theta)}
+
+    zoomed = decomposed(np.stack([theta_from_params(angle=10, scale=0.5, translation=(0.2, 0.0))] * 5))
+    identity = decomposed(np.stack([np.eye(2, 3)] * 5))
     fig = training.plot_theta_distributions({"zoomed": zoomed, "identity": identity})
     rotation_ax, zoom_ax, tx_ax, ty_ax = fig.axes
     labels = [container.patches[0].get_label() for container in rotation_ax.containers]
     assert labels == ["zoomed", "identity"]
-    # the zoomed model's five images all land in the zoom-0.5 bin, the identity's at 1
+    # the zoomed model's five images (scale 0.5: zoom 2, magnified) all land in one bin at 2, the identity's at 1
     zoom_bins = {label: [(patch.get_x(), patch.get_height()) for patch in container.patches
                          if patch.get_height() > 0] for label, container in zip(labels, zoom_ax.containers)}
     (left, count), = zoom_bins["zoomed"]
-    assert count == 5 and left <= 0.5 < left + zoom_ax.containers[0].patches[0].get_width()
+    assert count == 5 and left <= 2.0 < left + zoom_ax.containers[0].patches[0].get_width()
+    assert zoom_ax.get_title() == "zoom (>1 magnifies)"
     assert zoom_bins["identity"][0][1] == 5 and zoom_bins["identity"][0][0] <= 1.0
     assert [line.get_xdata()[0] for line in (rotation_ax.lines[0], zoom_ax.lines[0], tx_ax.lines[0])] == [0, 1, 0]

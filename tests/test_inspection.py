@@ -99,6 +99,7 @@ def test_decomposed_theta_reads_the_transformers_theta():
     params = inspection.decomposed_theta(model, torch.rand(3, 1, 28, 28))
     np.testing.assert_allclose(params["angle"], [30, 30, 30], atol=1e-4)
     np.testing.assert_allclose(params["scale"][0], [0.8] * 3, atol=1e-5)
+    np.testing.assert_allclose(params["zoom"], [1 / 0.8] * 3, rtol=1e-5)  # the one zoom: above 1 magnifies
     with pytest.raises(ValueError, match="affine"):
         inspection.decomposed_theta(build_classifier("cnn", (1, 28, 28), MEAN, STD), torch.rand(1, 1, 28, 28))
 

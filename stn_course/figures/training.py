@@ -156,11 +156,12 @@ def plot_recovered_vs_applied(applied: dict, recovered: dict, quantities: dict |
 def plot_theta_distributions(decomposed: dict) -> Figure:
     """Histograms of what trained affine transformers do over a set of images, one colour
     per model (label → the dict of :func:`stn_course.inspection.decomposed_theta`): rotation
-    (degrees), zoom (``sqrt(|sx * sy|)``: below 1 zooms in), and horizontal and vertical
+    (degrees), zoom (its ``zoom``, :func:`stn_course.parameterisation.zoom_from_theta`: above 1
+    magnifies), and horizontal and vertical
     translation (normalised units: 1 is half the image). The identity is a dashed line."""
     quantities = {
         "rotation (°)": (lambda p: p["angle"], 0.0),
-        "zoom √|sx·sy|": (lambda p: np.sqrt(np.abs(p["scale"][0] * p["scale"][1])), 1.0),
+        "zoom (>1 magnifies)": (lambda p: p["zoom"], 1.0),
         "translation x": (lambda p: p["translation"][0], 0.0),
         "translation y": (lambda p: p["translation"][1], 0.0),
     }
