@@ -36,9 +36,15 @@ def test_dataset_figures_show_every_class_and_its_count():
 
 
 def test_zoom_and_per_class_error_figures():
-    fraction = np.linspace(0.5, 0.9, 20)
-    fig = traffic_signs.plot_zoom_vs_size(fraction, fraction * 0.9, 0.95)
-    assert len(fig.axes[0].collections) >= 1
+    from stn_course.traffic_signs import crop_analysis
+
+    fraction = torch.linspace(0.5, 0.9, 20)
+    theta = torch.zeros(20, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = fraction * 0.9  # zoom 1 / (0.9 fraction)
+    crop = crop_analysis(theta, fraction, torch.linspace(30, 200, 20))
+    fig = traffic_signs.plot_zoom_vs_size(crop)
+    assert len(fig.axes[0].collections) >= 1 and len(fig.axes) == 2, "the scatter and its colour bar"
+    assert fig.axes[0].get_title().startswith("r = 1.00; with the original side fixed")
     errors = {"cnn": torch.rand(len(GTSRB_CLASSES)), "st-cnn": torch.rand(len(GTSRB_CLASSES))}
     fig = traffic_signs.plot_per_class_errors(errors, GTSRB_CLASSES)
     assert len(fig.axes[0].patches) == 2 * len(GTSRB_CLASSES)

@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..gtsrb import GTSRBData
-from ..traffic_signs import sign_fraction
+from ..traffic_signs import CropAnalysis, sign_fraction
 from ..plot import as_hwc, new_figure
 
 
@@ -57,17 +57,22 @@ def plot_sizes(data: GTSRBData) -> Figure:
     return fig
 
 
-def plot_zoom_vs_size(fraction: np.ndarray, zoom: np.ndarray, correlation: float) -> Figure:
-    """Scatter of the transformer's zoom against the sign's true share of the image side."""
-    fig = new_figure((4.6, 4.0), layout="constrained")
+def plot_zoom_vs_size(crop: CropAnalysis) -> Figure:
+    """The input transformer's zoom against the zoom that would fill the frame with the sign's box
+    (a :class:`stn_course.traffic_signs.CropAnalysis`), each point coloured by its photograph's
+    original side: the colour shows how much of the correlation is the photograph's size."""
+    fig = new_figure((5.4, 4.0), layout="constrained")
     ax = fig.subplots()
-    ax.scatter(fraction, zoom, s=4, alpha=0.4)
-    low, high = min(fraction.min(), zoom.min()), max(fraction.max(), zoom.max())
-    ax.plot([low, high], [low, high], "k--", lw=1, label="zoom = sign size")
-    ax.set(xlabel="sign box side / image side (from the metadata)",
-           ylabel="sampled side / image side (input transformer)",
-           title=f"Pearson correlation r = {correlation:.2f}")
-    ax.legend(loc="upper left")
+    points = ax.scatter(crop.fill, crop.zoom, s=4, alpha=0.5, c=np.log2(crop.side), cmap="viridis")
+    low, high = min(crop.fill.min(), crop.zoom.min()), max(crop.fill.max(), crop.zoom.max())
+    ax.plot([low, high], [low, high], "k--", lw=1, label="zoom = fill zoom (crops to the box)")
+    ax.set(xlabel="fill zoom: 1 / (sign box side / image side)", ylabel="input transformer's zoom (>1 magnifies)",
+           title=f"r = {crop.r_zoom_fill:.2f}; with the original side fixed, {crop.r_partial:.2f}")
+    bar = fig.colorbar(points, ax=ax)
+    bar.set_label("original side (pixels)")
+    ticks = np.arange(np.floor(np.log2(crop.side.min())), np.ceil(np.log2(crop.side.max())) + 1)
+    bar.set_ticks(ticks, labels=[f"{2 ** t:.0f}" for t in ticks])
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
