@@ -1,7 +1,8 @@
 """stn-course: Spatial Transformer Networks, from a NumPy sampler to trained PyTorch models.
 
 Modules follow the course's ideas: ``utils`` (seeds, device, paths, run mode), ``files``
-(atomic writes, saved figures), ``data`` (MNIST and CIFAR-10 as tensors), ``gtsrb`` (traffic
+(atomic writes, saved figures), ``course_files`` (the course's results, figures and recordings
+without the repository, on Colab), ``data`` (MNIST and CIFAR-10 as tensors), ``gtsrb`` (traffic
 signs with their metadata), ``gtsrb_jitter`` (its test set turned, zoomed and shifted), ``cache`` (decoded tensors kept on disk), ``loader`` (the batch
 loader), ``augment`` (tensor augmentations), ``sampler`` (the NumPy reference grid generator
 and sampler), ``conventions`` (what it shares with the torch code), ``array_checks`` (its

@@ -53,14 +53,14 @@ def save_figure(fig, name: str, dpi: int = 100):
 
 def show_course_figure(name: str) -> None:
     """Display the course's own figure ``plots/<name>``, drawn by its run of a model that is not
-    shipped (so a notebook can show it without training), or say where it is when the
-    repository is not here (Colab)."""
+    shipped (so a notebook can show it without training): the repository's, or downloaded
+    from it (Colab); if neither, say where it is."""
     from IPython.display import Image, display
 
-    from .utils import has_repository, repo_root
+    from .course_files import course_file
 
-    path = repo_root() / "plots" / name
-    if not has_repository() or not path.exists():
+    path = course_file(f"plots/{name}")  # the repository's, or downloaded from it (Colab)
+    if path is None:
         print(f"The course's figure of this run is plots/{name} in the course's repository.")
         return
     print(f"The course's figure, drawn from its own run of the model (plots/{name}):")

@@ -36,7 +36,8 @@ from .models import transformer_of
 from .recipes import RunConfig, default_config
 from .files import write_atomically
 from .results import save_result
-from .utils import checkpoint_dir, machine_info, shipped_checkpoint_dir
+from .course_files import download
+from .utils import checkpoint_dir, has_repository, machine_info, shipped_checkpoint_dir
 
 
 def evolution_run(dataset: str, model: str) -> RunConfig:
@@ -66,9 +67,14 @@ def evolution_path(run: RunConfig = EVOLUTION_RUN) -> Path:
 
 
 def find_evolution(run: RunConfig = EVOLUTION_RUN) -> Path:
-    """The shipped recording if it is there, else a learner's own: the same file name under
-    :func:`stn_course.utils.checkpoint_dir` (outside the repository; it may not exist yet)."""
+    """The shipped recording if it is there (installed without the repository: downloaded from
+    it once), else a learner's own: the same file name under :func:`stn_course.utils.checkpoint_dir`
+    (outside the repository; it may not exist yet)."""
     shipped = evolution_path(run)
+    if not shipped.exists() and not has_repository():  # Colab: the repository's recording, downloaded once
+        problem = download(f"checkpoints/{shipped.name}", shipped)
+        if problem:
+            print(f"The shipped recording {shipped.name}: {problem}.")
     return shipped if shipped.exists() else checkpoint_dir() / shipped.name
 
 

@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .recipes import RunConfig
-from .utils import repo_root
+from .utils import recorded_results_dir
 
 
 class BadResultWarning(UserWarning):
@@ -99,7 +99,7 @@ def load_run_results(folder: Path | None = None) -> list[dict]:
     """Every training result (``results/*.json`` with a test accuracy or a config), sorted by
     name. A file that cannot be read or lacks what the tables need is left out, with a
     :class:`BadResultWarning` naming it: a bad record is never used."""
-    folder = folder or repo_root() / "results"
+    folder = folder or recorded_results_dir()
     records = []
     for path in sorted(folder.glob("*.json")):
         record = read_result(path)
@@ -116,7 +116,7 @@ def load_run_results(folder: Path | None = None) -> list[dict]:
 def load_error_results(folder: Path | None = None) -> list[dict]:
     """Every error analysis (``results/errors_*.json``, :func:`stn_course.results.record_errors`), sorted by run;
     a bad file is left out with a :class:`BadResultWarning` naming it."""
-    folder = folder or repo_root() / "results"
+    folder = folder or recorded_results_dir()
     records = []
     for path in sorted(folder.glob("errors_*.json")):
         record = read_result(path)

@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 from .published import CIFAR10_REPORTED, GTSRB_PUBLISHED, PAPER_TABLE1
 from .records import config_of, load_error_results, load_run_results
 from .recipes import FINAL_DROP_AT, recipe_config, recipe_parts
-from .utils import repo_root
+from .course_files import write_results_index
+from .utils import recorded_results_dir, repo_root
 
 
 def errors_table(records: list[dict], confusions: int = 3) -> str:
@@ -156,7 +157,7 @@ _NOT_RECORDED = "(no benchmark recorded yet: run `python benchmarks/{}.py`)"
 
 def _benchmark_record(folder: Path | None, name: str) -> dict | None:
     """``<folder>/<name>_benchmark.json`` (``results/`` by default), or None if never recorded."""
-    path = (folder or repo_root() / "results") / f"{name}_benchmark.json"
+    path = (folder or recorded_results_dir()) / f"{name}_benchmark.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -313,11 +314,12 @@ def readme_with_blocks(text: str) -> str:
 
 
 def update_readme_results(readme: Path | None = None, results: Path | None = None) -> None:
-    """Rewrite the README's generated blocks (:func:`readme_with_blocks`) and ``RESULTS.md``
-    (:func:`results_page`) from ``results/``."""
+    """Rewrite the README's generated blocks (:func:`readme_with_blocks`), ``RESULTS.md``
+    (:func:`results_page`) and ``results/index.txt`` from ``results/``."""
     readme = readme or repo_root() / "README.md"
     readme.write_text(readme_with_blocks(readme.read_text()))
     (results or repo_root() / "RESULTS.md").write_text(results_page())
+    write_results_index()  # the list a copy without the repository downloads (stn_course.course_files)
 
 
 TABLE1_COLUMNS = {"R": "rot-mnist", "RTS": "rts-mnist", "P": "proj-mnist", "E": "elastic-mnist", "TC": "clutter-mnist"}

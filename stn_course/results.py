@@ -20,7 +20,9 @@ from .analysis import collect_errors, error_summary
 from .checkpoints import unidentified_checkpoint_error
 from .files import write_atomically
 from .models import count_parameters
-from .utils import checkpoint_dir, is_quick, machine_info, output_root, recorded_results_dir, results_dir
+from .course_files import write_results_index
+from .utils import (checkpoint_dir, has_repository, is_quick, machine_info, output_root, recorded_results_dir,
+                    results_dir)
 
 if TYPE_CHECKING:
     from .experiments import Experiment
@@ -41,6 +43,8 @@ def save_result(name: str, payload: dict[str, Any], command: str, record: bool |
     }
     path = results_dir(record) / f"{name}.json"
     write_atomically(path, lambda tmp: tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n"))
+    if path.parent == recorded_results_dir() and has_repository():  # what Colab downloads lists every record
+        write_results_index(path.parent)
     return path
 
 

@@ -207,8 +207,13 @@ def plots_dir() -> Path:
 
 
 def recorded_results_dir() -> Path:
-    """The course's recorded results, ``results/`` in the repository (read by the tables)."""
-    return repo_root() / "results"
+    """The course's recorded results (read by the tables): ``results/`` in the repository, or,
+    installed without it (Colab), a local copy downloaded once (:mod:`stn_course.course_files`)."""
+    if has_repository():
+        return repo_root() / "results"
+    from .course_files import course_results_dir  # here: it imports this module
+
+    return course_results_dir()
 
 
 def should_record(record: bool | None = None) -> bool:

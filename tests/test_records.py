@@ -17,8 +17,12 @@ def results_copy(tmp_path, monkeypatch):
     shutil.copytree(recorded_results_dir(), folder)
     from stn_course import records, report
 
-    monkeypatch.setattr(records, "repo_root", lambda: tmp_path)  # the records are read from here
+    from stn_course import course_files
+
+    monkeypatch.setattr(records, "recorded_results_dir", lambda: folder)  # the records are read from here
+    monkeypatch.setattr(report, "recorded_results_dir", lambda: folder)
     monkeypatch.setattr(report, "repo_root", lambda: tmp_path)  # and the README and RESULTS.md written here
+    monkeypatch.setattr(course_files, "repo_root", lambda: tmp_path)  # and the results' index
     return folder
 
 
