@@ -16,6 +16,11 @@ def test_the_results_index_lists_every_record():
         "run python -m stn_course report --update-readme (or record with --record, which keeps it)"
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name): no line per request
+        pass
+
+
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """The repository served at http://127.0.0.1:<port>/raw/main/..., and the package told it runs
@@ -23,8 +28,7 @@ def served(tmp_path, monkeypatch):
     root = tmp_path / "site"
     (root / "raw").mkdir(parents=True)
     (root / "raw" / "main").symlink_to(repo_root())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("STN_COURSE_REPO_URL", f"http://127.0.0.1:{server.server_port}")
