@@ -23,18 +23,23 @@ def local_copy_root() -> Path:
     return checkpoint_dir() / "course"
 
 
+def raw_url(relative: str) -> str:
+    """``<REPO_URL>/raw/main/<relative>``: where the repository serves its file ``relative``."""
+    return f"{repo_url()}/raw/main/{relative}"
+
+
 def download(relative: str, destination: Path) -> str | None:
-    """Download ``<REPO_URL>/raw/main/<relative>`` to ``destination``; None if it worked, else
-    what failed, in one line (no network, not in the repository, a wrong ``STN_COURSE_REPO_URL``)."""
+    """Download the repository's file ``relative`` (:func:`raw_url`) to ``destination``; None if
+    it worked, else why not, in one line (no network, not in the repository, a wrong
+    ``STN_COURSE_REPO_URL``). The one download of the course's files: checkpoints too."""
     import torch  # here: the rest of the module needs no torch
 
-    url = f"{repo_url()}/raw/main/{relative}"
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(url, str(destination), progress=False)
+        torch.hub.download_url_to_file(raw_url(relative), str(destination), progress=False)
     except Exception as error:  # urllib, HTTP, file errors: said, never raised at the learner
         destination.unlink(missing_ok=True)
-        return f"could not download {url} ({' '.join(str(error).split()) or type(error).__name__})"
+        return " ".join(str(error).split()) or type(error).__name__
     return None
 
 
@@ -49,7 +54,7 @@ def course_file(relative: str) -> Path | None:
     if not path.exists():
         problem = download(relative, path)
         if problem:
-            print(f"The course's file {relative}: {problem}.")
+            print(f"The course's file {relative}: could not download {raw_url(relative)} ({problem}).")
             return None
     return path
 

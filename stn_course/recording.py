@@ -36,7 +36,7 @@ from .models import transformer_of
 from .recipes import RunConfig, default_config
 from .files import write_atomically
 from .results import save_result
-from .course_files import download
+from .course_files import download, raw_url
 from .utils import checkpoint_dir, has_repository, machine_info, shipped_checkpoint_dir
 
 
@@ -74,7 +74,8 @@ def find_evolution(run: RunConfig = EVOLUTION_RUN) -> Path:
     if not shipped.exists() and not has_repository():  # Colab: the repository's recording, downloaded once
         problem = download(f"checkpoints/{shipped.name}", shipped)
         if problem:
-            print(f"The shipped recording {shipped.name}: {problem}.")
+            print(f"The shipped recording {shipped.name}: could not download "
+                  f"{raw_url(f'checkpoints/{shipped.name}')} ({problem}).")
     return shipped if shipped.exists() else checkpoint_dir() / shipped.name
 
 

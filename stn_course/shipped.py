@@ -13,12 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from .checkpoints import load_checkpoint, restoring, run_identity, save_checkpoint
 from .results import describe_finished_run
 from .train import History
-from .utils import checkpoint_dir, has_repository, repo_root, repo_url, shipped_checkpoint_dir
+from .course_files import download, raw_url
+from .utils import checkpoint_dir, has_repository, repo_root, shipped_checkpoint_dir
 
 if TYPE_CHECKING:
     from .experiments import Experiment
@@ -46,14 +45,10 @@ def fetch_shipped_checkpoint(name: str, instead: str = "training it instead") ->
     if has_repository():
         return False
     path = shipped_checkpoint_dir() / f"{name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    url = f"{repo_url()}/raw/main/checkpoints/{name}.pt"
-    try:
-        torch.hub.download_url_to_file(url, str(path), progress=False)
-    except Exception as error:  # not shipped, or no network: the caller trains instead
-        path.unlink(missing_ok=True)
-        reason = " ".join(str(error).split()) or type(error).__name__  # one line, whatever the error says
-        print(f"Could not download the shipped model {name} from {url} ({reason}): {instead}.")
+    problem = download(f"checkpoints/{name}.pt", path)
+    if problem:  # not shipped, or no network: the caller does what ``instead`` says
+        print(f"Could not download the shipped model {name} from {raw_url(f'checkpoints/{name}.pt')} ({problem}): "
+              f"{instead}.")
         return False
     return True
 
