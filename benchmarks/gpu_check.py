@@ -49,7 +49,7 @@ MAIN_MODELS = {
     "03": ("rts-mnist", "st-cnn-aff"),
     "04": ("cifar10", "cifar-st-resnet"),
     "05": ("rts-mnist", "st-series"),
-    "06": ("gtsrb", "gtsrb-st-cnn"),
+    "06": ("gtsrb", "gtsrb-bn-st-cnn"),
     "07": ("rts-mnist", "st-vit"),
 }
 NO_CUDA = ("gpu_check: no CUDA device (torch.cuda.is_available() is False): this check needs a GPU. "

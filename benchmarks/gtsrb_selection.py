@@ -34,6 +34,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+from stn_course.gtsrb_results import SELECTION_RECORD
 from stn_course.names import MODEL_OPTIONS
 from stn_course.recipes import RunConfig, default_config
 from stn_course.results import save_result
@@ -46,8 +47,6 @@ BASE_SETTINGS = {"label_smoothing": 0.1, "brightness_contrast": 0.3, "channels_l
 BASE_EPOCHS = 10
 #: the seeds of the final runs
 FINAL_SEEDS = (0, 1, 2)
-#: the name of the selection's record in results/
-SELECTION_RECORD = "gtsrb_selection"
 
 
 @dataclass(frozen=True)

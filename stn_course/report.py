@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .gtsrb_results import final_runs, final_table, jitter_table, load_jitter_results, load_selection
 from .published import CIFAR10_REPORTED, GTSRB_PUBLISHED, PAPER_TABLE1
 from .records import config_of, load_error_results, load_run_results
 from .recipes import FINAL_DROP_AT, recipe_config, recipe_parts
@@ -180,26 +181,31 @@ def best_run(chosen: dict[tuple[str, str, str], dict], dataset: str,
 def gtsrb_table(records: Sequence[dict]) -> str:
     """Markdown: the published GTSRB results (:data:`stn_course.published.GTSRB_PUBLISHED`)
     and our GTSRB runs (results JSON records from :func:`load_run_results`) in one table."""
-    lines = ["| model | test accuracy | input | augmentation | epochs | training time | source |",
-             "| --- | ---: | --- | --- | ---: | ---: | --- |"]
+    lines = ["| model | test accuracy | input | augmentation | epochs | hardware, training time | source |",
+             "| --- | ---: | --- | --- | ---: | --- | --- |"]
     for row in GTSRB_PUBLISHED:
         lines.append(f"| {row['name']} | {row['accuracy']:.2f}% | {row['input']} | {row['augmentation']} "
-                     f"| | | {row['source']} (published) |")
+                     f"| | {row['hardware']} | {row['source']} (published) |")
     for record in records:
         config = record["config"]
         augmentation = "small random affine (±10°, scale 0.9–1.1, shift ±1.6 px)" if config["augment"] else "none"
         if config["augment"] and config.get("brightness_contrast"):
             augmentation += f", brightness and contrast ×(1 ± {config['brightness_contrast']:g})"
-        lines.append(f"| ours: `{config['model']}` | {100 * record['test_accuracy']:.2f}% | 32x32 | {augmentation} "
-                     f"| {record['epochs']} | {record['seconds_total'] / 60:.0f} min | `{record['command']}` |")
+        machine = record["machine"]
+        hardware = machine["cuda"] if machine.get("cuda") else f"{machine['cpu_count']}-core CPU"
+        lines.append(f"| ours: `{config['model']}`, seed {config['seed']} | {100 * record['test_accuracy']:.2f}% "
+                     f"| 32x32 | {augmentation} | {record['epochs']} | {hardware}, "
+                     f"{record['seconds_total'] / 60:.0f} min | `{record['command']}` |")
     return "\n".join(lines)
 
 
-def headline_table(records: list[dict]) -> str:
+def headline_table(records: list[dict], selection: dict | None = None) -> str:
     """The README's headline table: plain MNIST, each column of the paper's Table 1 and the
     CIFAR-10 models, the reference figure (the paper's best model for the cell, the accuracy
     the course material reports, or the course's target) beside the course's best recorded
-    run at seed 0. The best is chosen on the test set, as the paper's table is read."""
+    run at seed 0. The best is chosen on the test set, as the paper's table is read; except on
+    GTSRB, whose recipe was chosen on held-out tracks (``selection``, default
+    ``results/gtsrb_selection.json``): there the seed-0 final run, with its seeds' mean and range."""
     chosen = longest_runs(records)
     lines = ["| task | measure | reference | ours | our run |", "|---|---|---|---|---|"]
 
@@ -223,11 +229,19 @@ def headline_table(records: list[dict]) -> str:
         runs = {key: record for key, record in chosen.items() if key[1] == model}
         cell = ours(best_run(runs, "cifar10"), accuracy=True)
         lines.append(f"| CIFAR-10, `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
+    selection = load_selection() if selection is None else selection
+    finals = final_runs(selection, records) if selection else {}
     for published in (row for row in GTSRB_PUBLISHED if row["model"]):
         model = published["model"]
         reference = f"{published['accuracy']:.2f}% ({published['by']}, {published['input']})"
+        seed_0 = next((record for record in records if selection and record["name"] in selection["final_runs"]
+                       and (record["config"]["model"], record["config"]["seed"]) == (model, 0)), None)
         runs = {key: record for key, record in chosen.items() if key[1] == model}
-        cell = ours(best_run(runs, "gtsrb"), accuracy=True)
+        cell = ours(seed_0 or best_run(runs, "gtsrb"), accuracy=True)
+        if seed_0 is not None and len(finals[model].accuracies) > 1:  # the seed-0 run, and the seeds' mean and range
+            summary = finals[model]
+            cell = (f"{cell[0]} ({len(summary.accuracies)} seeds: mean {summary.mean:.2f}%, "
+                    f"{summary.low:.2f}–{summary.high:.2f})", cell[1])
         lines.append(f"| GTSRB (32x32), `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
     return "\n".join(lines)
 
@@ -236,6 +250,12 @@ def headline_table(records: list[dict]) -> str:
 README_BLOCKS: dict[str, Callable[[], str]] = {
     "headline": lambda: headline_table(load_run_results()),
 }
+
+def _with_selection(table: Callable[[dict], str]) -> str:
+    """``table(selection)`` of ``results/gtsrb_selection.json``, or a line saying it is not chosen yet."""
+    selection = load_selection()
+    return table(selection) if selection else "Not chosen yet: `python benchmarks/gtsrb_selection.py` runs the selection."
+
 
 #: RESULTS.md, in order: (heading, what the table shows, table).
 RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
@@ -274,6 +294,20 @@ RESULTS_SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
      "Each run beside the accuracy the course material reports for its network, or the course's target for "
      "its own model ([notebook 04](notebooks/04_cifar10.ipynb)).",
      lambda: cifar10_table(load_run_results())),
+    ("GTSRB: the recipe chosen on held-out tracks",
+     "`python benchmarks/gtsrb_selection.py`: each candidate trained on `gtsrb-val`'s training tracks and "
+     "evaluated on its held-out whole tracks, never on the test set "
+     "([notebook 06](notebooks/06_traffic_signs.ipynb)).",
+     lambda: _with_selection(lambda selection: selection_table(selection, load_run_results()))),
+    ("GTSRB: the chosen recipe, three seeds",
+     "The chosen recipe on the whole training set with transformers and without, seeds 0-2: each run's "
+     "last epoch's test accuracy (no epoch is picked by a test number).",
+     lambda: _with_selection(lambda selection: final_table(selection, load_run_results()))),
+    ("GTSRB: the jitter test sets",
+     "`python -m stn_course jitter` with each final run's options: the official test set turned, zoomed and "
+     "shifted 2, 3 and 4 times as far as the training jitter (`stn_course.gtsrb_jitter`, seed 0); test error, "
+     "mean over the three seeds with their range.",
+     lambda: _with_selection(lambda selection: jitter_table(load_jitter_results(selection)))),
     ("Every run",
      "Every training run with the command that repeats it. Training times were measured on a shared CPU, "
      "often while other work ran beside the training; the per-epoch seconds are in each JSON file.",
@@ -456,22 +490,22 @@ def regularisation_table(records: list[dict]) -> str:
 def selection_table(selection: dict, records: Sequence[dict]) -> str:
     """The validation table that chose the GTSRB recipe, as Markdown: per candidate of
     ``selection`` (``results/gtsrb_selection.json``, written by ``benchmarks/gtsrb_selection.py``)
-    its change from the base recipe, model, epochs, accuracy on ``gtsrb-val``'s held-out tracks
-    and training time, from its run's record among ``records`` (:func:`load_run_results`; a dash
-    until it has run); the chosen candidate in bold, then the base recipe and the rule."""
+    its change from the base recipe, model, epochs and accuracy on ``gtsrb-val``'s held-out
+    tracks, from its run's record among ``records`` (:func:`load_run_results`; a dash until it
+    has run); the chosen candidate in bold, then the base recipe and the rule. No training times:
+    the candidates ran beside other work, so their seconds are not timings."""
     by_name = {record["name"]: record for record in records if record["config"]["dataset"] == "gtsrb-val"}
-    lines = ["| candidate | change from the base | model | epochs | validation accuracy | training time |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = ["| candidate | change from the base | model | epochs | validation accuracy |",
+             "|---|---|---|---:|---:|"]
     for row in selection["candidates"]:
         record = by_name.get(row["run"])
         change = ", ".join(recipe_parts("", row["changes"])) or "—"
         accuracy = f"{100 * record['test_accuracy']:.2f}%" if record else "—"
-        minutes = f"{record['seconds_total'] / 60:.0f} min" if record else "—"
         epochs = record["epochs"] if record else row["changes"].get("epochs", selection["base"]["epochs"])
         label = f"**{row['label']}** (chosen)" if row["run"] == selection["chosen"] else row["label"]
         if row["run"] == selection["chosen"]:
             accuracy = f"**{accuracy}**"
-        lines.append(f"| {label} | {change} | `{row['model']}` | {epochs} | {accuracy} | {minutes} |")
+        lines.append(f"| {label} | {change} | `{row['model']}` | {epochs} | {accuracy} |")
     base = selection["base"]
     settings = ", ".join(recipe_parts("", base["settings"]))
     lines += ["", f"Base: `{base['model']}`, {base['epochs']} epochs, {settings}. Chosen: {selection['rule']}."]

@@ -155,6 +155,7 @@ def test_gtsrb_selection_dry_run_prints_every_validation_command_and_runs_nothin
     lines = capsys.readouterr().out.splitlines()
     commands = [line[9:] for line in lines if line.startswith(("to run   python -m stn_course train ",
                                                                 "done     python -m stn_course train "))]
+    commands = commands[:len(gtsrb_selection.CANDIDATES)]  # the candidates first (then the combined and final runs)
     assert len(commands) == len(gtsrb_selection.CANDIDATES) == len(set(commands))
     for line in lines[1:1 + len(commands)]:  # done exactly when its record is in results/ (the runs go on)
         name = gtsrb_selection.candidate_config(gtsrb_selection.CANDIDATES[lines.index(line) - 1]).name
@@ -162,7 +163,12 @@ def test_gtsrb_selection_dry_run_prints_every_validation_command_and_runs_nothin
     assert all("--dataset gtsrb-val " in line and line.endswith(" --record") for line in commands)
     assert "--model gtsrb-bn-cnn " in commands[1] and all("--model gtsrb-bn-st-cnn " in c for c in commands[2:])
     assert "--epochs 10 " in commands[0] and "--set amp=true" in commands[0] and "--ship" not in " ".join(commands)
-    assert lines[-1].startswith("The choice follows the validation runs; then the final runs")
+    if any(not gtsrb_selection.recorded(gtsrb_selection.candidate_config(c).name) for c in gtsrb_selection.CANDIDATES):
+        assert lines[-1].startswith("The choice follows the validation runs; then the final runs")
+    else:  # the course's selection has run: the choice, then the final runs and their jitter tests
+        assert any(line.startswith("Chosen: ") for line in lines)
+        assert any("train --dataset gtsrb --model gtsrb-bn-cnn " in line for line in lines)
+        assert lines[-1].split()[-1] == "--record" and " jitter --dataset gtsrb " in lines[-1]
 
 
 def _validation_record(selection, candidate, accuracy):

@@ -12,7 +12,7 @@ def _record(dataset, model, accuracy, augment=False):
     record_config = {**asdict(config), "augment": augment}
     return {"name": config.name, "config": record_config, "test_accuracy": accuracy,
             "test_error_percent": round(100 * (1 - accuracy), 3), "epochs": 8, "seconds_total": 600.0,
-            "finished_at": "2026-11-22T01:00:00+0000", "command": f"python -m stn_course train {config.name}"}
+            "machine": {"cuda": None, "cpu_count": 2, "torch": "2.14.1"}, "finished_at": "2026-11-22T01:00:00+0000", "command": f"python -m stn_course train {config.name}"}
 
 
 def test_every_published_model_is_one_of_the_course():
@@ -23,12 +23,12 @@ def test_every_published_model_is_one_of_the_course():
 
 
 def test_the_traffic_sign_table_and_the_headline_read_the_same_rows():
-    records = [_record("gtsrb", "gtsrb-st-cnn", 0.99)]
+    records = [_record("gtsrb", "gtsrb-bn-st-cnn", 0.99)]
     gtsrb = report.gtsrb_table(records).splitlines()
     for row in published.GTSRB_PUBLISHED:
         assert any(line.startswith(f"| {row['name']} | {row['accuracy']:.2f}% | {row['input']} |") for line in gtsrb)
-    assert gtsrb[-1].startswith("| ours: `gtsrb-st-cnn` | 99.00% | 32x32 | none | 8 |")
-    headline = report.headline_table(records)
+    assert gtsrb[-1].startswith("| ours: `gtsrb-bn-st-cnn`, seed 0 | 99.00% | 32x32 | none | 8 | 2-core CPU, 10 min |")
+    headline = report.headline_table(records, selection={})
     for row in published.GTSRB_PUBLISHED:
         if row["model"]:
             assert f"| GTSRB (32x32), `{row['model']}` | test accuracy | {row['accuracy']:.2f}% ({row['by']}," in headline

@@ -13,7 +13,8 @@ def _record(dataset, model, accuracy, finished_at="2026-11-22T01:00:00+0000", va
     config = replace(recipe_config(dataset, model, 8, variant=variant), **changes)
     return {"name": config.name, "config": asdict(config),
             "test_accuracy": accuracy, "test_error_percent": round(100 * (1 - accuracy), 3),
-            "epochs": 8, "seconds_total": 600.0, "finished_at": finished_at}
+            "epochs": 8, "seconds_total": 600.0, "finished_at": finished_at,
+            "machine": {"cuda": None, "cpu_count": 2, "torch": "2.14.1"}}
 
 
 def test_table1_puts_each_result_in_its_cell_beside_the_paper():
@@ -236,7 +237,7 @@ def test_the_traffic_sign_table_names_brightness_and_contrast_jitter_where_a_run
     plain = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.99), "command": "plain"}
     jittered = {**_record("gtsrb", "gtsrb-bn-st-cnn", 0.995, brightness_contrast=0.3), "command": "jittered"}
     rows = {line.split(" | ")[-1]: line for line in report.gtsrb_table([plain, jittered]).splitlines()[-2:]}
-    assert "shift ±1.6 px) | 8 |" in rows["`plain` |"]
+    assert "shift ±1.6 px) | 8 | 2-core CPU, 10 min |" in rows["`plain` |"]
     assert "shift ±1.6 px), brightness and contrast ×(1 ± 0.3) | 8 |" in rows["`jittered` |"]
 
 
@@ -256,11 +257,11 @@ def test_the_selection_table_shows_each_candidates_validation_run_and_the_choice
                                 {"label": "longer", "model": "gtsrb-bn-st-cnn", "changes": {"epochs": 12},
                                  "run": "not run yet"}]}
     table = report.selection_table(selection, [test_run, *runs.values()]).splitlines()
-    assert table[0] == "| candidate | change from the base | model | epochs | validation accuracy | training time |"
-    assert table[2] == "| base | — | `gtsrb-bn-st-cnn` | 8 | 99.00% | 10 min |"
-    assert table[3] == "| cnn | — | `gtsrb-bn-cnn` | 8 | 98.50% | 10 min |"
-    assert table[4] == "| **faster** (chosen) | lr=0.004 | `gtsrb-bn-st-cnn` | 8 | **99.50%** | 10 min |"
-    assert table[5] == "| longer | epochs=12 | `gtsrb-bn-st-cnn` | 12 | — | — |"
+    assert table[0] == "| candidate | change from the base | model | epochs | validation accuracy |"
+    assert table[2] == "| base | — | `gtsrb-bn-st-cnn` | 8 | 99.00% |"
+    assert table[3] == "| cnn | — | `gtsrb-bn-cnn` | 8 | 98.50% |"
+    assert table[4] == "| **faster** (chosen) | lr=0.004 | `gtsrb-bn-st-cnn` | 8 | **99.50%** |"
+    assert table[5] == "| longer | epochs=12 | `gtsrb-bn-st-cnn` | 12 | — |"
     assert table[7] == "Base: `gtsrb-bn-st-cnn`, 8 epochs, label_smoothing=0.1, amp=true. Chosen: the best."
 
 

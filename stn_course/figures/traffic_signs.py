@@ -1,5 +1,6 @@
 """Figures of notebook 06 (traffic signs, GTSRB): examples of each class, class counts,
-sign sizes, the transformer's zoom against the sign's size, and per-class errors.
+sign sizes, the transformer's zoom against the sign's size, per-class errors, and the
+error on the jitter test sets against their strength.
 Images are float ``(N, 3, H, W)`` in [0, 1]; metadata comes from
 :class:`stn_course.gtsrb.GTSRBData`."""
 from __future__ import annotations
@@ -87,4 +88,21 @@ def plot_per_class_errors(errors: dict[str, torch.Tensor], names: Sequence[str])
     ax.set(xlabel="class", ylabel="test error (%)", xticks=classes, xlim=(-0.7, len(names) - 0.3))
     ax.tick_params(axis="x", labelsize=7)
     ax.legend()
+    return fig
+
+
+def plot_jitter_curves(errors: dict[str, dict[str, list[float]]], times: dict[str, int]) -> Figure:
+    """Test error (%) against jitter strength (``{model: {strength: [error of each seed]}}``, from
+    :func:`stn_course.gtsrb_results.jitter_errors`; ``times``: strength → multiple of the training
+    jitter, the x axis): the seeds' mean as a line, their range as a band, on a log scale."""
+    fig = new_figure((5.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for model, by_strength in errors.items():
+        x = np.array([times[strength] for strength in by_strength])
+        values = [np.array(seeds) for seeds in by_strength.values()]
+        ax.plot(x, [v.mean() for v in values], "o-", label=f"{model} (mean of {len(values[0])} seeds)")
+        ax.fill_between(x, [v.min() for v in values], [v.max() for v in values], alpha=0.25)
+    ax.set(xlabel="jitter strength (times the training jitter: ±10°, zoom ±0.1, shift ±1.6 px)",
+           ylabel="test error (%)", yscale="log", xticks=sorted(times.values()))
+    ax.legend(fontsize=8)
     return fig
