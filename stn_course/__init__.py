@@ -18,7 +18,8 @@ names, without torch), ``recipes`` and ``validation`` (what a run is: ``RunConfi
 ``experiments`` (doing a run: build, train, load), ``checkpoints`` (a run's checkpoint and
 its identity), ``shipped`` (the trained models shipped with the course), ``results`` (a run's
 results file), ``recording`` (θ recorded while a transformer trains), ``runlock`` and
-``errors``, ``published`` (the published results), ``records`` (results records read
+``errors``, ``published`` (the published results), ``gtsrb_results`` (GTSRB's selection, seeds and jitter sets read
+back), ``records`` (results records read
 back and checked) and ``report`` (the tables), ``plot``
 (drawing primitives), the ``figures`` package (each notebook's
 figures: ``figures.concepts``, ``figures.sampling``, ``figures.training``, ``figures.visualising``,

@@ -157,7 +157,7 @@ def test_notebook_06_loads_the_training_recording_and_trains_nothing(monkeypatch
     sources = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     namespace: dict = {"display": lambda *objects: None}  # IPython's built-in in a notebook
     exec(next(source for source in sources if source.startswith("import inspect")), namespace)
-    (cell,) = [source for source in sources if source.startswith("TRAIN_IF_MISSING")]
+    (cell,) = [source for source in sources if source.startswith("recording_path = find_evolution")]
     exec(cell, namespace)
     assert namespace["TRAIN_IF_MISSING"] is False
     assert namespace["recording_path"] == recording.evolution_path(recording.TRAFFIC_SIGN_EVOLUTION_RUN)
