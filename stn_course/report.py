@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .gtsrb_results import final_runs, final_table, jitter_table, load_jitter_results, load_selection
+from .gtsrb_results import final_configs, final_runs, final_table, jitter_table, load_jitter_results, load_selection
 from .published import CIFAR10_REPORTED, GTSRB_PUBLISHED, PAPER_TABLE1
 from .records import config_of, load_error_results, load_run_results
 from .recipes import FINAL_DROP_AT, recipe_config, recipe_parts
@@ -231,11 +231,12 @@ def headline_table(records: list[dict], selection: dict | None = None) -> str:
         lines.append(f"| CIFAR-10, `{model}` | test accuracy | {reference} | {cell[0]} | {cell[1]} |")
     selection = load_selection() if selection is None else selection
     finals = final_runs(selection, records) if selection else {}
+    seed_0_runs = {model: config.name for model, config in final_configs(selection, records).items()} if selection else {}
+    by_name = {record["name"]: record for record in records}
     for published in (row for row in GTSRB_PUBLISHED if row["model"]):
         model = published["model"]
         reference = f"{published['accuracy']:.2f}% ({published['by']}, {published['input']})"
-        seed_0 = next((record for record in records if selection and record["name"] in selection["final_runs"]
-                       and (record["config"]["model"], record["config"]["seed"]) == (model, 0)), None)
+        seed_0 = by_name.get(seed_0_runs.get(model))
         runs = {key: record for key, record in chosen.items() if key[1] == model}
         cell = ours(seed_0 or best_run(runs, "gtsrb"), accuracy=True)
         if seed_0 is not None and len(finals[model].accuracies) > 1:  # the seed-0 run, and the seeds' mean and range
