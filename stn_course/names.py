@@ -57,6 +57,7 @@ class ModelOptions:
         base_width: channels of the first block of the batch-norm traffic-sign networks (the five
             convolutions: 1, 1, 2, 2, 4 times as many).
         st_after: the block (1 or 2) that ``gtsrb-bn-st-cnn``'s second transformer follows.
+        equalize: the batch-norm traffic-sign networks equalise each image's histogram first.
     """
 
     window: int | None = _option(None, Allowed(int, low=1, optional=True, none_means="the model's default"),
@@ -65,6 +66,7 @@ class ModelOptions:
     batchnorm: bool = _option(False, Allowed(bool), ("cnn", *_ST_CNNS))
     base_width: int = _option(64, Allowed(int, low=1), _BN_SIGN_NETS)
     st_after: int = _option(1, Allowed(int, low=1, high=2), ("gtsrb-bn-st-cnn",))
+    equalize: bool = _option(False, Allowed(bool), _BN_SIGN_NETS)
 
     def __post_init__(self) -> None:
         check_settings(self.as_dict(), MODEL_OPTION_RULES, owner="model option")

@@ -166,6 +166,7 @@ class RunConfig:
     batchnorm: bool = False  # CNN and ST-CNNs: batch normalisation after each of the classifier's convolutions
     base_width: int = 64  # gtsrb-bn-*: channels of the first block (widths 1, 1, 2, 2, 4 times it)
     st_after: int = 1  # gtsrb-bn-st-cnn: the block (1 or 2) its second transformer follows
+    equalize: bool = False  # gtsrb-bn-*: equalise each image's histogram (per channel) before anything else
     amp: bool | None = None  # mixed precision: float16 on CUDA, bfloat16 on the CPU (None: on CUDA only)
     log_interval: int | None = None  # a Train Epoch line every this many batches (None: a few an epoch)
     seed: int = 0

@@ -66,16 +66,18 @@ def traffic_sign_builder(transformers: bool, widths: Sequence[int] = WIDTHS, hid
 
 
 def bn_traffic_sign_cnn(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
-                        num_classes: int = 43, base_width: int = BN_BASE_WIDTH) -> nn.Module:
+                        num_classes: int = 43, base_width: int = BN_BASE_WIDTH, equalize: bool = False) -> nn.Module:
     """:class:`~stn_course.traffic_sign_models.BNTrafficSignNet` without transformers (``gtsrb-bn-cnn``)."""
-    return BNTrafficSignNet(input_shape, mean, std, num_classes, transformers=False, base_width=base_width)
+    return BNTrafficSignNet(input_shape, mean, std, num_classes, transformers=False, base_width=base_width,
+                            equalize=equalize)
 
 
 def bn_traffic_sign_st_cnn(input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
-                           num_classes: int = 43, base_width: int = BN_BASE_WIDTH, st_after: int = 1) -> nn.Module:
+                           num_classes: int = 43, base_width: int = BN_BASE_WIDTH, st_after: int = 1,
+                           equalize: bool = False) -> nn.Module:
     """:class:`~stn_course.traffic_sign_models.BNTrafficSignNet` with its two transformers (``gtsrb-bn-st-cnn``)."""
     return BNTrafficSignNet(input_shape, mean, std, num_classes, transformers=True, base_width=base_width,
-                            st_after=st_after)
+                            st_after=st_after, equalize=equalize)
 
 
 #: name → builder; the order is the command line's and the docs'

@@ -27,6 +27,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from torchvision.transforms.v2.functional import equalize
+
 from .models import Normalize, SpatialTransformer
 
 #: output channels of the three convolution blocks (Moodstocks: 150, 200, 300 at 48x48)
@@ -51,6 +53,17 @@ class ImageStandardize(nn.Module):
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True)
         return (x - mean) / (std + self.eps)
+
+
+class HistogramEqualize(nn.Module):
+    """Equalise the histogram of each channel of each image ``(N, C, H, W)`` in [0, 1]
+    (:func:`torchvision.transforms.v2.functional.equalize`, 256 levels): a dark or washed-out
+    photograph then spreads over the whole range, as a bright one does. No parameters, no
+    gradient (it only ever sees the raw input)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return equalize(x.float().clamp(0, 1).contiguous()).to(x.dtype)
 
 
 def conv_block(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
@@ -156,12 +169,14 @@ class BNTrafficSignNet(nn.Module):
         base_width: channels of the first convolution; the five have :data:`BN_WIDTH_FACTORS`
             times as many.
         st_after: the block (1: 16x16 maps at 32x32, 2: 8x8) the second transformer follows.
+        equalize: first equalise each image's histogram (:class:`HistogramEqualize`); the
+            transformer then samples the equalised image, still black outside it.
     Input: float ``(N, 3, H, W)`` in [0, 1]; output: logits ``(N, num_classes)``.
     """
 
     def __init__(self, input_shape: Sequence[int], mean: Sequence[float], std: Sequence[float],
                  num_classes: int = 43, transformers: bool = True, base_width: int = BN_BASE_WIDTH,
-                 st_after: int = 1) -> None:
+                 st_after: int = 1, equalize: bool = False) -> None:
         super().__init__()
         channels, side = input_shape[0], input_shape[-1]
         if input_shape[-2] != side or side % 8:
@@ -181,7 +196,11 @@ class BNTrafficSignNet(nn.Module):
                                                       "affine", align_corners=False) if transformers else None
         self.head = nn.Sequential(*bn_conv(widths[3], widths[4]), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(widths[4], num_classes))
+        self.equalize = HistogramEqualize() if equalize else None
 
-    # the same order as TrafficSignNet's: input transformer, standardise, block 1, the feature
-    # transformer after block ``feature_block`` (= st_after), blocks 2 and 3, head
-    forward = TrafficSignNet.forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.equalize is not None:
+            x = self.equalize(x)
+        # then TrafficSignNet's order: input transformer, standardise, block 1, the feature
+        # transformer after block ``feature_block`` (= st_after), blocks 2 and 3, head
+        return TrafficSignNet.forward(self, x)

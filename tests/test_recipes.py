@@ -152,6 +152,8 @@ def test_the_batch_norm_sign_networks_take_their_width_and_second_transformer_po
     assert config.name == "gtsrb_gtsrb-bn-st-cnn_e10_s0_base_width=48_st_after=2"
     assert MODEL_OPTIONS["base_width"] == ("gtsrb-bn-cnn", "gtsrb-bn-st-cnn")
     assert MODEL_OPTIONS["st_after"] == ("gtsrb-bn-st-cnn",)
+    assert MODEL_OPTIONS["equalize"] == ("gtsrb-bn-cnn", "gtsrb-bn-st-cnn")
+    assert replace(config, equalize=True).name.endswith("_st_after=2_equalize=true")
     with pytest.raises(InvalidSettingError, match="st_after=2 is not an option of model 'gtsrb-bn-cnn'"):
         replace(config, model="gtsrb-bn-cnn")
     with pytest.raises(InvalidSettingError, match=r"st_after must be an integer in \[1, 2\]"):

@@ -11,7 +11,7 @@ from stn_course.gtsrb import load_gtsrb
 from stn_course.names import MODEL_NAMES
 from stn_course.recipes import default_config
 from stn_course.registry import build_classifier
-from stn_course.traffic_sign_models import BNTrafficSignNet, TrafficSignNet
+from stn_course.traffic_sign_models import BNTrafficSignNet, HistogramEqualize, TrafficSignNet
 from stn_course.utils import data_root, results_dir
 
 
@@ -125,6 +125,31 @@ def test_batch_norm_st_cnn_starts_at_the_identity_after_the_block_it_is_given(st
         assert torch.allclose(cnn(images), logits, atol=1e-4), "at the identity it is its CNN"
     with pytest.raises(ValueError, match="st_after must be 1 or 2"):
         BNTrafficSignNet((3, 32, 32), (0.5,) * 3, (0.25,) * 3, st_after=3)
+
+
+def test_histogram_equalisation_spreads_a_dark_image_over_the_range_and_keeps_black_black():
+    dark = torch.linspace(0, 0.2, 3 * 32 * 32).reshape(1, 3, 32, 32)
+    equalised = HistogramEqualize()(dark)
+    assert equalised.shape == dark.shape and equalised.dtype == dark.dtype
+    assert equalised.max() > 0.95 and equalised.mean() > 2 * dark.mean()
+    # order is kept within a channel: equalisation is monotone
+    flat = equalised[0, 0].flatten()
+    assert bool((flat[1:] >= flat[:-1]).all())
+    assert HistogramEqualize()(torch.zeros(2, 3, 8, 8)).abs().max() == 0
+
+
+@pytest.mark.parametrize("name", ["gtsrb-bn-cnn", "gtsrb-bn-st-cnn"])
+def test_equalising_networks_keep_their_weights_and_see_equalised_images(name):
+    from stn_course.names import ModelOptions
+
+    plain = build_classifier(name, (3, 32, 32), (0.5,) * 3, (0.25,) * 3, num_classes=43).eval()
+    equalising = build_classifier(name, (3, 32, 32), (0.5,) * 3, (0.25,) * 3, num_classes=43,
+                                  options=ModelOptions(equalize=True)).eval()
+    equalising.load_state_dict(plain.state_dict())  # no parameters of its own: shipped weights load
+    images = torch.rand(2, 3, 32, 32) * 0.3
+    with torch.no_grad():
+        assert torch.allclose(equalising(images), plain(HistogramEqualize()(images)), atol=1e-5)
+        assert not torch.allclose(equalising(images), plain(images), atol=1e-3)
 
 
 def test_batch_norm_st_cnn_trains_a_quick_run_with_brightness_and_contrast_jitter():
