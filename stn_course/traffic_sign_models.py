@@ -26,7 +26,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-
 from torchvision.transforms.v2.functional import equalize
 
 from .models import Normalize, SpatialTransformer
