@@ -165,21 +165,28 @@ def test_gtsrb_selection_dry_run_prints_every_validation_command_and_runs_nothin
     assert "--epochs 10 " in commands[0] and "--set amp=true" in commands[0] and "--ship" not in " ".join(commands)
     if any(not gtsrb_selection.recorded(gtsrb_selection.candidate_config(c).name) for c in gtsrb_selection.CANDIDATES):
         assert lines[-1].startswith("The choice follows the validation runs; then the final runs")
-    else:  # the course's selection has run: the choice, then the final runs and their jitter tests
+    else:  # the course's selection has run: the choice, round 2, then the final runs and their jitter tests
         assert any(line.startswith("Chosen: ") for line in lines)
-        assert any("train --dataset gtsrb --model gtsrb-bn-cnn " in line for line in lines)
-        assert lines[-1].split()[-1] == "--record" and " jitter --dataset gtsrb " in lines[-1]
+        round_2 = [gtsrb_selection.candidate_config(c, seed).command() for c in gtsrb_selection.ROUND_2_CANDIDATES
+                   for seed in gtsrb_selection.ROUND_2_SEEDS]
+        start = lines.index("Round 2 on gtsrb-val, seeds 0, 1:")
+        assert [line[9:].removesuffix(" --record") for line in lines[start + 1:start + 1 + len(round_2)]] == round_2
+        if gtsrb_selection.choose_round_2(gtsrb_selection.ROUND_2_CANDIDATES) is None:
+            assert lines[-1].startswith("to run   python -m stn_course train --dataset gtsrb-val ")
+        else:
+            assert any("train --dataset gtsrb --model gtsrb-bn-cnn " in line for line in lines)
+            assert lines[-1].split()[-1] == "--record" and " jitter --dataset gtsrb " in lines[-1]
 
 
-def _validation_record(selection, candidate, accuracy):
-    """A synthetic results record of ``candidate``'s validation run, where --record writes it."""
+def _validation_record(selection, candidate, accuracy, seed=0):
+    """A synthetic results record of ``candidate``'s validation run (of 1000 images), where --record writes it."""
     from dataclasses import asdict
 
     from stn_course.utils import results_dir
 
-    config = selection.candidate_config(candidate)
+    config = selection.candidate_config(candidate, seed)
     record = {"name": config.name, "config": asdict(config), "test_accuracy": accuracy, "epochs": config.epochs,
-              "seconds_total": 60.0}
+              "test_correct": round(1000 * accuracy), "seconds_total": 60.0}
     (results_dir(record=True) / f"{config.name}.json").write_text(json.dumps(record))
 
 
@@ -212,6 +219,47 @@ def test_gtsrb_selection_chooses_from_validation_records_and_combines_the_change
         gtsrb_selection.choose(candidates)
 
 
+def test_gtsrb_round_2_chooses_by_held_out_images_over_both_seeds_and_records_its_final_runs(gtsrb_selection,
+                                                                                               monkeypatch):
+    from stn_course.results import save_result
+
+    Candidate = gtsrb_selection.Candidate
+    monkeypatch.setattr(gtsrb_selection, "BASE_SETTINGS", {"label_smoothing": 0.1})
+    # (quick mode shrinks epochs, so the candidates differ in other settings)
+    candidates = (Candidate("first", {"lr": 0.004}), Candidate("smoothing 0.2", {"lr": 0.004, "label_smoothing": 0.2}),
+                  Candidate("equalised", {"lr": 0.004, "equalize": True}))
+    monkeypatch.setattr(gtsrb_selection, "ROUND_2_CANDIDATES", candidates)
+    _validation_record(gtsrb_selection, candidates[0], 0.997)
+    assert gtsrb_selection.choose_round_2(candidates) is None, "not before every seed of every candidate has run"
+    for candidate, (seed_0, seed_1) in zip(candidates, ((0.997, 0.990), (0.999, 0.994), (0.994, 0.995))):
+        _validation_record(gtsrb_selection, candidate, seed_0, seed=0)
+        _validation_record(gtsrb_selection, candidate, seed_1, seed=1)
+    assert gtsrb_selection.held_out_correct(candidates[1]) == 1993
+    assert gtsrb_selection.choose_round_2(candidates).label == "smoothing 0.2", "the sum over seeds, not seed 0's best"
+    for candidate in candidates[1:]:  # 999 + 998 each: a tie
+        _validation_record(gtsrb_selection, candidate, 0.999, seed=0)
+        _validation_record(gtsrb_selection, candidate, 0.998, seed=1)
+    assert gtsrb_selection.choose_round_2(candidates).label == "smoothing 0.2", "a tie goes to the earlier"
+    _validation_record(gtsrb_selection, candidates[2], 1.0, seed=1)
+    assert gtsrb_selection.choose_round_2(candidates).label == "equalised"
+    with pytest.raises(RuntimeError, match="round 1's record"):
+        gtsrb_selection.record_round_2(candidates[2])
+    round_1_finals = [config.name for config in gtsrb_selection.final_configs(candidates[0])]
+    save_result("gtsrb_selection", {"rule": "round 1's", "chosen": "x", "final_runs": round_1_finals},
+                command="python benchmarks/gtsrb_selection.py", record=True)
+    gtsrb_selection.record_round_2(candidates[2])
+    record = gtsrb_selection.recorded("gtsrb_selection")
+    assert record["rule"] == "round 1's" and record["round_1_final_runs"] == round_1_finals
+    assert record["round_2"]["chosen"] == "equalised" and record["round_2"]["seeds"] == [0, 1]
+    assert record["round_2"]["candidates"][1]["runs"][1] == gtsrb_selection.candidate_config(candidates[1], 1).name
+    assert record["final_runs"][:2] == [config.name for config in gtsrb_selection.final_configs(candidates[2])][:2]
+    assert all("equalize=true" in name for name in record["final_runs"])
+    finished = record["finished_at"]
+    gtsrb_selection.record_round_2(candidates[2])
+    assert gtsrb_selection.recorded("gtsrb_selection")["round_1_final_runs"] == round_1_finals
+    assert gtsrb_selection.recorded("gtsrb_selection")["finished_at"] == finished, "unchanged: not rewritten"
+
+
 @pytest.mark.skipif(not (data_root() / "GTSRB" / "gtsrb32.npz").exists(), reason="GTSRB is not under the data root")
 def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budget(gtsrb_selection, monkeypatch,
                                                                                     capsys):
@@ -223,6 +271,7 @@ def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budge
     monkeypatch.setattr(gtsrb_selection, "BASE_SETTINGS", {"base_width": 8, "brightness_contrast": 0.3})
     monkeypatch.setattr(gtsrb_selection, "CANDIDATES", (Candidate("base"), Candidate("cnn", model="gtsrb-bn-cnn"),
                                                         Candidate("narrow", {"base_width": 4})))
+    monkeypatch.setattr(gtsrb_selection, "ROUND_2_CANDIDATES", (Candidate("base"), Candidate("narrow", {"base_width": 4})))
     monkeypatch.setattr(gtsrb_selection, "FINAL_SEEDS", (0,))
     ran = []
 
@@ -233,6 +282,7 @@ def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budge
 
     assert gtsrb_selection.main([], runner=in_process) == 0
     assert ran[:3] == ["train"] * 3 and ran[-4:] == ["train", "train", "jitter", "jitter"]
+    assert len(ran) == 3 + 2 + 4, "round 2 trains what round 1 did not: base and narrow at seed 1"
     selection = json.loads(find_result("gtsrb_selection").read_text())
     assert selection["command"] == "python benchmarks/gtsrb_selection.py" and selection["machine"]["cpu_count"] >= 1
     chosen = next(row for row in selection["candidates"] if row["run"] == selection["chosen"])
@@ -251,7 +301,8 @@ def test_gtsrb_selection_runs_chooses_and_trains_the_finals_once_on_a_tiny_budge
     assert gtsrb_selection.main([], runner=in_process) == 0 and len(ran) == count, "finished runs are skipped"
     assert gtsrb_selection.main(["--dry-run"], runner=_never) == 0
     out = capsys.readouterr().out
-    assert "to run" not in out and out.count("done     python -m stn_course") == count
+    # round 2 lists its seed-0 runs again (round 1 made them)
+    assert "to run" not in out and out.count("done     python -m stn_course") == count + 2
 
 
 @pytest.fixture(scope="module")

@@ -241,6 +241,29 @@ def test_the_traffic_sign_table_names_brightness_and_contrast_jitter_where_a_run
     assert "shift ±1.6 px), brightness and contrast ×(1 ± 0.3) | 8 |" in rows["`jittered` |"]
 
 
+def test_the_round_2_table_shows_each_seed_and_the_images_right_over_both():
+    base = {"label_smoothing": 0.1, "brightness_contrast": 0.5}
+    runs = {}
+    for label, changes, accuracies in [("first", {}, (0.99, 0.995)), ("equalised", {"equalize": True}, (0.995, 0.995))]:
+        for seed, accuracy in enumerate(accuracies):
+            record = _record("gtsrb-val", "gtsrb-bn-st-cnn", accuracy, **base, **changes, seed=seed)
+            record.update(test_correct=round(1000 * accuracy), test_samples=1000)
+            runs[label, seed] = record
+    selection = {"base": {"epochs": 8}, "rule": "x"}
+    assert report.round_2_table(selection, []).startswith("Round 2 not recorded yet")
+    selection["round_2"] = {"rule": "the most images right", "seeds": [0, 1], "chosen": "equalised", "candidates": [
+        {"label": "first", "changes": base, "runs": [runs["first", 0]["name"], runs["first", 1]["name"]]},
+        {"label": "equalised", "changes": {**base, "equalize": True},
+         "runs": [runs["equalised", 0]["name"], runs["equalised", 1]["name"]]},
+        {"label": "longer", "changes": {**base, "epochs": 16}, "runs": ["a", "b"]}]}
+    table = report.round_2_table(selection, list(runs.values())).splitlines()
+    assert table[0] == "| candidate | change from round 1's choice | epochs | seed 0 | seed 1 | held-out images right |"
+    assert table[2] == "| first | — | 8 | 99.00% | 99.50% | 1985 / 2000 |"
+    assert table[3] == "| **equalised** (chosen) | equalize=true | 8 | 99.50% | 99.50% | **1990 / 2000** |"
+    assert table[4] == "| longer | epochs=16 | 16 | — | — | — |"
+    assert table[-1] == "Chosen: the most images right."
+
+
 def test_the_selection_table_shows_each_candidates_validation_run_and_the_choice():
     base = {"label_smoothing": 0.1, "amp": True}
     runs = {label: _record("gtsrb-val", model, accuracy, **base, **changes) for label, model, accuracy, changes in [
