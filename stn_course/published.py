@@ -37,8 +37,10 @@ GTSRB_PUBLISHED = (
     {"name": "IDSIA: committee of 25 CNNs (winner, IJCNN 2011)", "accuracy": 99.46, "input": "48x48",
      "augmentation": "translation, rotation, scaling; contrast normalisations", "hardware": "GPUs",
      "source": "Cireşan et al., Neural Networks 32 (2012)", "by": "IDSIA", "model": None},
+    # their code's README command for three transformers: no `-dataAug`; `-globalNorm -localNorm`
+    # (datasets/gtsrb.lua: the dataset's mean and std, then local contrast normalisation, 7x7)
     {"name": "Arcos-García et al.: CNN with three spatial transformers", "accuracy": 99.71, "input": "48x48",
-     "augmentation": "see the paper", "hardware": "see the paper",
-     "source": "Arcos-García et al., Neural Networks 99 (2018)",
+     "augmentation": "none; global and local contrast normalisation", "hardware": "GPU (Torch, cuDNN)",
+     "source": "Arcos-García et al., Neural Networks 99 (2018); code: github.com/aarcosg/tsr-torch",
      "by": "Arcos-García et al.", "model": None},
 )
