@@ -99,8 +99,8 @@ def final_table(selection: dict, records: Sequence[dict]) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for summary in summaries.values():
         seeds = [f"{summary.accuracies[seed]:.2f}%" if seed in summary.accuracies else "—" for seed in (0, 1, 2)]
-        minutes = "–".join(f"{value:.0f}" for value in sorted({min(summary.minutes.values()),
-                                                                  max(summary.minutes.values())}))
+        ends = dict.fromkeys(f"{value:.0f}" for value in (min(summary.minutes.values()), max(summary.minutes.values())))
+        minutes = "–".join(ends)  # "14", not "14–14", when both ends round alike
         lines.append(f"| `{summary.model}` | {' | '.join(seeds)} | {summary.mean:.2f}% | {summary.spread:.2f} "
                      f"| {summary.std:.2f} | {minutes} |")
     return "\n".join(lines)
