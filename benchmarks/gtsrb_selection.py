@@ -161,9 +161,12 @@ def choose(candidates: Sequence[Candidate]) -> Candidate | None:
     accuracies = [validation_accuracy(candidate) for candidate in candidates]
     if None in accuracies:
         return None
-    ranked = [(-accuracy, candidate.epochs, index) for index, (candidate, accuracy)
-              in enumerate(zip(candidates, accuracies)) if candidate.model == ST_MODEL]
-    return candidates[min(ranked)[2]]
+    return best_of([(c, a) for c, a in zip(candidates, accuracies) if c.model == ST_MODEL])
+
+
+def best_of(scored: Sequence[tuple[Candidate, float]]) -> Candidate:
+    """Both rounds' rule: the highest score, then fewer epochs, then the earlier candidate."""
+    return min(enumerate(scored), key=lambda item: (-item[1][1], item[1][0].epochs, item[0]))[1][0]
 
 
 def held_out_correct(candidate: Candidate, seeds: Sequence[int] = ROUND_2_SEEDS) -> int | None:
@@ -177,10 +180,7 @@ def choose_round_2(candidates: Sequence[Candidate]) -> Candidate | None:
     """:data:`ROUND_2_RULE`: the candidate with the most held-out images right over
     :data:`ROUND_2_SEEDS`, or None until every run has finished."""
     correct = [held_out_correct(candidate) for candidate in candidates]
-    if None in correct:
-        return None
-    ranked = [(-right, candidate.epochs, index) for index, (candidate, right) in enumerate(zip(candidates, correct))]
-    return candidates[min(ranked)[2]]
+    return None if None in correct else best_of(list(zip(candidates, correct)))
 
 
 def final_configs(chosen: Candidate) -> list[RunConfig]:

@@ -252,6 +252,7 @@ README_BLOCKS: dict[str, Callable[[], str]] = {
     "headline": lambda: headline_table(load_run_results()),
 }
 
+
 def round_2_table(selection: dict, records: Sequence[dict]) -> str:
     """Round 2 of the GTSRB selection (``selection["round_2"]``) as Markdown: per candidate its
     change from round 1's choice (the first candidate), epochs, accuracy on ``gtsrb-val``'s
